@@ -1,0 +1,5 @@
+"""``python -m finappd``."""
+
+from finappd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""The one exception tree of finappd.
+
+::
+
+    FinappdError
+    ├── ConfigError            bad or missing configuration (exit 78)
+    ├── ProviderError          a market-data API could not serve a request
+    │   ├── RateLimitedError       the API said "slow down" (retry_after seconds, if given)
+    │   ├── QuotaExhaustedError    the daily/monthly budget is spent
+    │   ├── AuthError              the key was refused
+    │   ├── SymbolNotFoundError    the API does not know the symbol
+    │   ├── BadResponseError       the body could not be understood
+    │   └── ProviderTimeoutError   no answer within the configured timeout
+    └── StoreError             the SQLite file could not be written or read
+
+Context rides as attributes (``provider``, ``symbol``, ``status``), never only in
+the message, and every raise inside finappd chains its cause (``raise ... from exc``).
+Messages never contain secrets: URLs are redacted before they are put in one.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BadResponseError",
+    "ConfigError",
+    "FinappdError",
+    "ProviderError",
+    "ProviderTimeoutError",
+    "QuotaExhaustedError",
+    "RateLimitedError",
+    "StoreError",
+    "SymbolNotFoundError",
+]
+
+
+class FinappdError(Exception):
+    """Base of every error finappd raises on purpose."""
+
+
+class ConfigError(FinappdError):
+    """The configuration is invalid; ``key`` names where."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+class ProviderError(FinappdError):
+    """A provider could not serve a request."""
+
+    #: Short machine-readable kind stored in ``fetch_errors.kind``.
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        symbol: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        self.provider = provider
+        self.symbol = symbol
+        self.status = status
+        super().__init__(message)
+
+
+class RateLimitedError(ProviderError):
+    """The API answered "too many requests"."""
+
+    kind = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        symbol: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, symbol=symbol, status=status)
+        self.retry_after = retry_after
+
+
+class QuotaExhaustedError(ProviderError):
+    """The provider's request budget for the period is spent."""
+
+    kind = "quota_exhausted"
+
+
+class AuthError(ProviderError):
+    """The API refused our credentials."""
+
+    kind = "auth"
+
+
+class SymbolNotFoundError(ProviderError):
+    """The API does not know this symbol."""
+
+    kind = "not_found"
+
+
+class BadResponseError(ProviderError):
+    """The response could not be parsed or classified."""
+
+    kind = "bad_response"
+
+
+class ProviderTimeoutError(ProviderError):
+    """The request did not complete within its timeout."""
+
+    kind = "timeout"
+
+
+class StoreError(FinappdError):
+    """The SQLite store failed."""

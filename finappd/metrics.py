@@ -1,0 +1,92 @@
+"""Concurrency gauges shared by workflow steps and providers.
+
+A :class:`Gauge` counts what is waiting and what is in flight, keeps the peaks,
+and records durations, so that a run can end with one ``step.metrics`` or
+``provider.metrics`` log line saying how busy each tier really was.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["Gauge", "percentile"]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile ``q`` (0..100) of ``values``, or None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+class Gauge:
+    """In-flight and waiting counters with peaks, call counts and timings."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.calls = 0
+        self.errors = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
+        self.waiting = 0
+        self.peak_waiting = 0
+        self.durations: list[float] = []
+        self.waits: list[float] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"<Gauge {self.name} calls={self.calls} errors={self.errors} "
+            f"in_flight={self.in_flight}/{self.peak_in_flight} "
+            f"waiting={self.waiting}/{self.peak_waiting}>"
+        )
+
+    @contextmanager
+    def wait(self) -> Iterator[None]:
+        """Count the caller as waiting (for a semaphore, a limiter) while inside."""
+        self.waiting += 1
+        self.peak_waiting = max(self.peak_waiting, self.waiting)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+            self.waits.append(time.perf_counter() - started)
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Count the caller as in flight while inside; an exception counts as an error."""
+        self.calls += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            self.errors += 1
+            raise
+        finally:
+            self.in_flight -= 1
+            self.durations.append(time.perf_counter() - started)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures for a ``*.metrics`` log line (times in milliseconds)."""
+        return {
+            "calls": self.calls,
+            "errors": self.errors,
+            "peak_in_flight": self.peak_in_flight,
+            "peak_waiting": self.peak_waiting,
+            "p50_ms": _ms(percentile(self.durations, 50)),
+            "p95_ms": _ms(percentile(self.durations, 95)),
+            "wait_p50_ms": _ms(percentile(self.waits, 50)),
+            "wait_p95_ms": _ms(percentile(self.waits, 95)),
+        }

@@ -1,0 +1,35 @@
+"""Typed market-data records, decided once: floats for prices, dates for trading days.
+
+Prices are ``float`` because SQLite stores REAL and every reader (pandas, the
+app) works in floats; providers that send decimal strings are parsed once.
+A daily bar's ``ts`` is the exchange-local trading ``date``; an intraday bar's
+``ts`` is a tz-aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+__all__ = ["Bar"]
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLCV bar of one symbol."""
+
+    symbol: str
+    ts: date | datetime
+    open: float | None
+    high: float | None
+    low: float | None
+    close: float
+    adj_close: float | None
+    volume: float | None
+    interval: str = "1d"
+
+    def ts_text(self) -> str:
+        """``YYYY-MM-DD`` for a daily bar, ISO-8601 UTC for an intraday one."""
+        if isinstance(self.ts, datetime):
+            return self.ts.astimezone(UTC).isoformat()
+        return self.ts.isoformat()
