@@ -9,6 +9,7 @@ line on stderr and exit code 78 (EX_CONFIG).
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import tomllib
@@ -215,7 +216,9 @@ class FlowSettings(_Model):
         if self.deadline is None:
             self.deadline = min(interval * 0.9, timedelta(hours=1))
         elif self.deadline >= interval:
-            raise ValueError(f"deadline {self.deadline} must be shorter than the interval {interval}")
+            raise ValueError(
+                f"deadline {self.deadline} must be shorter than the interval {interval}"
+            )
         return self
 
     def trigger(self) -> CronTrigger | timedelta:
@@ -239,7 +242,7 @@ class FlowSettings(_Model):
                 break
             fires.append(fire)
             previous, now = fire, fire + timedelta(seconds=1)
-        gaps = [b - a for a, b in zip(fires, fires[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(fires)]
         return min(gaps, default=timedelta(days=1))
 
 
@@ -302,7 +305,9 @@ class Settings(BaseSettings):
             provider.kind = provider.kind or name
             if provider.kind not in KNOWN_PROVIDER_KINDS:
                 known = ", ".join(sorted(KNOWN_PROVIDER_KINDS))
-                raise ValueError(f"providers.{name}.kind: unknown provider {provider.kind!r} ({known})")
+                raise ValueError(
+                    f"providers.{name}.kind: unknown provider {provider.kind!r} (known: {known})"
+                )
         seen: set[str] = set()
         for i, flow in enumerate(self.flows):
             if flow.name in seen:
