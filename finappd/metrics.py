@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["Gauge", "percentile"]
 
 
-def percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Iterable[float], q: float) -> float | None:
     """Nearest-rank percentile ``q`` (0..100) of ``values``, or None when empty."""
-    if not values:
-        return None
     ordered = sorted(values)
+    if not ordered:
+        return None
     rank = max(1, math.ceil(q / 100 * len(ordered)))
     return ordered[rank - 1]
 
@@ -29,8 +30,12 @@ def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1000, 3)
 
 
+#: Timings kept per gauge for percentiles; a daemon runs for months, so they are bounded.
+SAMPLES = 8192
+
+
 class Gauge:
-    """In-flight and waiting counters with peaks, call counts and timings."""
+    """In-flight and waiting counters with peaks, call counts and recent timings."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -40,8 +45,8 @@ class Gauge:
         self.peak_in_flight = 0
         self.waiting = 0
         self.peak_waiting = 0
-        self.durations: list[float] = []
-        self.waits: list[float] = []
+        self.durations: deque[float] = deque(maxlen=SAMPLES)
+        self.waits: deque[float] = deque(maxlen=SAMPLES)
 
     def __repr__(self) -> str:
         return (
