@@ -1,0 +1,13 @@
+"""A simulated market-data API (aiohttp.web on localhost) speaking Yahoo's chart wire format.
+
+For the demo, end-to-end tests, benchmarks and fault tests: deterministic prices
+per symbol, configurable latency, concurrency cap and rate limit (plain-text 429
+with ``Retry-After``), unknown and null-bar symbols, and counters that prove a
+client never exceeded its limits.
+"""
+
+from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.prices import synthetic_bars
+from finappd.sim.server import SimServer, serve
+
+__all__ = ["SimConfig", "SimServer", "SimStats", "serve", "synthetic_bars"]

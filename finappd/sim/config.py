@@ -1,0 +1,65 @@
+"""The simulator's knobs (``SimConfig``) and its counters (``SimStats``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["SimConfig", "SimStats"]
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """How the simulated API behaves; mutable and read per request, so tests may change it live."""
+
+    latency: float = 0.0
+    """Seconds every admitted request sleeps before it is answered."""
+    max_concurrency: int | None = None
+    """Requests allowed in flight at once; one more gets a plain-text 429."""
+    rate_limit: tuple[int, float] | None = None
+    """``(requests, window seconds)`` admitted per sliding window; one more gets a 429."""
+    retry_after: float = 1.0
+    """Seconds announced in ``Retry-After`` on a concurrency 429 (sent as int, at least 1)."""
+    unknown_symbols: frozenset[str] = frozenset()
+    """Symbols answered with Yahoo's 404 (as is any symbol starting with ``ZZZ``)."""
+    null_symbols: frozenset[str] = frozenset()
+    """Symbols whose last bar is ``null`` in every array."""
+    seed: int = 0
+    """Changes every synthetic series at once; 0 is the default universe."""
+
+
+@dataclass(slots=True)
+class SimStats:
+    """Counters of the requests the simulator received (control endpoints excluded)."""
+
+    requests: int = 0
+    served: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    rejected_429: int = 0
+    not_found: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+    max_in_window: int = 0
+
+    def reset(self) -> None:
+        """Zero the counters; requests still in flight stay counted as in flight."""
+        self.requests = self.served = self.rejected_429 = self.not_found = 0
+        self.max_in_window = 0
+        self.peak_in_flight = self.in_flight
+        self.by_status = {}
+
+    def record(self, status: int) -> None:
+        """Count one answered request by its HTTP status."""
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        if status == 200:
+            self.served += 1
+        elif status == 404:
+            self.not_found += 1
+        elif status == 429:
+            self.rejected_429 += 1
+
+    def as_json(self) -> dict[str, Any]:
+        """The counters as a JSON-ready dict (status codes become string keys)."""
+        data = asdict(self)
+        data["by_status"] = {str(code): count for code, count in sorted(self.by_status.items())}
+        return data

@@ -1,0 +1,205 @@
+"""Yahoo's v8 chart API as the simulator speaks it: ``GET /v8/finance/chart/{symbol}``.
+
+Wire format as in PROVIDERS.md section 1: parallel arrays under
+``chart.result[0]``, daily timestamps at the exchange-local session open in epoch
+seconds UTC, bars whose open falls in ``[period1, period2)`` and not after now.
+Errors use Yahoo's bodies: 404 "Not Found" for unknown symbols (or any ``ZZZ…``),
+400 "Bad Request" for ranges before 1990 or bad numbers, 422 "Unprocessable
+Entity" for missing parameters or intervals other than ``1d``. A range with no
+trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from finappd.sim.config import SimConfig
+from finappd.sim.exchanges import Listing, listing_of
+from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+
+__all__ = ["CHART_PATH", "chart_response", "chart_routes", "session_open"]
+
+CHART_PATH = "/v8/finance/chart/{symbol}"
+EARLIEST = 631152000  # 1990-01-01T00:00:00Z: older ranges get Yahoo's 400.
+_DAY = 86400
+_RANGES: dict[str, int] = {
+    "1d": 1,
+    "5d": 5,
+    "1mo": 31,
+    "3mo": 92,
+    "6mo": 183,
+    "1y": 365,
+    "2y": 730,
+    "5y": 1826,
+    "10y": 3652,
+}
+_VALID_RANGES = [*_RANGES, "ytd", "max"]
+
+Body = dict[str, Any]
+
+
+def error_body(code: str, description: str) -> Body:
+    """Yahoo's chart error envelope."""
+    return {"chart": {"result": None, "error": {"code": code, "description": description}}}
+
+
+def session_open(day: date, listing: Listing) -> int:
+    """Epoch seconds UTC of the session open of ``day`` in the exchange's local time."""
+    return int(datetime.combine(day, listing.open_time, tzinfo=listing.tz).timestamp())
+
+
+class _Reject(Exception):
+    """A request Yahoo would refuse: carries the status and the error body."""
+
+    def __init__(self, status: int, code: str, description: str) -> None:
+        super().__init__(description)
+        self.status = status
+        self.body = error_body(code, description)
+
+
+def _period(query: Mapping[str, str], now: float) -> tuple[int, int]:
+    """``(period1, period2)`` from the query (``period1``/``period2`` or ``range``)."""
+    if "period1" not in query and "range" in query:
+        span = query["range"]
+        today = datetime.fromtimestamp(now, UTC)
+        if span == "max":
+            return EARLIEST, int(now) + 1
+        if span == "ytd":
+            return int(datetime(today.year, 1, 1, tzinfo=UTC).timestamp()), int(now) + 1
+        if span not in _RANGES:
+            raise _Reject(
+                422, "Unprocessable Entity", f"Invalid range={span}, valid ranges: {_VALID_RANGES}"
+            )
+        return int(now) - _RANGES[span] * _DAY, int(now) + 1
+    if "period1" not in query:
+        raise _Reject(422, "Unprocessable Entity", "Missing required parameter: period1")
+    values: list[int] = []
+    for name, default in (("period1", None), ("period2", str(int(now)))):
+        raw = query.get(name, default) or ""
+        try:
+            values.append(int(raw))
+        except ValueError:
+            raise _Reject(
+                400, "Bad Request", f"Invalid input - {name} must be an integer"
+            ) from None
+    period1, period2 = values
+    if period2 < period1:
+        raise _Reject(400, "Bad Request", "Invalid input - start date cannot be after end date")
+    if period1 < EARLIEST:
+        raise _Reject(
+            400,
+            "Bad Request",
+            f"Data doesn't exist for startDate = {period1}, endDate = {period2}",
+        )
+    return period1, period2
+
+
+def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> Body:
+    local = datetime.fromtimestamp(last_ts, listing.tz)
+    offset = local.utcoffset()
+    return {
+        "currency": listing.currency,
+        "symbol": symbol,
+        "exchangeName": listing.exchange_name,
+        "instrumentType": listing.instrument_type,
+        "firstTradeDate": EARLIEST,
+        "regularMarketTime": last_ts,
+        "gmtoffset": int(offset.total_seconds()) if offset is not None else 0,
+        "timezone": local.tzname() or "UTC",
+        "exchangeTimezoneName": listing.tz_name,
+        "regularMarketPrice": last.close if last is not None else None,
+        "priceHint": 2,
+        "dataGranularity": "1d",
+        "validRanges": _VALID_RANGES,
+    }
+
+
+def _last_before(key: int, listing: Listing, end: date) -> SimBar:
+    """The bar of the last trading day on or before ``end`` (for an empty range's meta)."""
+    day = end
+    while not listing.trades_weekends and day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return bar_on(key, day)
+
+
+def chart_response(
+    symbol: str, query: Mapping[str, str], config: SimConfig, now: float
+) -> tuple[int, Body]:
+    """The HTTP status and JSON body Yahoo would send for this chart request at ``now``."""
+    if symbol.startswith("ZZZ") or symbol in config.unknown_symbols:
+        return 404, error_body("Not Found", "No data found, symbol may be delisted")
+    interval = query.get("interval", "1d")
+    if interval != "1d":
+        return 422, error_body(
+            "Unprocessable Entity", f"interval={interval} is not supported by the simulator"
+        )
+    try:
+        period1, period2 = _period(query, now)
+    except _Reject as reject:
+        return reject.status, reject.body
+    end = min(period2, int(now) + 1)  # no bars from the future, today's live bar included
+    listing = listing_of(symbol)
+    key = symbol_key(symbol, config.seed)
+    stamps: list[int] = []
+    bars: list[SimBar] = []
+    if end > period1:
+        first = datetime.fromtimestamp(period1, listing.tz).date()
+        last = datetime.fromtimestamp(end - 1, listing.tz).date()
+        for day in trading_days(first, last, weekends=listing.trades_weekends):
+            stamp = session_open(day, listing)
+            if period1 <= stamp < end:
+                stamps.append(stamp)
+                bars.append(bar_on(key, day))
+    if not bars:
+        last_day = datetime.fromtimestamp(max(min(end, period2) - 1, 0), listing.tz).date()
+        anchor = _last_before(key, listing, last_day)
+        meta = _meta(symbol, listing, anchor, session_open(anchor.day, listing))
+        return 200, {
+            "chart": {"result": [{"meta": meta, "indicators": {"quote": [{}]}}], "error": None}
+        }
+    return 200, _full(symbol, listing, stamps, bars, null_last=symbol in config.null_symbols)
+
+
+def _full(
+    symbol: str, listing: Listing, stamps: list[int], bars: list[SimBar], *, null_last: bool
+) -> Body:
+    quote: dict[str, list[Any]] = {
+        "open": [bar.open for bar in bars],
+        "high": [bar.high for bar in bars],
+        "low": [bar.low for bar in bars],
+        "close": [bar.close for bar in bars],
+        "volume": [bar.volume for bar in bars],
+    }
+    adjclose: list[Any] = [bar.adj_close for bar in bars]
+    priced = bars
+    if null_last:
+        for column in quote.values():
+            column[-1] = None
+        adjclose[-1] = None
+        priced = bars[:-1]
+    meta = _meta(symbol, listing, priced[-1] if priced else None, stamps[-1])
+    result = {
+        "meta": meta,
+        "timestamp": stamps,
+        "indicators": {"quote": [quote], "adjclose": [{"adjclose": adjclose}]},
+    }
+    return {"chart": {"result": [result], "error": None}}
+
+
+def chart_routes(
+    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
+) -> list[web.RouteDef]:
+    """aiohttp routes serving the chart endpoint with the config ``get_config`` returns now."""
+
+    async def chart(request: web.Request) -> web.Response:
+        status, body = chart_response(
+            request.match_info["symbol"], request.query, get_config(), clock()
+        )
+        return web.json_response(body, status=status)
+
+    return [web.get(CHART_PATH, chart)]
