@@ -1,0 +1,73 @@
+"""Schema versions: ``PRAGMA user_version`` and the forward migrations that raise it.
+
+``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``. Each step runs in
+its own ``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump, so a
+crash leaves the database at a whole version. Steps are append-only: a change to the
+table classes in ``tables.py`` needs a new step, never an edit of an old one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from finappd.errors import StoreError
+from finappd.store.tables import VIEWS_DDL, tables_ddl
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
+
+
+def _create_v1(conn: sqlite3.Connection) -> None:
+    """Version 1: bars, runs, fetch_errors and the latest_close view."""
+    for statement in (*tables_ddl(), *VIEWS_DDL):
+        conn.execute(statement)
+
+
+#: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1,)
+
+#: The schema version this code reads and writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def read_version(conn: sqlite3.Connection) -> int:
+    """The database's ``PRAGMA user_version``."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _check_not_newer(version: int, where: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{where} has schema version {version}, newer than {SCHEMA_VERSION} which this "
+            "finappd knows; upgrade finappd (downgrading a database is not supported)"
+        )
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> int:
+    """Apply the missing steps to an autocommit connection; return how many ran.
+
+    ``where`` names the database in error messages. Raises ``StoreError`` for a
+    database newer than ``SCHEMA_VERSION``; ``sqlite3.Error`` propagates.
+    """
+    version = read_version(conn)
+    _check_not_newer(version, where)
+    applied = 0
+    while version < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Re-read under the write lock: another process may have migrated meanwhile.
+            version = read_version(conn)
+            _check_not_newer(version, where)
+            if version < SCHEMA_VERSION:
+                MIGRATIONS[version](conn)
+                version += 1
+                # PRAGMA takes no parameters; version is an int we computed.
+                conn.execute(f"PRAGMA user_version = {version:d}")
+                applied += 1
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return applied

@@ -1,0 +1,324 @@
+"""The SQLite store: one connection, WAL, explicit transactions, one upsert batch per call.
+
+Every write method runs in one ``BEGIN IMMEDIATE`` transaction, so its rows land whole
+or not at all, and a second writer (another process) waits up to ``busy_timeout``
+instead of failing. The connection may be used from a thread other than the one that
+opened it, but only from one thread at a time: in the daemon, ``Writer``'s thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self
+
+from finappd.errors import StoreError
+from finappd.records import Bar
+from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
+from finappd.store.tables import RUN_STATUSES
+
+__all__ = ["RunRow", "Store"]
+
+_UPSERT_BARS = """
+INSERT INTO bars (
+    symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol, interval, ts) DO UPDATE SET
+    open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
+    adj_close = excluded.adj_close, volume = excluded.volume,
+    provider = excluded.provider, fetched_at = excluded.fetched_at
+"""
+
+# Newest first; within each flow only the newest ``limit`` runs.
+_LAST_RUNS = """
+SELECT id, flow, "trigger", started_at, finished_at, status,
+       tickers_total, tickers_ok, tickers_failed, rows_written, error
+FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
+    FROM runs
+)
+WHERE n <= ?
+ORDER BY started_at DESC, id DESC
+"""
+
+_RUN = """
+SELECT id, flow, "trigger", started_at, finished_at, status,
+       tickers_total, tickers_ok, tickers_failed, rows_written, error
+FROM runs WHERE id = ?
+"""
+
+_PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
+
+
+def _utc_text(moment: datetime) -> str:
+    """ISO-8601 UTC text of a tz-aware datetime; naive ones are refused, not guessed."""
+    if moment.utcoffset() is None:
+        raise ValueError(f"naive datetime {moment!r}: the store only takes tz-aware times")
+    return moment.astimezone(UTC).isoformat()
+
+
+def _parse_utc(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One row of ``runs``, with its times parsed to tz-aware datetimes."""
+
+    id: int
+    flow: str
+    trigger: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: str
+    tickers_total: int | None
+    tickers_ok: int | None
+    tickers_failed: int | None
+    rows_written: int | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> RunRow:
+        """Build from a ``SELECT`` of the runs columns in table order."""
+        started_at = datetime.fromisoformat(row[3])
+        return cls(row[0], row[1], row[2], started_at, _parse_utc(row[4]), *row[5:])
+
+
+class Store:
+    """The finappd SQLite database: open, migrate, write runs, bars and errors, read status."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 10.0,
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self.readonly = False
+        self.schema_version: int | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "read-only" if self.readonly else "open"
+        return f"<Store {state} path={str(self.path)!r} schema_version={self.schema_version}>"
+
+    def __enter__(self) -> Self:
+        if self._conn is None:
+            self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def open(self, *, readonly: bool = False) -> Self:
+        """Connect; read-write creates, sets WAL and migrates, read-only never writes."""
+        if self._conn is not None:
+            raise StoreError(f"store {self.path} is already open")
+        try:
+            if readonly:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"open of {self.path} failed: {exc}") from exc
+        try:
+            self.schema_version = self._prepare(conn, readonly=readonly)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"open of {self.path} failed: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self.readonly = conn, readonly
+        return self
+
+    def _prepare(self, conn: sqlite3.Connection, *, readonly: bool) -> int:
+        """Set the PRAGMAs, then migrate (read-write) or check the version (read-only)."""
+        # PRAGMAs take no parameters; both values are validated numbers or literals.
+        conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000):d}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if readonly:
+            version = read_version(conn)
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, this finappd reads "
+                    f"{SCHEMA_VERSION}; start the daemon once to migrate it"
+                )
+            return version
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{self.path} refused WAL mode (journal_mode is {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        migrate(conn, str(self.path))
+        return SCHEMA_VERSION
+
+    def close(self) -> None:
+        """Run ``PRAGMA optimize`` (read-write only) and close; closing twice is harmless."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not self.readonly:
+                conn.execute("PRAGMA optimize")
+        except sqlite3.Error as exc:
+            raise StoreError(f"close of {self.path} failed: {exc}") from exc
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _guard(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """Yield the connection; re-raise any ``sqlite3.Error`` as ``StoreError``."""
+        if self._conn is None:
+            raise StoreError(f"{operation} on {self.path}: the store is not open")
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{operation} on {self.path} failed: {exc}") from exc
+
+    @contextmanager
+    def _write(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
+        with self._guard(operation) as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # SQLite may already have rolled back (e.g. after SQLITE_FULL).
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes into one transaction: all of them land, or none."""
+        with self._write("transaction"):
+            yield
+
+    def pragmas(self) -> dict[str, str | int]:
+        """The connection's journal_mode, synchronous, busy_timeout, foreign_keys, user_version."""
+        with self._guard("pragmas") as conn:
+            return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in _PRAGMAS}
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """Mark every run still ``running`` (left by a crash) ``interrupted``; return how many."""
+        with self._write("mark_interrupted") as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
+                (_utc_text(now),),
+            )
+        return cursor.rowcount
+
+    def start_run(self, flow: str, trigger: str, tickers_total: int, now: datetime) -> int:
+        """Insert a ``running`` run and return its id."""
+        with self._write(f"start_run of {flow}") as conn:
+            run_id: int = conn.execute(
+                'INSERT INTO runs (flow, "trigger", started_at, status, tickers_total) '
+                "VALUES (?, ?, ?, 'running', ?) RETURNING id",
+                (flow, trigger, _utc_text(now), tickers_total),
+            ).fetchone()[0]
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        status: str,
+        tickers_ok: int,
+        tickers_failed: int,
+        rows_written: int,
+        error: str | None,
+        now: datetime,
+    ) -> None:
+        """Record a run's outcome; ``status`` is one of ``RUN_STATUSES`` except ``running``."""
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"a run cannot finish with status {status!r}")
+        with self._write(f"finish_run of run {run_id}") as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, tickers_ok = ?, tickers_failed = ?, "
+                "rows_written = ?, error = ? WHERE id = ?",
+                (status, _utc_text(now), tickers_ok, tickers_failed, rows_written, error, run_id),
+            )
+            if cursor.rowcount != 1:
+                raise StoreError(f"finish_run on {self.path}: no run with id {run_id}")
+
+    def write_bars(self, bars: Sequence[Bar], *, provider: str, fetched_at: datetime) -> int:
+        """Upsert ``bars`` in one transaction and one ``executemany``; return rows written."""
+        fetched = _utc_text(fetched_at)
+        rows = [
+            (
+                b.symbol,
+                b.interval,
+                b.ts_text(),
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.adj_close,
+                b.volume,
+                provider,
+                fetched,
+            )
+            for b in bars
+        ]
+        with self._write(f"write_bars of {len(rows)} rows from {provider}") as conn:
+            conn.executemany(_UPSERT_BARS, rows)
+        return len(rows)
+
+    def record_error(
+        self, run_id: int, symbol: str, provider: str, kind: str, message: str, now: datetime
+    ) -> None:
+        """Record why ``symbol`` failed in run ``run_id``."""
+        with self._write(f"record_error for {symbol}") as conn:
+            conn.execute(
+                "INSERT INTO fetch_errors (run_id, symbol, provider, kind, message, at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, symbol, provider, kind, message, _utc_text(now)),
+            )
+
+    def last_runs(self, limit: int = 10) -> list[RunRow]:
+        """The newest ``limit`` runs of each flow, newest first."""
+        with self._guard("last_runs") as conn:
+            return [RunRow.from_row(row) for row in conn.execute(_LAST_RUNS, (limit,))]
+
+    def run(self, run_id: int) -> RunRow | None:
+        """The run with this id, or ``None``."""
+        with self._guard(f"run {run_id}") as conn:
+            row = conn.execute(_RUN, (run_id,)).fetchone()
+        return None if row is None else RunRow.from_row(row)
+
+    def bar_counts(self) -> dict[str, int]:
+        """Number of bars stored per symbol, all intervals together."""
+        with self._guard("bar_counts") as conn:
+            rows = conn.execute("SELECT symbol, COUNT(*) FROM bars GROUP BY symbol ORDER BY symbol")
+            return dict(rows.fetchall())
+
+    def errors_for_run(self, run_id: int) -> list[tuple[str, str, str, str]]:
+        """``(symbol, provider, kind, message)`` of each error of run ``run_id``, oldest first."""
+        with self._guard(f"errors_for_run {run_id}") as conn:
+            rows = conn.execute(
+                "SELECT symbol, provider, kind, message FROM fetch_errors WHERE run_id = ? "
+                "ORDER BY id",
+                (run_id,),
+            )
+            return rows.fetchall()

@@ -1,0 +1,129 @@
+"""Tests for finappd.store's schema: creation, forward migration, the reader views."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from finappd.errors import StoreError
+from finappd.records import Bar
+from finappd.store import SCHEMA_VERSION, Store, schema
+
+NOW = datetime(2025, 3, 14, 21, 30, tzinfo=UTC)
+
+
+def query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` read with a plain sqlite3 connection, as an outside reader would."""
+    conn = sqlite3.connect(path)
+    try:
+        rows: list[tuple[object, ...]] = conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+    return rows
+
+
+def objects(path: Path) -> list[tuple[object, ...]]:
+    """Type and name of every table, index and view we created, sorted."""
+    return sorted(
+        query(path, "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+    )
+
+
+def test_empty_database_is_migrated_to_current_version(tmp_path: Path) -> None:
+    """An existing version-0 (empty) database gets every table, index and view on open."""
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    with Store(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert objects(path) == [
+        ("index", "ix_fetch_errors_run_id"),
+        ("index", "ix_runs_flow_started_at"),
+        ("table", "bars"),
+        ("table", "fetch_errors"),
+        ("table", "runs"),
+        ("view", "latest_close"),
+    ]
+
+
+def test_current_database_is_left_untouched(tmp_path: Path) -> None:
+    """Migrating a database already at SCHEMA_VERSION runs no step and keeps its data."""
+    path = tmp_path / "current.db"
+    with Store(path) as store:
+        bar = Bar("AAPL", date(2025, 3, 10), 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+        store.write_bars([bar], provider="s", fetched_at=NOW)
+    before = objects(path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        assert schema.migrate(conn, "current.db") == 0
+        assert not conn.in_transaction
+    finally:
+        conn.close()
+    assert objects(path) == before
+    assert query(path, "SELECT symbol, close FROM bars") == [("AAPL", 1.0)]
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    """A database with a newer user_version than the code knows raises StoreError."""
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    store = Store(path)
+    with pytest.raises(StoreError, match=r"schema version 2, newer than 1 .* upgrade finappd"):
+        store.open()
+    assert repr(store).startswith("<Store closed")
+
+
+def test_readonly_open_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    """A read-only store does not migrate, so an old database is reported, not changed."""
+    path = tmp_path / "old.db"
+    sqlite3.connect(path).close()
+    with pytest.raises(StoreError, match=r"schema version 0, .* start the daemon"):
+        Store(path).open(readonly=True)
+    assert query(path, "PRAGMA user_version") == [(0,)]
+
+
+def test_steps_apply_in_order_and_a_failed_step_rolls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step commits with its version bump; a failing step leaves the previous version."""
+
+    def add_notes(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE notes (text TEXT)")
+
+    def broken(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE half_done (x INT)")
+        conn.execute("THIS IS NOT SQL")
+
+    path = tmp_path / "steps.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", (*schema.MIGRATIONS, add_notes, broken))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+    with pytest.raises(StoreError, match=r'open of .*steps\.db failed: near "THIS"'):
+        Store(path).open()
+    assert query(path, "PRAGMA user_version") == [(SCHEMA_VERSION + 1,)]
+    names = [name for _, name in objects(path)]
+    assert "notes" in names
+    assert "half_done" not in names
+
+
+def test_latest_close_view_returns_newest_daily_bar_per_symbol(tmp_path: Path) -> None:
+    """latest_close has one row per symbol: its newest daily bar, ignoring intraday bars."""
+    path = tmp_path / "view.db"
+    with Store(path) as store:
+        bars = [
+            Bar("AAPL", date(2025, 3, d), None, None, None, 100.0 + d, 99.0 + d, None)
+            for d in (12, 10, 11)
+        ]
+        store.write_bars(bars, provider="a", fetched_at=NOW)
+        msft = Bar("MSFT", date(2025, 3, 7), None, None, None, 300.0, None, None)
+        store.write_bars([msft], provider="b", fetched_at=NOW)
+        intraday = Bar("AAPL", NOW, None, None, None, 999.0, None, None, interval="5m")
+        store.write_bars([intraday], provider="a", fetched_at=NOW)
+    assert query(path, "SELECT * FROM latest_close ORDER BY symbol") == [
+        ("AAPL", "2025-03-12", 112.0, 111.0, "a"),
+        ("MSFT", "2025-03-07", 300.0, None, "b"),
+    ]
