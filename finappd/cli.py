@@ -1,0 +1,127 @@
+"""Command line: ``run``, ``run-once``, ``status``, ``check-config``, ``sim``, ``demo``.
+
+Exit codes: 0 ok; 1 a run failed (or was cancelled); 3 a run was partial;
+78 (EX_CONFIG) the configuration is invalid, so systemd does not restart-loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finappd import __version__
+from finappd.config import EX_CONFIG, Settings, find_config_file, load_settings
+from finappd.errors import ConfigError, StoreError
+from finappd.logging import configure_logging
+
+__all__ = ["main"]
+
+RUN_EXIT = {"ok": 0, "partial": 3, "failed": 1, "cancelled": 1}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finappd", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"finappd {__version__}")
+    parser.add_argument("--config", help="TOML config file (default: $FINAPPD_CONFIG, ...)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the daemon: every flow on its schedule")
+    once = sub.add_parser("run-once", help="run one flow now and print its summary as JSON")
+    once.add_argument("flow")
+    status = sub.add_parser("status", help="last runs per flow and row counts")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("check-config", help="validate and print the effective config")
+    sim = sub.add_parser("sim", help="run the market-data simulator alone")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    sim.add_argument("--max-concurrency", type=int, default=None)
+    demo = sub.add_parser("demo", help="simulator + daemon + demo DB, no keys, no network")
+    demo.add_argument("--seconds", type=float, default=20.0, help="stop after N seconds")
+    demo.add_argument("--db", default="finappd-demo.sqlite3", help="demo database path")
+    return parser
+
+
+def _config_error(exc: ConfigError) -> int:
+    """Print one line naming the key (JSON unless stderr is a terminal) and return 78."""
+    if sys.stderr.isatty():
+        print(f"finappd: invalid config: {exc}", file=sys.stderr)
+    else:
+        line = {"level": "error", "event": "config.invalid", "key": exc.key}
+        line["problem"] = exc.problem
+        print(json.dumps(line), file=sys.stderr)
+    return EX_CONFIG
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = find_config_file(args.config)
+    if path is None and args.command in {"run", "run-once"}:
+        raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
+    return load_settings(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``finappd`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from finappd.demo import run_demo
+
+        configure_logging("info", "json")
+        return asyncio.run(run_demo(args.seconds, Path(args.db)))
+    if args.command == "sim":
+        configure_logging("info")
+        return asyncio.run(_sim(args))
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _config_error(exc)
+    configure_logging(settings.logging.level, settings.logging.format)
+    try:
+        return _dispatch(args, settings)
+    except ConfigError as exc:
+        return _config_error(exc)
+    except StoreError as exc:
+        print(f"finappd: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "check-config":
+        print(json.dumps(settings.masked(), indent=2, default=str))
+        return 0
+    if args.command == "status":
+        from finappd.status import print_status
+
+        return print_status(settings, as_json=args.json)
+    if args.command == "run-once":
+        settings.flow(args.flow)  # a ConfigError names an unknown flow before anything opens
+        return asyncio.run(_run_once(settings, args.flow))
+    from finappd.scheduler import Daemon
+
+    return asyncio.run(Daemon(settings).run())
+
+
+async def _run_once(settings: Settings, flow: str) -> int:
+    from finappd.runtime import Runtime
+
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow(flow, "manual")
+    print(json.dumps(summary.as_dict()), flush=True)
+    return RUN_EXIT.get(summary.status, 1)
+
+
+async def _sim(args: argparse.Namespace) -> int:
+    from finappd.sim import SimConfig, serve
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    config = SimConfig(latency=args.latency, max_concurrency=args.max_concurrency)
+    await serve(config, args.host, args.port, stop)
+    return 0
+

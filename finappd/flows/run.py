@@ -1,0 +1,286 @@
+"""One flow run: record it, fan tickers out over lanes, stream results to one writer, summarise.
+
+The run owns three things and always cleans them up: the fan-out workflow (the
+engine, one event per lane), the writer task (drains a bounded queue, so memory
+stays flat however many tickers there are), and the ``runs`` row, which ends
+``ok``, ``partial``, ``failed`` or ``cancelled`` with counts, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from finappd.errors import FinappdError, ProviderError
+from finappd.flows.fanout import fanout_workflow
+from finappd.metrics import Gauge
+from finappd.providers import BaseProvider
+from finappd.records import Bar
+from finappd.store import Store, Writer
+
+__all__ = ["Fetch", "RunSummary", "TickerResult", "provider_failure", "run_flow_once"]
+
+log = structlog.get_logger(__name__)
+
+#: Seconds between ``flow.progress`` lines during a long run.
+PROGRESS_EVERY = 5.0
+_DONE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class TickerResult:
+    """What one ticker's fetch produced: bars, or an error kind and reason."""
+
+    symbol: str
+    provider: str
+    bars: Sequence[Bar] = ()
+    error_kind: str | None = None
+    error: str | None = None
+
+
+#: Fetch one ticker; must not raise for a provider failure (return an error result).
+Fetch = Callable[[str], Awaitable[TickerResult]]
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """The outcome of one run, as stored in ``runs`` and printed by ``run-once``."""
+
+    run_id: int
+    flow: str
+    trigger: str
+    status: str = "running"
+    tickers_total: int = 0
+    tickers_ok: int = 0
+    tickers_failed: int = 0
+    rows_written: int = 0
+    error: str | None = None
+    duration_s: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> int:
+    """Write each ticker's bars in its own transaction; record errors. Runs on the writer."""
+    rows = 0
+    now = _now()
+    for result in results:
+        if result.error_kind is None:
+            rows += store.write_bars(result.bars, provider=result.provider, fetched_at=now)
+        else:
+            store.record_error(
+                run_id, result.symbol, result.provider, result.error_kind, result.error or "", now
+            )
+    return rows
+
+
+def _status(summary: RunSummary) -> str:
+    if summary.tickers_failed == 0:
+        return "ok"
+    return "partial" if summary.tickers_ok else "failed"
+
+
+class _Run:
+    """The mutable state of one run while it is in progress."""
+
+    def __init__(
+        self,
+        summary: RunSummary,
+        store: Store,
+        writer: Writer,
+        fetch: Fetch,
+        provider: str,
+        queue_size: int,
+    ) -> None:
+        self.summary = summary
+        self.provider = provider
+        self.store = store
+        self.writer = writer
+        self.fetch = fetch
+        self.results: asyncio.Queue[TickerResult | object] = asyncio.Queue(maxsize=queue_size)
+        self.done: set[str] = set()
+        self.fetch_gauge = Gauge("fetch")
+        self.write_gauge = Gauge("write")
+
+    async def lane(self, work: deque[str]) -> None:
+        """Fetch tickers from ``work`` one at a time until it is empty."""
+        while work:
+            symbol = work.popleft()
+            with self.fetch_gauge.active():
+                result = await self.fetch(symbol)
+            await self.results.put(result)
+
+    async def write_loop(self) -> None:
+        """Drain results in batches (whatever is queued) and write them on the writer thread."""
+        finished = False
+        while not finished:
+            batch: list[TickerResult] = []
+            item = await self.results.get()
+            while True:
+                if item is _DONE:
+                    finished = True
+                    break
+                assert isinstance(item, TickerResult)
+                batch.append(item)
+                if self.results.empty():
+                    break
+                item = self.results.get_nowait()
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[TickerResult]) -> None:
+        try:
+            with self.write_gauge.active():
+                rows = await self.writer.call(
+                    _write_results, self.store, self.summary.run_id, batch
+                )
+        except FinappdError as exc:
+            # A failed write fails these tickers but never loses the others or the run row.
+            log.error("store.write_failed", error=str(exc), tickers=len(batch))
+            batch = [
+                TickerResult(r.symbol, r.provider, error_kind="store", error=str(exc))
+                for r in batch
+            ]
+            rows = 0
+        self.summary.rows_written += rows
+        for result in batch:
+            self.done.add(result.symbol)
+            if result.error_kind is None:
+                self.summary.tickers_ok += 1
+            else:
+                self.summary.tickers_failed += 1
+                kinds = self.summary.failures
+                kinds[result.error_kind] = kinds.get(result.error_kind, 0) + 1
+                log.warning(
+                    "ticker.failed",
+                    symbol=result.symbol,
+                    provider=result.provider,
+                    kind=result.error_kind,
+                    reason=result.error,
+                )
+
+    async def finish(
+        self,
+        tickers: Sequence[str],
+        cancelled: bool,
+        elapsed: float,
+        providers: Sequence[BaseProvider],
+    ) -> None:
+        """Record tickers never reached, close the ``runs`` row, log the run's metrics."""
+        summary = self.summary
+        missing = [s for s in tickers if s not in self.done]
+        if missing:
+            kind = "cancelled" if cancelled else "deadline"
+            await self._write(
+                [TickerResult(s, self.provider, error_kind=kind, error=summary.error) for s in missing]
+            )
+        summary.status = "cancelled" if cancelled else _status(summary)
+        summary.duration_s = round(elapsed, 3)
+        await self.writer.call(
+            self.store.finish_run,
+            summary.run_id,
+            status=summary.status,
+            tickers_ok=summary.tickers_ok,
+            tickers_failed=summary.tickers_failed,
+            rows_written=summary.rows_written,
+            error=summary.error,
+            now=_now(),
+        )
+        emit = log.info if summary.status == "ok" else log.warning
+        emit("run.finished", **summary.as_dict())
+        for gauge in (self.fetch_gauge, self.write_gauge):
+            log.info("step.metrics", step=gauge.name, **gauge.summary())
+        for provider in providers:
+            log.info("provider.metrics", **provider.metrics())
+
+    async def progress_loop(self) -> None:
+        """Log ``flow.progress`` every few seconds while the run lasts."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            done = len(self.done)
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed else 0.0
+            left = self.summary.tickers_total - done
+            log.info(
+                "flow.progress",
+                done=done,
+                total=self.summary.tickers_total,
+                rate_per_s=round(rate, 1),
+                eta_s=round(left / rate, 1) if rate else None,
+                in_flight=self.fetch_gauge.in_flight,
+            )
+
+
+async def run_flow_once(
+    *,
+    flow: str,
+    trigger: str,
+    tickers: Sequence[str],
+    num_workers: int,
+    deadline: float,
+    fetch: Fetch,
+    providers: Sequence[BaseProvider],
+    store: Store,
+    writer: Writer,
+) -> RunSummary:
+    """Run one flow over ``tickers`` within ``deadline`` seconds and record it."""
+    started = time.monotonic()
+    run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
+    summary = RunSummary(run_id=run_id, flow=flow, trigger=trigger, tickers_total=len(tickers))
+    structlog.contextvars.bind_contextvars(run_id=run_id, flow=flow)
+    log.info("run.started", trigger=trigger, tickers=len(tickers), num_workers=num_workers)
+    run = _Run(
+        summary, store, writer, fetch, providers[0].name, queue_size=max(2 * num_workers, 64)
+    )
+    work = deque(tickers)
+    lanes = max(1, min(num_workers, len(tickers)))
+    workflow = fanout_workflow(num_workers)(
+        lanes=lanes, work=lambda _lane: run.lane(work), timeout=None
+    )
+    writer_task = asyncio.create_task(run.write_loop(), name=f"finappd-writer-{flow}")
+    progress_task = asyncio.create_task(run.progress_loop(), name=f"finappd-progress-{flow}")
+    cancelled: asyncio.CancelledError | None = None
+    handler = workflow.run()
+    try:
+        async with asyncio.timeout(deadline):
+            await handler
+    except TimeoutError:
+        summary.error = f"deadline of {deadline:g}s exceeded"
+    except asyncio.CancelledError as exc:
+        cancelled = exc
+        summary.error = "cancelled"
+    except Exception as exc:  # noqa: BLE001 — a run must always end recorded, whatever broke
+        summary.error = f"{type(exc).__name__}: {exc}"
+        log.exception("run.crashed")
+    finally:
+        work.clear()
+        if not handler.done():
+            await handler.cancel_run()
+        progress_task.cancel()
+        await run.results.put(_DONE)
+        await writer_task
+    await run.finish(tickers, cancelled is not None, time.monotonic() - started, providers)
+    structlog.contextvars.unbind_contextvars("run_id", "flow")
+    if cancelled is not None:
+        raise cancelled
+    return summary
+
+
+def provider_failure(symbol: str, provider: str, exc: ProviderError) -> TickerResult:
+    """The result recording a provider's typed failure for ``symbol``."""
+    return TickerResult(symbol, provider, error_kind=exc.kind, error=str(exc))

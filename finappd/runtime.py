@@ -1,0 +1,81 @@
+"""The runtime: store, writer, HTTP session and providers, opened once and shared by every run.
+
+A provider instance is shared by every flow that names it, so two flows hitting
+the same API at once still respect one set of limits.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import TracebackType
+
+import aiohttp
+import structlog
+
+from finappd.config import Settings
+from finappd.flows import RunSummary, build_fetch, run_flow_once
+from finappd.providers import BaseProvider, make_provider, make_session
+from finappd.store import Store, Writer
+
+__all__ = ["Runtime"]
+
+log = structlog.get_logger(__name__)
+
+
+class Runtime:
+    """Everything a flow run needs; an async context manager that cleans up after itself."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        store = settings.store
+        self.store = Store(
+            store.resolved_path(),
+            synchronous=store.synchronous,
+            busy_timeout=store.busy_timeout.total_seconds(),
+        )
+        self.writer = Writer(self.store)
+        self._session: aiohttp.ClientSession | None = None
+        self.providers: dict[str, BaseProvider] = {}
+
+    def __repr__(self) -> str:
+        return f"<Runtime store={self.store!r} providers={sorted(self.providers)}>"
+
+    async def __aenter__(self) -> Runtime:
+        await self.writer.call(self.store.open)
+        marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
+        if marked:
+            log.warning("store.runs_interrupted", runs=marked)
+        self._session = make_session()
+        self.providers = {
+            name: make_provider(name, provider, self._session)
+            for name, provider in self.settings.providers.items()
+        }
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._session is not None:
+            await self._session.close()
+        await self.writer.call(self.store.close)
+        self.writer.close()
+
+    async def run_flow(self, name: str, trigger: str) -> RunSummary:
+        """Run the flow called ``name`` once, now."""
+        flow = self.settings.flow(name)
+        provider = self.providers[flow.provider]
+        assert flow.deadline is not None  # FlowSettings always sets one
+        return await run_flow_once(
+            flow=flow.name,
+            trigger=trigger,
+            tickers=flow.tickers,
+            num_workers=flow.num_workers,
+            deadline=flow.deadline.total_seconds(),
+            fetch=build_fetch(flow, provider, datetime.now(UTC)),
+            providers=[provider],
+            store=self.store,
+            writer=self.writer,
+        )
