@@ -1,0 +1,34 @@
+"""Market-data providers: the polite base class, one class per API, and the registry."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from finappd.config import ProviderSettings
+from finappd.providers.base import BaseProvider, make_session, redact_url
+from finappd.providers.yahoo import YahooProvider
+
+__all__ = [
+    "PROVIDER_KINDS",
+    "BaseProvider",
+    "YahooProvider",
+    "make_provider",
+    "make_session",
+    "redact_url",
+]
+
+#: Provider kind (``providers.<name>.kind``, defaulting to the name) → class.
+PROVIDER_KINDS: dict[str, type[BaseProvider]] = {"yahoo": YahooProvider}
+
+
+def make_provider(
+    name: str, settings: ProviderSettings, session: aiohttp.ClientSession
+) -> BaseProvider:
+    """The provider called ``name``, of class ``PROVIDER_KINDS[settings.kind or name]``."""
+    kind = settings.kind or name
+    try:
+        cls = PROVIDER_KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise ValueError(f"unknown provider kind {kind!r} (known: {known})") from None
+    return cls(name, settings, session)

@@ -1,0 +1,66 @@
+"""HTTP plumbing shared by the providers: the session, the response record, URL redaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+import yarl
+
+from finappd import __version__
+
+__all__ = ["USER_AGENT", "Response", "make_session", "parse_retry_after", "redact_url"]
+
+USER_AGENT = f"finappd/{__version__} (+market-data ingestion daemon)"
+_SECRET_PARAMS = re.compile(
+    r"([?&](?:apikey|token|x_cg_demo_api_key|x_cg_pro_api_key|crumb)=)[^&#]*", re.IGNORECASE
+)
+_USERINFO_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
+
+
+def redact_url(url: str | yarl.URL) -> str:
+    """``url`` with secret query values (apikey, token, crumb, …) and passwords as REDACTED."""
+    text = _SECRET_PARAMS.sub(r"\1REDACTED", str(url))
+    return _USERINFO_PASSWORD.sub(r"\1REDACTED@", text)
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or None."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive parse means "-0000"
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def make_session() -> aiohttp.ClientSession:
+    """The one HTTP session of the daemon; call from a running event loop, close it at exit."""
+    connector = aiohttp.TCPConnector(limit=100, limit_per_host=0, ttl_dns_cache=300)
+    # A backstop only: every provider request passes its own timeout from config.
+    timeout = aiohttp.ClientTimeout(total=60, sock_connect=10, sock_read=30)
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a provider needs of one HTTP response: status, two headers, the body text."""
+
+    status: int
+    url: str  # redacted
+    content_type: str
+    retry_after: str | None
+    text: str

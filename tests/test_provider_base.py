@@ -1,0 +1,377 @@
+"""Tests for finappd.providers.base: the politeness machinery every provider shares."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from aioresponses import CallbackResult, aioresponses
+
+from finappd.config import ProviderSettings, Rate
+from finappd.errors import (
+    AuthError,
+    BadResponseError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitedError,
+    SymbolNotFoundError,
+)
+from finappd.providers.base import (
+    BaseProvider,
+    Response,
+    make_session,
+    parse_retry_after,
+    redact_url,
+)
+from finappd.records import Bar
+from tests.test_provider_support import mock_http
+
+BASE = "http://127.0.0.1:9"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+class ProbeProvider(BaseProvider):
+    """A provider whose only job is to GET a path through the base machinery."""
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Never used: these tests call fetch()."""
+        raise NotImplementedError
+
+    async def fetch(self, path: str, **params: str) -> Response:
+        """GET ``path`` politely; raise like a provider would for unclassified 4xx."""
+        response = await self._get(f"{self.base_url}{path}", params=params or None, symbol="SYM")
+        self._raise_for_status(response, "SYM")
+        return response
+
+
+MakeProbe = Callable[..., ProbeProvider]
+
+
+@pytest.fixture
+async def make_probe() -> AsyncIterator[MakeProbe]:
+    """Build probe providers with fast backoff; close their sessions afterwards."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(**overrides: Any) -> ProbeProvider:
+        options: dict[str, Any] = {
+            "base_url": BASE,
+            "rate": None,
+            "retries": 2,
+            "backoff": timedelta(milliseconds=1),
+            "backoff_max": timedelta(seconds=5),
+        }
+        options.update(overrides)
+        session = make_session()
+        sessions.append(session)
+        return ProbeProvider("probe", ProviderSettings(**options), session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    """Intercept aiohttp requests."""
+    with mock_http() as mock:
+        yield mock
+
+
+async def test_semaphore_caps_requests_in_flight(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """Twenty concurrent calls against max_concurrency=3 never have more than 3 in flight."""
+    provider = make_probe(max_concurrency=3)
+    in_flight = peak = 0
+
+    async def slow(url: Any, **kwargs: Any) -> CallbackResult:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/x", callback=slow, repeat=True)
+    await asyncio.gather(*(provider.fetch("/x") for _ in range(20)))
+    assert peak == 3
+    assert provider.gauge.peak_in_flight == 3
+    assert provider.gauge.peak_waiting >= 17 - 3
+    assert provider.requests == 20
+
+
+async def test_429_with_retry_after_pauses_the_whole_provider(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """After a 429 with Retry-After, no request of the provider is sent until the pause ends."""
+    provider = make_probe(max_concurrency=5)
+    limited = asyncio.Event()
+    sent: list[tuple[float, str]] = []
+
+    def first_limited(url: Any, **kwargs: Any) -> CallbackResult:
+        sent.append((time.monotonic(), url.path))
+        if not limited.is_set():
+            limited.set()
+            return CallbackResult(
+                status=429,
+                body="Too Many Requests",
+                content_type="text/plain",
+                headers={"Retry-After": "1"},
+            )
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/first", callback=first_limited, repeat=True)
+    mocked.get(f"{BASE}/other", callback=first_limited, repeat=True)
+    first = asyncio.create_task(provider.fetch("/first"))
+    await limited.wait()
+    limited_at = sent[0][0]
+    await asyncio.sleep(0.01)
+    assert provider.paused_for() > 0.5
+    await asyncio.gather(first, *(provider.fetch("/other") for _ in range(4)))
+    later = sent[1:]
+    assert len(later) == 5
+    assert all(at >= limited_at + 0.95 for at, _ in later)
+    assert (provider.rate_limited, provider.retries, provider.requests) == (1, 1, 6)
+
+
+async def test_429_without_retry_after_pauses_with_backoff(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """A 429 without Retry-After still pauses the provider (backoff with jitter), then retries."""
+    provider = make_probe(backoff=timedelta(milliseconds=100))
+    mocked.get(f"{BASE}/x", status=429, body="Too Many Requests", content_type="text/plain")
+    mocked.get(f"{BASE}/x", status=200, body="ok")
+    started = time.monotonic()
+    response = await provider.fetch("/x")
+    assert response.text == "ok"
+    assert time.monotonic() - started >= 0.05  # equal jitter: at least half of 100 ms
+    assert (provider.rate_limited, provider.retries) == (1, 1)
+
+
+async def test_429_every_time_raises_rate_limited_after_retries(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """A 429 on every attempt ends in RateLimitedError once retries are spent."""
+    provider = make_probe(retries=2)
+    mocked.get(f"{BASE}/x", status=429, body="Too Many Requests", repeat=True)
+    with pytest.raises(RateLimitedError) as info:
+        await provider.fetch("/x")
+    assert (info.value.status, info.value.provider, info.value.symbol) == (429, "probe", "SYM")
+    assert (provider.requests, provider.retries, provider.rate_limited) == (3, 2, 3)
+    assert provider.errors == 1
+
+
+async def test_long_retry_after_fails_fast_and_parks_the_provider(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """A Retry-After beyond backoff_max raises at once and later calls fail without sending."""
+    provider = make_probe(backoff_max=timedelta(seconds=2))
+    mocked.get(f"{BASE}/x", status=429, body="slow down", headers={"Retry-After": "3600"})
+    with pytest.raises(RateLimitedError) as info:
+        await provider.fetch("/x")
+    assert info.value.retry_after == 3600
+    with pytest.raises(RateLimitedError) as again:
+        await provider.fetch("/x")
+    assert again.value.retry_after is not None
+    assert again.value.retry_after > 3500
+    assert provider.requests == 1
+
+
+async def test_rate_limiter_spaces_requests(make_probe: MakeProbe, mocked: aioresponses) -> None:
+    """With rate 1 per 50 ms, six requests are sent at least ~50 ms apart."""
+    provider = make_probe(rate=Rate(count=1, period=0.05), max_concurrency=6)
+    sent: list[float] = []
+
+    def record(url: Any, **kwargs: Any) -> CallbackResult:
+        sent.append(time.monotonic())
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/x", callback=record, repeat=True)
+    await asyncio.gather(*(provider.fetch("/x") for _ in range(6)))
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert len(sent) == 6
+    assert min(gaps) >= 0.04
+    assert provider.gauge.summary()["wait_p95_ms"] >= 150
+
+
+async def test_server_too_slow_raises_timeout_after_retries(make_probe: MakeProbe) -> None:
+    """A server slower than read_timeout gives ProviderTimeoutError after the retries."""
+
+    async def sleepy(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/slow", sleepy)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        provider = make_probe(
+            base_url=str(server.make_url("")), read_timeout=timedelta(milliseconds=50), retries=1
+        )
+        with pytest.raises(ProviderTimeoutError) as info:
+            await provider.fetch("/slow")
+        assert isinstance(info.value.__cause__, TimeoutError)
+        assert (provider.requests, provider.retries, provider.errors) == (2, 1, 1)
+    finally:
+        await server.close()
+
+
+async def test_connection_errors_are_retried_then_raised(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """A connection error is retried and, once retries are spent, raised as ProviderError."""
+    provider = make_probe(retries=1)
+    mocked.get(f"{BASE}/x", exception=aiohttp.ClientConnectionError("refused"), repeat=True)
+    with pytest.raises(ProviderError) as info:
+        await provider.fetch("/x")
+    assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
+    assert provider.retries == 1
+
+
+async def test_5xx_then_200_succeeds_with_a_retry(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """A 503 followed by a 200 returns the 200 and counts one retry."""
+    provider = make_probe()
+    mocked.get(f"{BASE}/x", status=503, body="unavailable")
+    mocked.get(f"{BASE}/x", status=200, body="ok")
+    assert (await provider.fetch("/x")).text == "ok"
+    assert (provider.requests, provider.retries, provider.errors) == (2, 1, 0)
+
+
+async def test_5xx_every_time_raises_bad_response_with_redacted_url(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """Persistent 500s raise BadResponseError whose message never shows the API key."""
+    provider = make_probe(retries=1)
+    mocked.get(f"{BASE}/x?apikey=SECRET123", status=500, body="boom", repeat=True)
+    with pytest.raises(BadResponseError) as info:
+        await provider.fetch("/x", apikey="SECRET123")
+    assert info.value.status == 500
+    assert "SECRET123" not in str(info.value)
+    assert "apikey=REDACTED" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(401, AuthError), (403, AuthError), (404, SymbolNotFoundError)]
+)
+async def test_client_errors_are_not_retried(
+    make_probe: MakeProbe, mocked: aioresponses, status: int, error: type[ProviderError]
+) -> None:
+    """401/403/404 raise their typed error at once, without retrying."""
+    provider = make_probe()
+    mocked.get(f"{BASE}/x", status=status, body="no", repeat=True)
+    with pytest.raises(error) as info:
+        await provider.fetch("/x")
+    assert (info.value.status, provider.requests, provider.retries) == (status, 1, 0)
+
+
+async def test_cancelled_waiter_releases_nothing_it_does_not_hold(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """Cancelling callers mid-wait leaves the semaphore whole for later calls."""
+    provider = make_probe(max_concurrency=1)
+    release = asyncio.Event()
+
+    async def held(url: Any, **kwargs: Any) -> CallbackResult:
+        await release.wait()
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/x", callback=held, repeat=True)
+    tasks = [asyncio.create_task(provider.fetch("/x")) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    release.set()
+    assert (await provider.fetch("/x")).text == "ok"
+    assert provider.gauge.in_flight == 0
+    assert provider.gauge.waiting == 0
+
+
+async def test_metrics_and_repr_show_limits_and_counters(
+    make_probe: MakeProbe, mocked: aioresponses
+) -> None:
+    """metrics() has the provider.metrics fields and repr names the limits and counters."""
+    provider = make_probe(max_concurrency=2, rate=Rate(count=60, period=60))
+    mocked.get(f"{BASE}/x", status=200, body="ok")
+    await provider.fetch("/x")
+    metrics = provider.metrics()
+    assert set(metrics) == {
+        "provider",
+        "requests",
+        "retries",
+        "rate_limited_429s",
+        "errors",
+        "peak_in_flight",
+        "peak_waiting",
+        "p50_ms",
+        "p95_ms",
+        "wait_p50_ms",
+        "wait_p95_ms",
+    }
+    assert (metrics["provider"], metrics["requests"], metrics["peak_in_flight"]) == ("probe", 1, 1)
+    text = repr(provider)
+    for part in ("ProbeProvider probe", "max_concurrency=2", "rate=60/60s", "requests=1"):
+        assert part in text
+
+
+async def test_make_session_has_explicit_timeout_and_user_agent() -> None:
+    """The shared session never uses aiohttp's 300 s default and names finappd."""
+    session = make_session()
+    try:
+        assert session.timeout.total is not None
+        assert session.timeout.total < 300
+        assert session.headers["User-Agent"].startswith("finappd/")
+    finally:
+        await session.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://x.io/q?apikey=abc&symbol=IBM", "https://x.io/q?apikey=REDACTED&symbol=IBM"),
+        ("https://x.io/q?symbol=IBM&apiKey=abc", "https://x.io/q?symbol=IBM&apiKey=REDACTED"),
+        ("https://x.io/q?TOKEN=abc#frag", "https://x.io/q?TOKEN=REDACTED#frag"),
+        (
+            "https://x.io/q?x_cg_demo_api_key=k1&a=1",
+            "https://x.io/q?x_cg_demo_api_key=REDACTED&a=1",
+        ),
+        ("https://x.io/q?x_cg_pro_api_key=k2", "https://x.io/q?x_cg_pro_api_key=REDACTED"),
+        ("https://x.io/q?crumb=Ab.c&period1=1", "https://x.io/q?crumb=REDACTED&period1=1"),
+        ("https://x.io/q?mytoken=keep&apikeys=keep", "https://x.io/q?mytoken=keep&apikeys=keep"),
+        ("https://u:pw@x.io/q", "https://u:REDACTED@x.io/q"),
+        ("https://x.io/v8/finance/chart/%5EGSPC", "https://x.io/v8/finance/chart/%5EGSPC"),
+    ],
+)
+def test_redact_url(url: str, expected: str) -> None:
+    """Secret query values and passwords are replaced by REDACTED; nothing else changes."""
+    assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, None),
+        ("", None),
+        ("5", 5.0),
+        (" 120 ", 120.0),
+        ("-3", 0.0),
+        (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
+        (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
+        ("soon", None),
+    ],
+)
+def test_parse_retry_after(value: str | None, expected: float | None) -> None:
+    """Retry-After is delta-seconds or an HTTP-date, never negative; junk means unknown."""
+    assert parse_retry_after(value, NOW) == expected
