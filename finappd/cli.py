@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from finappd.demo import run_demo
 
         configure_logging("info", "json")
-        return asyncio.run(run_demo(args.seconds, Path(args.db)))
+        return asyncio.run(run_demo(args.seconds, Path(args.db).absolute()))
     if args.command == "sim":
         configure_logging("info")
         return asyncio.run(_sim(args))
@@ -124,4 +124,3 @@ async def _sim(args: argparse.Namespace) -> int:
     config = SimConfig(latency=args.latency, max_concurrency=args.max_concurrency)
     await serve(config, args.host, args.port, stop)
     return 0
-

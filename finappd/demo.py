@@ -21,10 +21,12 @@ log = structlog.get_logger(__name__)
 
 #: ~50 symbols across exchanges, share classes, an index, FX and crypto.
 DEMO_TICKERS = (
-    "AAPL MSFT GOOGL AMZN NVDA META TSLA BRK-B JPM V JNJ WMT PG MA UNH HD XOM CVX KO PEP "
-    "COST ABBV MRK AVGO ORCL CSCO ADBE CRM NFLX INTC AMD QCOM TXN IBM DIS NKE MCD "
-    "^GSPC ^DJI ^IXIC 7203.T 6758.T VOD.L HSBA.L BHP.AX CBA.AX SHOP.TO RY.TO BTC-USD EURUSD=X"
-).split()
+    *("AAPL", "MSFT", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "BRK-B", "JPM", "V", "JNJ"),
+    *("WMT", "PG", "MA", "UNH", "HD", "XOM", "CVX", "KO", "PEP", "COST", "ABBV", "MRK"),
+    *("AVGO", "ORCL", "CSCO", "ADBE", "CRM", "NFLX", "INTC", "AMD", "QCOM", "TXN", "IBM"),
+    *("DIS", "NKE", "MCD", "^GSPC", "^DJI", "^IXIC", "7203.T", "6758.T", "VOD.L", "HSBA.L"),
+    *("BHP.AX", "CBA.AX", "SHOP.TO", "RY.TO", "BTC-USD", "EURUSD=X"),
+)
 
 
 def demo_config(sim_url: str, db: Path) -> str:
@@ -33,7 +35,7 @@ def demo_config(sim_url: str, db: Path) -> str:
     return f"""\
 # Written by `finappd demo`: the simulator at {sim_url} only lives while the demo runs.
 [store]
-path = "{db.resolve()}"
+path = "{db}"
 
 [logging]
 format = "json"
@@ -57,7 +59,10 @@ lookback_days = 30
 
 
 async def run_demo(seconds: float, db: Path) -> int:
-    """Run the daemon against the simulator for ``seconds``; 0 if at least one run was ok."""
+    """Run the daemon against the simulator for ``seconds``; 0 if one run was ok.
+
+    ``db`` must be absolute: the demo config written next to it names it.
+    """
     async with SimServer(SimConfig(latency=0.02, max_concurrency=8)) as sim:
         assert sim.url is not None
         config_path = db.with_suffix(".toml")
@@ -66,7 +71,7 @@ async def run_demo(seconds: float, db: Path) -> int:
         log.info("demo.started", simulator=sim.url, config=str(config_path), seconds=seconds)
         await Daemon(settings, stop_after=seconds).run()
         peak = sim.stats.peak_in_flight
-    with sqlite3.connect(f"file:{db.resolve()}?mode=ro", uri=True, timeout=5) as conn:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
         ok_runs = conn.execute("SELECT count(*) FROM runs WHERE status = 'ok'").fetchone()[0]
         symbols = conn.execute("SELECT count(DISTINCT symbol) FROM bars").fetchone()[0]
         rows = conn.execute("SELECT count(*) FROM bars").fetchone()[0]
@@ -77,6 +82,6 @@ async def run_demo(seconds: float, db: Path) -> int:
         symbols=symbols,
         bars=rows,
         simulator_peak_in_flight=peak,
-        hint=f"sqlite3 {db} 'SELECT * FROM latest_close'",
+        open_with=f"sqlite3 -readonly {db}",
     )
     return 0 if ok_runs else 1

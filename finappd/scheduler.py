@@ -151,8 +151,5 @@ class Daemon:
     def _status_line(self) -> str:
         parts = [f"{len(self.settings.flows)} flows"]
         for name, summary in sorted(self.last.items()):
-            parts.append(
-                f"{name}: {summary.status} {summary.tickers_ok}/{summary.tickers_total}"
-            )
+            parts.append(f"{name}: {summary.status} {summary.tickers_ok}/{summary.tickers_total}")
         return "; ".join(parts)
-

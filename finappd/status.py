@@ -17,7 +17,7 @@ def print_status(settings: Settings, *, as_json: bool) -> int:
     if not path.exists():
         print(f"finappd: no database at {path} yet")
         return 1
-    store = Store.open_readonly(path)
+    store = Store(path).open(readonly=True)
     try:
         runs = store.last_runs(limit=5)
         counts = store.bar_counts()

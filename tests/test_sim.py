@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -13,8 +13,7 @@ import pytest
 
 import finappd.sim
 from finappd.sim import SimConfig, SimServer, SimStats, serve, synthetic_bars
-
-MakeServer = Callable[..., Awaitable[SimServer]]
+from tests.conftest import MakeServer
 
 
 def epoch(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
@@ -26,22 +25,6 @@ def chart_path(symbol: str, period1: int, period2: int) -> str:
     """The chart URL path of a daily-bar request, symbol URL-encoded as Yahoo clients do."""
     encoded = quote(symbol, safe="")
     return f"/v8/finance/chart/{encoded}?period1={period1}&period2={period2}&interval=1d"
-
-
-@pytest.fixture
-async def sim_server() -> AsyncIterator[MakeServer]:
-    """Factory starting SimServers on free ports; stops every one it started."""
-    started: list[SimServer] = []
-
-    async def make(config: SimConfig | None = None) -> SimServer:
-        server = SimServer(config)
-        started.append(server)
-        await server.start()
-        return server
-
-    yield make
-    for server in started:
-        await server.stop()
 
 
 @pytest.fixture

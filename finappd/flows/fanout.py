@@ -18,7 +18,7 @@ from typing import Any
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-__all__ = ["LaneDone", "LaneEvent", "LaneWork", "fanout_workflow"]
+__all__ = ["LaneDone", "LaneEvent", "LaneWork", "LaneWorkflow", "fanout_workflow"]
 
 #: What one lane does: given its number, process tickers until none are left.
 LaneWork = Callable[[int], Awaitable[None]]
@@ -36,17 +36,21 @@ class LaneDone(Event):
     lane: int
 
 
+class LaneWorkflow(Workflow):
+    """A workflow given its lane count and the work each lane does."""
+
+    def __init__(self, *, lanes: int, work: LaneWork, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lanes = lanes
+        self.work = work
+
+
 @cache
-def fanout_workflow(num_workers: int) -> type[Workflow]:
+def fanout_workflow(num_workers: int) -> type[LaneWorkflow]:
     """The workflow class whose fetch step runs ``num_workers`` lanes at once."""
 
-    class FanOut(Workflow):
+    class FanOut(LaneWorkflow):
         """Dispatch lanes, run them ``num_workers`` at a time, stop when all are done."""
-
-        def __init__(self, *, lanes: int, work: LaneWork, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.lanes = lanes
-            self.work = work
 
         @step
         async def dispatch(self, ctx: Context, ev: StartEvent) -> LaneEvent | None:

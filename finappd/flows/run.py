@@ -186,7 +186,10 @@ class _Run:
         if missing:
             kind = "cancelled" if cancelled else "deadline"
             await self._write(
-                [TickerResult(s, self.provider, error_kind=kind, error=summary.error) for s in missing]
+                [
+                    TickerResult(s, self.provider, error_kind=kind, error=summary.error)
+                    for s in missing
+                ]
             )
         summary.status = "cancelled" if cancelled else _status(summary)
         summary.duration_s = round(elapsed, 3)
@@ -264,12 +267,12 @@ async def run_flow_once(
     except asyncio.CancelledError as exc:
         cancelled = exc
         summary.error = "cancelled"
-    except Exception as exc:  # noqa: BLE001 — a run must always end recorded, whatever broke
+    except Exception as exc:  # a run must always end recorded, whatever broke
         summary.error = f"{type(exc).__name__}: {exc}"
         log.exception("run.crashed")
     finally:
         work.clear()
-        if not handler.done():
+        if not handler.is_done():
             await handler.cancel_run()
         progress_task.cancel()
         await run.results.put(_DONE)
