@@ -1,0 +1,96 @@
+"""End-to-end tests of YahooProvider against the simulated Yahoo chart API (finappd.sim)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import date, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+
+from finappd.config import ProviderSettings
+from finappd.errors import SymbolNotFoundError
+from finappd.providers import YahooProvider, make_session
+from finappd.sim import SimConfig, SimServer
+from tests.conftest import MakeServer
+
+MakeYahoo = Callable[..., YahooProvider]
+WEEK = (date(2024, 3, 4), date(2024, 3, 8))  # Monday..Friday, no holidays
+
+
+@pytest.fixture
+async def make_yahoo() -> AsyncIterator[MakeYahoo]:
+    """Build Yahoo providers for a simulator URL; close their sessions afterwards."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(sim: SimServer, **overrides: Any) -> YahooProvider:
+        options: dict[str, Any] = {
+            "base_url": sim.url,
+            "rate": None,
+            "backoff": timedelta(milliseconds=5),
+            "backoff_max": timedelta(seconds=5),
+        }
+        options.update(overrides)
+        session = make_session()
+        sessions.append(session)
+        return YahooProvider("yahoo", ProviderSettings(**options), session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+@pytest.mark.parametrize("symbol", ["AAPL", "^GSPC", "BRK-B", "7203.T", "BHP.AX", "XSP.TO"])
+async def test_a_trading_week_gives_five_local_dates(
+    sim_server: MakeServer, make_yahoo: MakeYahoo, symbol: str
+) -> None:
+    """A Monday-Friday range gives exactly those five exchange-local trading dates."""
+    sim = await sim_server()
+    bars = await make_yahoo(sim).daily_bars(symbol, *WEEK)
+    assert [b.ts for b in bars] == [WEEK[0] + timedelta(days=i) for i in range(5)]
+    assert all(b.symbol == symbol and b.close > 0 for b in bars)
+
+
+async def test_unknown_symbol_is_not_found(sim_server: MakeServer, make_yahoo: MakeYahoo) -> None:
+    """The simulator's 404 'Not Found' body raises SymbolNotFoundError for that symbol."""
+    sim = await sim_server()
+    with pytest.raises(SymbolNotFoundError) as info:
+        await make_yahoo(sim).daily_bars("ZZZNOPE", *WEEK)
+    assert (info.value.symbol, info.value.status) == ("ZZZNOPE", 404)
+
+
+async def test_range_before_1990_is_empty(sim_server: MakeServer, make_yahoo: MakeYahoo) -> None:
+    """The simulator's 400 "Data doesn't exist" gives no bars."""
+    sim = await sim_server()
+    assert await make_yahoo(sim).daily_bars("AAPL", date(1985, 1, 1), date(1985, 1, 31)) == []
+
+
+async def test_null_last_bar_is_skipped(sim_server: MakeServer, make_yahoo: MakeYahoo) -> None:
+    """A last bar that is null in every array is left out."""
+    sim = await sim_server(SimConfig(null_symbols=frozenset({"FBIIX"})))
+    bars = await make_yahoo(sim).daily_bars("FBIIX", *WEEK)
+    assert [b.ts for b in bars] == [WEEK[0] + timedelta(days=i) for i in range(4)]
+
+
+async def test_provider_within_server_limit_never_sees_429(
+    sim_server: MakeServer, make_yahoo: MakeYahoo
+) -> None:
+    """With max_concurrency equal to the server's, 30 concurrent fetches get no 429."""
+    sim = await sim_server(SimConfig(max_concurrency=2, latency=0.01))
+    provider = make_yahoo(sim, max_concurrency=2)
+    await asyncio.gather(*(provider.daily_bars(f"T{i}", *WEEK) for i in range(30)))
+    assert (provider.rate_limited, sim.stats.rejected_429, sim.stats.peak_in_flight) == (0, 0, 2)
+
+
+async def test_provider_over_server_limit_recovers_from_429s(
+    sim_server: MakeServer, make_yahoo: MakeYahoo
+) -> None:
+    """Exceeding the server's concurrency gets 429s, honoured via Retry-After, then all succeed."""
+    sim = await sim_server(SimConfig(max_concurrency=1, latency=0.05, retry_after=1))
+    provider = make_yahoo(sim, max_concurrency=3, retries=5)
+    results = await asyncio.gather(*(provider.daily_bars(f"T{i}", *WEEK) for i in range(4)))
+    assert all(len(bars) == 5 for bars in results)
+    assert provider.rate_limited >= 1
+    assert provider.rate_limited == sim.stats.rejected_429
