@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-__all__ = ["Bar"]
+__all__ = ["Bar", "Dividend", "FxRate", "Quote", "Split"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +33,44 @@ class Bar:
         if isinstance(self.ts, datetime):
             return self.ts.astimezone(UTC).isoformat()
         return self.ts.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The latest price of one symbol at ``ts`` (tz-aware UTC)."""
+
+    symbol: str
+    ts: datetime
+    price: float
+    currency: str | None = None
+    previous_close: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dividend:
+    """A cash dividend of ``amount`` per share, going ex on ``ex_date``."""
+
+    symbol: str
+    ex_date: date
+    amount: float
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A split of ``numerator``:``denominator`` (4:1 means one share became four)."""
+
+    symbol: str
+    ex_date: date
+    numerator: float
+    denominator: float
+
+
+@dataclass(frozen=True, slots=True)
+class FxRate:
+    """``rate`` units of ``quote`` per one ``base`` on ``day`` (the publisher's date)."""
+
+    base: str
+    quote: str
+    day: date
+    rate: float
