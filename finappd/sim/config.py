@@ -24,6 +24,9 @@ class SimConfig:
     """Symbols answered with Yahoo's 404 (as is any symbol starting with ``ZZZ``)."""
     null_symbols: frozenset[str] = frozenset()
     """Symbols whose last bar is ``null`` in every array."""
+    provider_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per provider route (``"stooq"``, ``"polygon"`` …): ``(requests, window seconds)``;
+    one more is refused in that API's own rate-limit shape (not the plain-text 429)."""
     seed: int = 0
     """Changes every synthetic series at once; 0 is the default universe."""
 
