@@ -19,8 +19,12 @@ from typing import Any, Self
 import structlog
 from aiohttp import web
 
+from finappd.sim.alphavantage import alphavantage_routes
 from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.finnhub import finnhub_routes
 from finappd.sim.limits import Gate
+from finappd.sim.polygon import polygon_routes
+from finappd.sim.stooq import stooq_routes
 from finappd.sim.yahoo import chart_routes
 
 __all__ = ["SimServer", "serve"]
@@ -64,6 +68,10 @@ class SimServer:
         """The aiohttp application: provider routes behind the limits, plus ``/__sim/``."""
         app = web.Application(middlewares=[self._middleware])
         app.add_routes(chart_routes(lambda: self.config))
+        app.add_routes(stooq_routes(lambda: self.config))
+        app.add_routes(alphavantage_routes(lambda: self.config))
+        app.add_routes(finnhub_routes(lambda: self.config))
+        app.add_routes(polygon_routes(lambda: self.config))
         app.add_routes(
             [
                 web.get("/__sim/stats", self._get_stats),

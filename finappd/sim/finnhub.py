@@ -1,0 +1,164 @@
+"""Finnhub's REST API as the simulator speaks it, under the path prefix ``/finnhub``.
+
+Point the provider at ``base_url = f"{sim.url}/finnhub"`` (it stands for
+``https://finnhub.io/api/v1``). Routes (PROVIDERS.md section 4), key in the
+``X-Finnhub-Token`` header or the ``token`` query parameter:
+
+- ``GET /finnhub/quote?symbol=AAPL``: ``{"c","d","dp","h","l","o","pc","t"}``, ``t`` in epoch
+  seconds; an unknown symbol (``ZZZ…`` or ``SimConfig.unknown_symbols``) is HTTP 200 with
+  all zeros and ``null`` changes.
+- ``GET /finnhub/stock/candle?symbol=AAPL&resolution=D&from=<s>&to=<s>``: premium, so
+  HTTP 403 ``{"error":"You don't have access to this resource."}`` unless the key starts
+  with ``premium``; then parallel arrays with ``t`` at 00:00 exchange time, or
+  ``{"s":"no_data"}`` for an unknown symbol or an empty range.
+
+A missing key is HTTP 401 ``Please use an API key.``, the key ``BADKEY`` HTTP 401
+``Invalid API key.`` (both wordings unverified); past
+``SimConfig.provider_limits["finnhub"]`` the answer is HTTP 429 ``API limit reached``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from datetime import time as clock_time
+from typing import Any
+
+from aiohttp import web
+
+from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.exchanges import listing_of
+from finappd.sim.limits import Gate
+from finappd.sim.prices import bar_on, symbol_key, trading_days
+
+__all__ = [
+    "NO_ACCESS",
+    "PREFIX",
+    "RATE_LIMITED",
+    "candle_response",
+    "canonical_symbol",
+    "finnhub_routes",
+    "quote_response",
+]
+
+PREFIX = "/finnhub"
+NO_ACCESS = "You don't have access to this resource."
+RATE_LIMITED = "API limit reached. Please try again later. Remaining Limit: 0"
+_ZERO_QUOTE = {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
+
+Body = dict[str, Any]
+
+
+def canonical_symbol(symbol: str) -> str:
+    """The Yahoo-style symbol whose synthetic series a Finnhub symbol serves (``BRK.B`` → BRK-B)."""
+    base, dot, suffix = symbol.upper().rpartition(".")
+    if dot and len(suffix) == 1 and suffix != "L":  # share class, not London
+        return f"{base}-{suffix}"
+    return symbol.upper()
+
+
+def _unknown(symbol: str, config: SimConfig) -> bool:
+    canonical = canonical_symbol(symbol)
+    return (
+        not symbol
+        or canonical.startswith("ZZZ")
+        or bool({symbol, canonical} & config.unknown_symbols)
+    )
+
+
+def quote_response(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
+    """The JSON body (HTTP 200) of ``/quote`` for ``query`` at ``now``."""
+    symbol = query.get("symbol", "")
+    if _unknown(symbol, config):
+        return dict(_ZERO_QUOTE)
+    canonical = canonical_symbol(symbol)
+    listing = listing_of(canonical)
+    today = datetime.fromtimestamp(now, listing.tz).date()
+    days = trading_days(today - timedelta(days=7), today, weekends=listing.trades_weekends)
+    key = symbol_key(canonical, config.seed)
+    last, previous = bar_on(key, days[-1]), bar_on(key, days[-2])
+    opened = datetime.combine(last.day, listing.open_time, tzinfo=listing.tz)
+    stamp = min(now, (opened + timedelta(hours=6, minutes=30)).timestamp())
+    change = round(last.close - previous.close, 4)
+    return {
+        "c": last.close,
+        "d": change,
+        "dp": round(change / previous.close * 100, 4),
+        "h": last.high,
+        "l": last.low,
+        "o": last.open,
+        "pc": previous.close,
+        "t": int(stamp),
+    }
+
+
+def candle_response(query: Mapping[str, str], config: SimConfig, now: float) -> tuple[int, Body]:
+    """The status and JSON body of ``/stock/candle`` for an entitled key at ``now``."""
+    symbol = query.get("symbol", "")
+    try:
+        start, end = int(query["from"]), min(int(query["to"]), int(now))
+    except (KeyError, ValueError):
+        return 422, {"error": "Wrong resolution/from/to parameter."}
+    if query.get("resolution") != "D":
+        return 422, {"error": "Unsupported resolution."}
+    if _unknown(symbol, config) or end < start:
+        return 200, {"s": "no_data"}
+    canonical = canonical_symbol(symbol)
+    listing = listing_of(canonical)
+    first = datetime.fromtimestamp(start, listing.tz).date()
+    last = datetime.fromtimestamp(end, listing.tz).date()
+    key = symbol_key(canonical, config.seed)
+    columns: dict[str, list[Any]] = {k: [] for k in ("t", "o", "h", "l", "c", "v")}
+    for day in trading_days(first, last, weekends=listing.trades_weekends):
+        stamp = int(datetime.combine(day, clock_time(), tzinfo=listing.tz).timestamp())
+        if not start <= stamp <= end:
+            continue
+        bar = bar_on(key, day)
+        values = (stamp, bar.open, bar.high, bar.low, bar.close, bar.volume)
+        for name, value in zip("tohlcv", values, strict=True):
+            columns[name].append(value)
+    if not columns["t"]:
+        return 200, {"s": "no_data"}
+    return 200, {"s": "ok", **columns}
+
+
+def _token(request: web.Request) -> str:
+    return request.headers.get("X-Finnhub-Token") or request.query.get("token", "")
+
+
+def finnhub_routes(
+    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
+) -> list[web.RouteDef]:
+    """aiohttp routes serving Finnhub's quote and candles under ``/finnhub``."""
+    gate = Gate(SimStats())
+
+    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
+        limit = config.provider_limits.get("finnhub")
+        if limit is not None:
+            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
+                return web.json_response({"error": RATE_LIMITED}, status=429)
+            gate.release()  # only the window is the route's business; in-flight is the server's
+        token = _token(request)
+        if not token:
+            return web.json_response({"error": "Please use an API key."}, status=401)
+        if token == "BADKEY":  # noqa: S105 - the simulator's documented refused key
+            return web.json_response({"error": "Invalid API key."}, status=401)
+        return None
+
+    async def quote(request: web.Request) -> web.Response:
+        config = get_config()
+        if (refused := refusal(request, config)) is not None:
+            return refused
+        return web.json_response(quote_response(request.query, config, clock()))
+
+    async def candle(request: web.Request) -> web.Response:
+        config = get_config()
+        if (refused := refusal(request, config)) is not None:
+            return refused
+        if not _token(request).startswith("premium"):
+            return web.json_response({"error": NO_ACCESS}, status=403)
+        status, body = candle_response(request.query, config, clock())
+        return web.json_response(body, status=status)
+
+    return [web.get(f"{PREFIX}/quote", quote), web.get(f"{PREFIX}/stock/candle", candle)]
