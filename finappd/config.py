@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 EX_CONFIG = 78
-KNOWN_PROVIDER_KINDS = frozenset({"yahoo"})
 FLOW_KINDS = ("daily_bars",)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -67,7 +66,13 @@ _PERIODS = {
     "h": 3600.0,
     "day": 86400.0,
     "d": 86400.0,
+    "month": 2592000.0,
+    "mo": 2592000.0,
 }
+#: Rate windows longer than an hour are quotas kept in SQLite: exactly a day or a month.
+DAY = 86400.0
+MONTH = 2592000.0  # a calendar month in the quota's timezone, whatever its length
+_UNIT_NAMES = {1.0: "second", 60.0: "minute", 3600.0: "hour", DAY: "day", MONTH: "month"}
 
 
 def parse_duration(value: object) -> timedelta:
@@ -91,7 +96,7 @@ Duration = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(
 
 
 class Rate(BaseModel):
-    """A request rate: ``count`` requests per ``period`` seconds."""
+    """A request rate: ``count`` requests per ``period`` seconds (a day or month is a quota)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -105,11 +110,17 @@ class Rate(BaseModel):
             m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*", value.lower())
             if not m or m[3] not in _PERIODS:
                 raise ValueError(f"expected a rate like '60/minute' or '5/s', got {value!r}")
-            return {"count": int(m[1]), "period": float(m[2] or 1) * _PERIODS[m[3]]}
+            period = float(m[2] or 1) * _PERIODS[m[3]]
+            if period > 3600 and period not in (DAY, MONTH):
+                raise ValueError(
+                    f"a rate window longer than an hour must be one day or one month: {value!r}"
+                )
+            return {"count": int(m[1]), "period": period}
         return value
 
     def __str__(self) -> str:
-        return f"{self.count}/{self.period:g}s"
+        unit = _UNIT_NAMES.get(self.period)
+        return f"{self.count}/{unit}" if unit else f"{self.count}/{self.period:g}s"
 
 
 def _valid_timezone(name: str) -> str:
@@ -150,13 +161,20 @@ class LoggingSettings(_Model):
 
 
 class ProviderSettings(_Model):
-    """How politely one market-data API is used."""
+    """How politely one market-data API is used; unset limits take the provider's defaults."""
 
     kind: str | None = None
     base_url: str | None = None
     api_key: SecretStr | None = None
-    max_concurrency: int = Field(default=4, ge=1, le=1000)
-    rate: Rate | None = Rate(count=60, period=60.0)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    rate: Rate | None = None  # shorthand for ``rates = [rate]``; explicit None: no windows
+    rates: list[Rate] | None = None  # e.g. ["8/minute", "800/day"]; [] means no windows
+    daily_quota: int | None = Field(default=None, ge=0)
+    monthly_quota: int | None = Field(default=None, ge=0)
+    quota_reset_tz: TimezoneName | None = None  # quotas reset at midnight here
+    circuit_threshold: int = Field(default=5, ge=1, le=1000)
+    circuit_cooldown: Duration = timedelta(seconds=60)
+    symbols: dict[str, str] = Field(default_factory=dict)  # flow ticker -> provider symbol
     connect_timeout: Duration = timedelta(seconds=5)
     read_timeout: Duration = timedelta(seconds=20)
     retries: int = Field(default=3, ge=0, le=20)
@@ -169,6 +187,12 @@ class ProviderSettings(_Model):
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"expected an http(s) URL, got {value!r}")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _one_rate_key(self) -> ProviderSettings:
+        if self.rate is not None and self.rates is not None:
+            raise ValueError("set 'rate' or 'rates', not both")
+        return self
 
 
 class FlowSettings(_Model):
@@ -301,10 +325,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_check(self) -> Settings:
+        # Late import: the provider registry imports this module.
+        from finappd.providers import PROVIDER_KINDS
+
         for name, provider in self.providers.items():
             provider.kind = provider.kind or name
-            if provider.kind not in KNOWN_PROVIDER_KINDS:
-                known = ", ".join(sorted(KNOWN_PROVIDER_KINDS))
+            if provider.kind not in PROVIDER_KINDS:
+                known = ", ".join(sorted(PROVIDER_KINDS))
                 raise ValueError(
                     f"providers.{name}.kind: unknown provider {provider.kind!r} (known: {known})"
                 )
@@ -314,7 +341,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"flows.{i}.name: duplicate flow name {flow.name!r}")
             seen.add(flow.name)
             if flow.provider not in self.providers:
-                if flow.provider not in KNOWN_PROVIDER_KINDS:
+                if flow.provider not in PROVIDER_KINDS:
                     raise ValueError(f"flows.{i}.provider: unknown provider {flow.provider!r}")
                 self.providers[flow.provider] = ProviderSettings(kind=flow.provider)
         return self

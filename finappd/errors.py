@@ -5,12 +5,15 @@
     FinappdError
     ├── ConfigError            bad or missing configuration (exit 78)
     ├── ProviderError          a market-data API could not serve a request
-    │   ├── RateLimitedError       the API said "slow down" (retry_after seconds, if given)
-    │   ├── QuotaExhaustedError    the daily/monthly budget is spent
-    │   ├── AuthError              the key was refused
-    │   ├── SymbolNotFoundError    the API does not know the symbol
-    │   ├── BadResponseError       the body could not be understood
-    │   └── ProviderTimeoutError   no answer within the configured timeout
+    │   ├── RateLimitedError          the API said "slow down" (retry_after seconds, if given)
+    │   ├── QuotaExhaustedError       the daily/monthly budget is spent (provider parked)
+    │   ├── AuthError                 the key was refused (provider disabled for the run)
+    │   ├── SymbolNotFoundError       the API does not know the symbol
+    │   ├── PlanGatedError            the data needs a paid plan
+    │   ├── BadResponseError          the body could not be understood
+    │   ├── ProviderTimeoutError      no answer within the configured timeout
+    │   ├── ProviderConnectionError   the connection failed (DNS, refused, reset)
+    │   └── ProviderUnavailableError  not tried: circuit breaker open
     └── StoreError             the SQLite file could not be written or read
 
 Context rides as attributes (``provider``, ``symbol``, ``status``), never only in
@@ -25,8 +28,11 @@ __all__ = [
     "BadResponseError",
     "ConfigError",
     "FinappdError",
+    "PlanGatedError",
+    "ProviderConnectionError",
     "ProviderError",
     "ProviderTimeoutError",
+    "ProviderUnavailableError",
     "QuotaExhaustedError",
     "RateLimitedError",
     "StoreError",
@@ -113,6 +119,24 @@ class ProviderTimeoutError(ProviderError):
     """The request did not complete within its timeout."""
 
     kind = "timeout"
+
+
+class PlanGatedError(ProviderError):
+    """The endpoint, symbol or range needs a higher plan than the key has."""
+
+    kind = "plan_gated"
+
+
+class ProviderConnectionError(ProviderError):
+    """The connection to the API failed before an answer arrived."""
+
+    kind = "connection"
+
+
+class ProviderUnavailableError(ProviderError):
+    """The provider was not tried: its circuit breaker is open after repeated failures."""
+
+    kind = "unavailable"
 
 
 class StoreError(FinappdError):

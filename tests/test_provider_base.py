@@ -316,8 +316,11 @@ async def test_metrics_and_repr_show_limits_and_counters(
         "p95_ms",
         "wait_p50_ms",
         "wait_p95_ms",
+        "circuit",
+        "quota_used_today",
+        "quota_refused",
     }
     assert (metrics["provider"], metrics["requests"], metrics["peak_in_flight"]) == ("probe", 1, 1)
     text = repr(provider)
-    for part in ("ProbeProvider probe", "max_concurrency=2", "rate=60/60s", "requests=1"):
+    for part in ("ProbeProvider probe", "max_concurrency=2", "rate=60/minute", "requests=1"):
         assert part in text

@@ -6,6 +6,7 @@ import aiohttp
 
 from finappd.config import ProviderSettings
 from finappd.providers.base import BaseProvider, make_session, redact_url
+from finappd.providers.quota import UsageBackend
 from finappd.providers.yahoo import YahooProvider
 
 __all__ = [
@@ -22,13 +23,21 @@ PROVIDER_KINDS: dict[str, type[BaseProvider]] = {"yahoo": YahooProvider}
 
 
 def make_provider(
-    name: str, settings: ProviderSettings, session: aiohttp.ClientSession
+    name: str,
+    settings: ProviderSettings,
+    session: aiohttp.ClientSession,
+    *,
+    usage: UsageBackend | None = None,
 ) -> BaseProvider:
-    """The provider called ``name``, of class ``PROVIDER_KINDS[settings.kind or name]``."""
+    """The provider called ``name``, of class ``PROVIDER_KINDS[settings.kind or name]``.
+
+    ``usage`` persists its quota ledger (the runtime passes the store's); without it
+    the daily and monthly quotas are kept in memory only.
+    """
     kind = settings.kind or name
     try:
         cls = PROVIDER_KINDS[kind]
     except KeyError:
         known = ", ".join(sorted(PROVIDER_KINDS))
         raise ValueError(f"unknown provider kind {kind!r} (known: {known})") from None
-    return cls(name, settings, session)
+    return cls(name, settings, session, usage=usage)

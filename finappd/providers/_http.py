@@ -11,6 +11,7 @@ import aiohttp
 import yarl
 
 from finappd import __version__
+from finappd.providers.verdicts import Verdict
 
 __all__ = ["USER_AGENT", "Response", "make_session", "parse_retry_after", "redact_url"]
 
@@ -64,3 +65,4 @@ class Response:
     content_type: str
     retry_after: str | None
     text: str
+    verdict: Verdict = Verdict.OK  # set by BaseProvider._get: OK or EMPTY

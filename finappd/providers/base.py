@@ -1,112 +1,127 @@
 """The provider contract and its politeness machinery, written once.
 
-Every market-data API is reached through :meth:`BaseProvider._get`, which, per
-provider instance (shared by every flow in the daemon):
+A provider module declares what it is (``kind``, ``capabilities``, ``default_base_url``,
+``default_limits``, ``requires_key``, ``headers``), how it authenticates
+(``auth_headers`` or, only where the API insists, ``auth_params``), how flow tickers
+map to its symbols (``map_symbol``), what its responses mean (``classify``) and
+implements the capability methods it declares. It never pauses, parks or retries:
+every request goes through :meth:`BaseProvider._get`, which per provider instance
+(shared by every flow in the daemon):
 
-- waits while the provider is paused after a 429 (``Retry-After`` when given,
-  else exponential backoff with jitter) — the pause holds back *all* callers;
-- holds an :class:`asyncio.Semaphore` (``max_concurrency`` requests in flight);
-- takes a token from an :class:`aiolimiter.AsyncLimiter` (``rate``);
-- sends with an explicit per-request timeout (connect + read, from config);
-- retries timeouts, connection errors, 5xx, 429 and provider-declared transient
-  bodies with exponential backoff and full jitter, up to ``retries`` times;
-- then raises the typed error from :mod:`finappd.errors`, chained to its cause.
+- fails fast, without a request, while the provider is disabled (its key was refused
+  this run), parked (its daily/monthly quota is spent until the reset) or its circuit
+  breaker is open;
+- waits out a provider-wide pause after a 429 (``Retry-After`` when given, else
+  exponential backoff with jitter);
+- holds the semaphore (``max_concurrency``), counts the request in the quota ledger
+  (persisted, see :mod:`~finappd.providers.quota`), waits for every rate window
+  (:class:`~finappd.providers.limits.RateWindows`), then sends with an explicit timeout;
+- classifies the response and acts on the :class:`Verdict`: OK/EMPTY return, NOT_FOUND,
+  PLAN_GATED and BAD raise, AUTH disables, QUOTA_EXHAUSTED parks, RATE_LIMITED pauses
+  and retries, TRANSIENT (and timeouts, connection errors) retries with backoff and
+  feeds the circuit breaker (:mod:`~finappd.providers.breaker`).
 
-Statuses every API shares are classified here; each provider module classifies
-its own bodies (most APIs say "not found" or "slow down" with HTTP 200).
+Every message carries the redacted URL only (:func:`redact_url`); keys never reach a
+log line, an exception or the store.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from datetime import UTC, date, datetime
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any, ClassVar
 
-import aiohttp
-import structlog
 import yarl
-from aiolimiter import AsyncLimiter
 
-from finappd.config import ProviderSettings
-from finappd.errors import (
-    AuthError,
-    BadResponseError,
-    ProviderError,
-    ProviderTimeoutError,
-    RateLimitedError,
-    SymbolNotFoundError,
-)
-from finappd.metrics import Gauge
+from finappd.errors import AuthError
 from finappd.providers._http import Response, make_session, parse_retry_after, redact_url
-from finappd.records import Bar
+from finappd.providers._polite import Politeness, classify_status
+from finappd.providers.limits import Limits
+from finappd.providers.verdicts import Capability, Classified, Verdict
+from finappd.records import Bar, Dividend, FxRate, Quote, Split
 
-__all__ = ["BaseProvider", "Response", "make_session", "parse_retry_after", "redact_url"]
-
-log = structlog.get_logger(__name__)
-
-_E = TypeVar("_E", bound=ProviderError)
-
-
-class _Retryable(Exception):
-    """One attempt failed in a way worth retrying; ``error`` is raised when retries run out."""
-
-    def __init__(
-        self, error: ProviderError, *, rate_limited: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.rate_limited = rate_limited  # a 429: the whole provider pauses
-        self.retry_after = retry_after
+__all__ = [
+    "BaseProvider",
+    "Capability",
+    "Classified",
+    "Limits",
+    "Response",
+    "Verdict",
+    "classify_status",
+    "make_session",
+    "parse_retry_after",
+    "redact_url",
+]
 
 
-class BaseProvider(ABC):
-    """A market-data API used politely: concurrency cap, rate limit, pause on 429, retries."""
+class BaseProvider(Politeness):
+    """A market-data API used politely: limits, quota, classifier, pause, park, breaker."""
 
-    #: Used when the config gives no ``base_url``.
-    default_base_url: ClassVar[str] = ""
-    #: Sent with every request of this provider, over the session's defaults.
-    headers: ClassVar[Mapping[str, str]] = {}
-
-    def __init__(
-        self, name: str, settings: ProviderSettings, session: aiohttp.ClientSession
-    ) -> None:
-        self.name = name
-        self.settings = settings
-        self.session = session
-        self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
-        self.semaphore = asyncio.Semaphore(settings.max_concurrency)
-        self.limiter = (
-            AsyncLimiter(settings.rate.count, settings.rate.period) if settings.rate else None
-        )
-        connect = settings.connect_timeout.total_seconds()
-        read = settings.read_timeout.total_seconds()
-        self.timeout = aiohttp.ClientTimeout(
-            total=connect + read, sock_connect=connect, sock_read=read
-        )
-        self.gauge = Gauge(name)
-        self.requests = 0
-        self.retries = 0
-        self.rate_limited = 0
-        self.errors = 0
-        self._paused_until = 0.0  # time.monotonic() before which nothing is sent
+    #: The provider kind (``providers.<name>.kind``), e.g. ``"yahoo"``.
+    kind: ClassVar[str] = ""
+    #: What this API can serve; flows only call the matching methods.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Whether ``api_key`` must be configured.
+    requires_key: ClassVar[bool] = False
+    # Inherited from Politeness and set by each provider module as well: default_base_url,
+    # default_limits (Limits), headers (static headers); hooks classify() and auth_headers().
 
     def __repr__(self) -> str:
-        rate = str(self.settings.rate) if self.settings.rate else "unlimited"
+        limits = self.limits
+        rates = ",".join(str(r) for r in limits.windows()) or "unlimited"
         return (
-            f"<{type(self).__name__} {self.name} max_concurrency={self.settings.max_concurrency} "
-            f"rate={rate} requests={self.requests} retries={self.retries} "
+            f"<{type(self).__name__} {self.name} max_concurrency={limits.max_concurrency} "
+            f"rate={rates} requests={self.requests} retries={self.retries} "
             f"rate_limited={self.rate_limited} errors={self.errors} "
             f"in_flight={self.gauge.in_flight} waiting={self.gauge.waiting} "
-            f"paused_for={self.paused_for():.1f}s>"
+            f"paused_for={self.paused_for():.1f}s circuit={self.breaker.state} "
+            f"quota={self.ledger.day_used}/{limits.daily()} "
+            f"parked={self.parked_until is not None} disabled={self.disabled is not None}>"
         )
 
-    @abstractmethod
+    # -- what a provider module declares -------------------------------------------------
+
+    def auth_params(self) -> Mapping[str, str]:
+        """Query parameters carrying the key, for APIs that take it nowhere else."""
+        return {}
+
+    def map_symbol(self, symbol: str) -> str:
+        """This API's symbol for a flow ticker (e.g. ``BRK-B`` → ``BRK.B``); default as is."""
+        return symbol
+
+    def api_symbol(self, symbol: str) -> str:
+        """The symbol to send: a ``[providers.X.symbols]`` override, else ``map_symbol``."""
+        override = self.settings.symbols.get(symbol)
+        return override if override is not None else self.map_symbol(symbol)
+
+    def api_key(self) -> str:
+        """The configured key (for ``auth_headers``/``auth_params`` only; never log it)."""
+        key = self.settings.api_key
+        if key is None:
+            raise AuthError(f"{self.name}: no api_key configured", provider=self.name)
+        return key.get_secret_value()
+
+    # -- capabilities: implemented by the providers that declare them -----------------------
+
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
         """Daily bars for trading dates ``start..end`` inclusive; failures raise typed errors."""
+        raise NotImplementedError(f"{self.kind} does not serve {Capability.DAILY_BARS}")
+
+    async def quote(self, symbol: str) -> Quote:
+        """The latest price of ``symbol``."""
+        raise NotImplementedError(f"{self.kind} does not serve {Capability.QUOTE}")
+
+    async def fx_rates(
+        self, base: str, quotes: Sequence[str], start: date, end: date
+    ) -> list[FxRate]:
+        """Rates of ``quotes`` per one ``base`` for each published day in ``start..end``."""
+        raise NotImplementedError(f"{self.kind} does not serve {Capability.FX}")
+
+    async def actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Dividend], list[Split]]:
+        """Dividends and splits of ``symbol`` going ex in ``start..end``."""
+        raise NotImplementedError(f"{self.kind} does not serve {Capability.ACTIONS}")
 
     def metrics(self) -> dict[str, Any]:
         """The figures for the ``provider.metrics`` log line."""
@@ -123,176 +138,17 @@ class BaseProvider(ABC):
             "p95_ms": summary["p95_ms"],
             "wait_p50_ms": summary["wait_p50_ms"],
             "wait_p95_ms": summary["wait_p95_ms"],
+            "circuit": str(self.breaker.state),
+            "quota_used_today": self.ledger.day_used,
+            "quota_refused": self.ledger.refused,
         }
-
-    def paused_for(self) -> float:
-        """Seconds until the provider-wide pause after a 429 ends (0 when not paused)."""
-        return max(0.0, self._paused_until - time.monotonic())
-
-    def pause(self, seconds: float) -> None:
-        """Hold back every request of this provider for ``seconds`` (never shortens a pause)."""
-        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-    def _fail(self, error: _E) -> _E:
-        """Count ``error`` as a failed call and return it for raising."""
-        self.errors += 1
-        return error
-
-    def _transient_reason(self, response: Response) -> str | None:
-        """Why a non-error response is a transient failure to retry (e.g. an outage page)."""
-        return None
-
-    def _raise_for_status(self, response: Response, symbol: str | None) -> None:
-        """Raise the typed error for a 4xx status the provider module did not classify."""
-        status = response.status
-        if status < 400:
-            return
-        kind: type[ProviderError] = BadResponseError
-        if status in (401, 403):
-            kind = AuthError
-        elif status == 404:
-            kind = SymbolNotFoundError
-        message = f"{self.name}: HTTP {status} from {response.url}: {response.text[:200]!r}"
-        raise self._fail(kind(message, provider=self.name, symbol=symbol, status=status))
 
     async def _get(
         self, url: str, *, params: Mapping[str, str] | None = None, symbol: str | None = None
     ) -> Response:
-        """GET ``url`` politely; return any response that is not 429/5xx/transient, else raise."""
+        """GET ``url`` politely; return an OK/EMPTY response (``.verdict``) or raise typed."""
         target = yarl.URL(url, encoded=True)
-        if params:
-            target = target.update_query(params)
-        attempt = 0
-        while True:
-            try:
-                return await self._attempt(target, symbol)
-            except _Retryable as failure:
-                delay = self._backoff(attempt)
-                if failure.rate_limited:
-                    # Equal jitter: a rate-limit pause must not collapse to nothing.
-                    pause = failure.retry_after
-                    if pause is None:
-                        pause = delay / 2 + self._backoff_cap(attempt) / 2
-                    self.pause(pause)
-                    delay = 0.0  # the next attempt sleeps out the pause in _wait_turn
-                    log.warning(
-                        "provider.rate_limited",
-                        provider=self.name,
-                        symbol=symbol,
-                        retry_after=failure.retry_after,
-                        pause_s=round(pause, 3),
-                        attempt=attempt,
-                    )
-                    if pause > self.settings.backoff_max.total_seconds():
-                        raise self._fail(failure.error) from failure.__cause__
-                if attempt >= self.settings.retries:
-                    raise self._fail(failure.error) from failure.__cause__
-                attempt += 1
-                self.retries += 1
-                log.info(
-                    "provider.retry",
-                    provider=self.name,
-                    symbol=symbol,
-                    attempt=attempt,
-                    of=self.settings.retries,
-                    delay_s=round(delay, 3),
-                    reason=str(failure.error),
-                )
-                await asyncio.sleep(delay)
-
-    def _backoff_cap(self, attempt: int) -> float:
-        """The exponential backoff ceiling for ``attempt`` (0-based), capped at backoff_max."""
-        base = self.settings.backoff.total_seconds()
-        return min(self.settings.backoff_max.total_seconds(), base * float(2 ** min(attempt, 30)))
-
-    def _backoff(self, attempt: int) -> float:
-        """Full-jitter exponential backoff for ``attempt`` (0-based)."""
-        return self._backoff_cap(attempt) * random.random()
-
-    async def _wait_turn(self, symbol: str | None) -> None:
-        """Sleep out a provider-wide pause; one longer than ``backoff_max`` fails fast."""
-        while (remaining := self.paused_for()) > 0:
-            if remaining > self.settings.backoff_max.total_seconds():
-                raise self._fail(
-                    RateLimitedError(
-                        f"{self.name}: paused for {remaining:.0f}s after a 429",
-                        provider=self.name,
-                        symbol=symbol,
-                        retry_after=remaining,
-                    )
-                )
-            await asyncio.sleep(remaining)
-
-    async def _attempt(self, target: yarl.URL, symbol: str | None) -> Response:
-        """One polite attempt: wait for pause, semaphore and limiter, then send and read."""
-        shown = redact_url(target)
-        with self.gauge.wait():
-            await self._wait_turn(symbol)
-            await self.semaphore.acquire()
-            try:
-                if self.limiter is not None:
-                    await self.limiter.acquire()
-                # A 429 may have arrived while this caller waited for its turn.
-                await self._wait_turn(symbol)
-            except BaseException:
-                self.semaphore.release()
-                raise
-        try:
-            with self.gauge.active():
-                self.requests += 1
-                async with self.session.get(
-                    target, headers=self.headers, timeout=self.timeout
-                ) as resp:
-                    body = await resp.read()
-                    response = Response(
-                        status=resp.status,
-                        url=shown,
-                        content_type=resp.content_type,
-                        retry_after=resp.headers.get("Retry-After"),
-                        text=body.decode(resp.charset or "utf-8", errors="replace"),
-                    )
-        except TimeoutError as exc:  # aiohttp's timeouts subclass TimeoutError
-            error: ProviderError = ProviderTimeoutError(
-                f"{self.name}: no answer within {self.timeout.total:g}s from {shown}",
-                provider=self.name,
-                symbol=symbol,
-            )
-            raise _Retryable(error) from exc
-        except aiohttp.ClientError as exc:
-            error = ProviderError(
-                f"{self.name}: connection failed to {shown}: {type(exc).__name__}: {exc}",
-                provider=self.name,
-                symbol=symbol,
-            )
-            raise _Retryable(error) from exc
-        finally:
-            self.semaphore.release()
-        return self._check(response, symbol)
-
-    def _check(self, response: Response, symbol: str | None) -> Response:
-        """Turn 429, 5xx and transient bodies into retryable failures; pass the rest on."""
-        status = response.status
-        if status == 429:
-            self.rate_limited += 1
-            retry_after = parse_retry_after(response.retry_after, datetime.now(UTC))
-            error: ProviderError = RateLimitedError(
-                f"{self.name}: HTTP 429 from {response.url}: {response.text[:100]!r}",
-                provider=self.name,
-                symbol=symbol,
-                status=429,
-                retry_after=retry_after,
-            )
-            raise _Retryable(error, rate_limited=True, retry_after=retry_after)
-        if status >= 500:
-            reason = f"HTTP {status}"
-        elif (transient := self._transient_reason(response)) is not None:
-            reason = transient
-        else:
-            return response
-        error = BadResponseError(
-            f"{self.name}: {reason} from {response.url}",
-            provider=self.name,
-            symbol=symbol,
-            status=status,
-        )
-        raise _Retryable(error)
+        query = {**(params or {}), **self.auth_params()}
+        if query:
+            target = target.update_query(query)
+        return await self._retrying(target, symbol)

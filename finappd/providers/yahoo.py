@@ -22,13 +22,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, ClassVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from finappd.errors import BadResponseError, SymbolNotFoundError
-from finappd.providers.base import BaseProvider, Response
+from finappd.errors import BadResponseError
+from finappd.providers.base import (
+    BaseProvider,
+    Capability,
+    Classified,
+    Limits,
+    Response,
+    Verdict,
+    classify_status,
+)
 from finappd.records import Bar
 
 __all__ = ["YahooProvider", "chart_window", "parse_chart", "trading_date"]
@@ -54,6 +63,26 @@ def trading_date(timestamp: float, tz: tzinfo) -> date:
     if local.hour == 23:  # a midnight bar shifted back by Yahoo's DST bug
         local += timedelta(hours=1)
     return local.date()
+
+
+def _range_params(start: date, end: date, *, events: str) -> dict[str, str]:
+    """The chart query for local trading dates ``start..end``."""
+    period1, period2 = chart_window(start, end)
+    return {
+        "period1": str(period1),
+        "period2": str(period2),
+        "interval": "1d",
+        "events": events,
+        "includePrePost": "false",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Chart:
+    """One chart result and the response it came in (for error messages)."""
+
+    response: Response
+    data: Mapping[str, Any]
 
 
 def _exchange_tz(meta: Mapping[str, Any]) -> tzinfo:
@@ -118,9 +147,14 @@ def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) 
 
 
 class YahooProvider(BaseProvider):
-    """Daily bars from Yahoo's chart API."""
+    """Daily bars, the latest quote (chart ``meta``) and dividends/splits from Yahoo's chart API."""
 
+    kind: ClassVar[str] = "yahoo"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS}
+    )
     default_base_url: ClassVar[str] = "https://query2.finance.yahoo.com"
+    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("1/second",))
     headers: ClassVar[Mapping[str, str]] = {
         "User-Agent": _CHROME_UA,
         "Accept": "application/json,text/plain,*/*",
@@ -131,36 +165,50 @@ class YahooProvider(BaseProvider):
         """Daily bars of ``symbol`` for local trading dates ``start..end`` inclusive."""
         if end < start:
             return []
-        period1, period2 = chart_window(start, end)
-        response = await self._get(
-            f"{self.base_url}/v8/finance/chart/{quote(symbol, safe='')}",
-            params={
-                "period1": str(period1),
-                "period2": str(period2),
-                "interval": "1d",
-                "events": "div,splits",
-                "includePrePost": "false",
-            },
-            symbol=symbol,
-        )
-        result = self._chart_result(response, symbol)
+        result = await self._chart(symbol, _range_params(start, end, events="div,splits"))
         if result is None:
             return []
         try:
-            return parse_chart(result, symbol, start, end)
+            return parse_chart(result.data, symbol, start, end)
         except _MALFORMED as exc:
-            raise self._bad(response, symbol, f"malformed chart: {exc!r}") from exc
+            raise self._bad(result.response, symbol, f"malformed chart: {exc!r}") from exc
 
-    def _transient_reason(self, response: Response) -> str | None:
-        """An HTML or empty page in place of JSON is an outage or a block: retry it."""
-        if response.status >= 400:
-            return None
+    def classify(self, response: Response) -> Classified:
+        """Yahoo's answers: chart.error codes, 429 plain text, HTML outage pages."""
+        status = response.status
+        if status == 429 or status >= 500:
+            return classify_status(response)
         head = response.text[:4096].lstrip()
-        if not head:
-            return "empty body"
-        if "html" in response.content_type or head.startswith("<") or "right back" in head:
-            return "HTML page instead of JSON (outage or block)"
-        return None
+        if status < 400:
+            if not head:
+                return Classified(Verdict.TRANSIENT, "empty body")
+            if "html" in response.content_type or head.startswith("<") or "right back" in head:
+                return Classified(Verdict.TRANSIENT, "HTML page instead of JSON (outage or block)")
+        try:
+            payload = json.loads(response.text)
+        except json.JSONDecodeError:
+            # A 2xx non-JSON body is reported by the parser, chained to the decode error.
+            return classify_status(response)
+        chart = payload.get("chart") if isinstance(payload, dict) else None
+        error = chart.get("error") if isinstance(chart, dict) else None
+        if error:
+            fields = error if isinstance(error, dict) else {"description": error}
+            code = str(fields.get("code") or "")
+            description = str(fields.get("description") or "")
+            if code == "Not Found":
+                return Classified(Verdict.NOT_FOUND, f"symbol not found: {description}")
+            if description.startswith("Data doesn't exist") or status == 422:
+                return Classified(Verdict.EMPTY, description)  # before the first trade
+            if status in (401, 403):
+                return Classified(Verdict.AUTH, f"{code}: {description}")
+            return Classified(Verdict.BAD, f"chart error {code}: {description}")
+        verdict = classify_status(response)
+        if verdict.verdict is Verdict.AUTH and isinstance(payload, dict):
+            finance = payload.get("finance")
+            if isinstance(finance, dict) and isinstance(finance.get("error"), dict):
+                description = str(finance["error"].get("description") or "")
+                return Classified(Verdict.AUTH, f"unauthorized: {description}")
+        return verdict
 
     def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
         return self._fail(
@@ -172,10 +220,15 @@ class YahooProvider(BaseProvider):
             )
         )
 
-    def _chart_result(self, response: Response, symbol: str) -> Mapping[str, Any] | None:
-        """The chart result of a response, None for "no bars in range"; raise for the rest."""
-        if response.status in (401, 403):
-            self._raise_for_status(response, symbol)
+    async def _chart(self, symbol: str, params: Mapping[str, str]) -> _Chart | None:
+        """GET the chart of ``symbol``: its first result, or None when the range is empty."""
+        response = await self._get(
+            f"{self.base_url}/v8/finance/chart/{quote(self.api_symbol(symbol), safe='')}",
+            params=params,
+            symbol=symbol,
+        )
+        if response.verdict is Verdict.EMPTY:
+            return None
         try:
             payload = json.loads(response.text)
         except json.JSONDecodeError as exc:
@@ -183,25 +236,7 @@ class YahooProvider(BaseProvider):
         chart = payload.get("chart") if isinstance(payload, dict) else None
         if not isinstance(chart, dict):
             raise self._bad(response, symbol, "JSON has no 'chart' object")
-        error = chart.get("error")
-        if error:
-            fields = error if isinstance(error, dict) else {"description": error}
-            code = str(fields.get("code") or "")
-            description = str(fields.get("description") or "")
-            if code == "Not Found":
-                raise self._fail(
-                    SymbolNotFoundError(
-                        f"{self.name}: symbol {symbol!r} not found: {description}",
-                        provider=self.name,
-                        symbol=symbol,
-                        status=response.status,
-                    )
-                )
-            if description.startswith("Data doesn't exist") or response.status == 422:
-                return None  # before the first trade, or a range Yahoo will not serve
-            raise self._bad(response, symbol, f"chart error {code}: {description}")
-        self._raise_for_status(response, symbol)
         result = chart.get("result")
         if not isinstance(result, list) or not result or not isinstance(result[0], dict):
             raise self._bad(response, symbol, "chart has neither a result nor an error")
-        return result[0]
+        return _Chart(response, result[0])
