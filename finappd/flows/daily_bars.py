@@ -14,6 +14,7 @@ from finappd.config import FlowSettings
 from finappd.errors import ProviderError
 from finappd.flows.run import Fetch, TickerResult, provider_failure
 from finappd.providers import BaseProvider
+from finappd.quality import screen
 
 __all__ = ["daily_bars_fetch", "lookback_range"]
 
@@ -29,7 +30,7 @@ def daily_bars_fetch(provider: BaseProvider, start: date, end: date) -> Fetch:
 
     async def fetch(symbol: str) -> TickerResult:
         try:
-            bars = await provider.daily_bars(symbol, start, end)
+            bars = screen(await provider.daily_bars(symbol, start, end), provider.name)
         except ProviderError as exc:
             return provider_failure(symbol, provider.name, exc)
         return TickerResult(symbol, provider.name, bars=bars)

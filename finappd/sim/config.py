@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from finappd.sim.faults import FaultPlan
+
 __all__ = ["SimConfig", "SimStats"]
 
 
@@ -29,6 +31,8 @@ class SimConfig:
     one more is refused in that API's own rate-limit shape (not the plain-text 429)."""
     seed: int = 0
     """Changes every synthetic series at once; 0 is the default universe."""
+    faults: FaultPlan | None = None
+    """Errors, hangs, resets and bad bodies to inject (:mod:`finappd.sim.faults`)."""
 
 
 @dataclass(slots=True)

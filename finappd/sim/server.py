@@ -2,7 +2,8 @@
 
 Every request outside ``/__sim/`` passes one middleware: counted, admitted or
 refused with a plain-text 429 (:class:`~finappd.sim.limits.Gate`), delayed by
-``config.latency``, answered, and its status counted. ``GET /__sim/stats`` shows the
+``config.latency``, answered (or answered badly: ``config.faults``,
+:mod:`~finappd.sim.faults`), and its status counted. ``GET /__sim/stats`` shows the
 counters, ``POST /__sim/reset`` zeroes them, ``POST /__sim/config`` changes
 latency and limits of a running server (for the ``finappd sim`` CLI).
 """
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from finappd.sim.alphavantage import alphavantage_routes
 from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.faults import FaultPlan, fault_middleware
 from finappd.sim.finnhub import finnhub_routes
 from finappd.sim.limits import Gate
 from finappd.sim.polygon import polygon_routes
@@ -66,7 +68,8 @@ class SimServer:
 
     def make_app(self) -> web.Application:
         """The aiohttp application: provider routes behind the limits, plus ``/__sim/``."""
-        app = web.Application(middlewares=[self._middleware])
+        faults = fault_middleware(lambda: self.config.faults)
+        app = web.Application(middlewares=[self._middleware, faults])
         app.add_routes(chart_routes(lambda: self.config))
         app.add_routes(stooq_routes(lambda: self.config))
         app.add_routes(alphavantage_routes(lambda: self.config))
@@ -160,6 +163,9 @@ class SimServer:
             if not isinstance(changes, dict):
                 raise TypeError("expected a JSON object")
             updates = {k: v for k, v in changes.items() if k in _TUNABLE}
+            if "faults" in changes:
+                faults = changes["faults"]
+                updates["faults"] = None if faults is None else FaultPlan.from_json(faults)
             if "rate_limit" in changes:
                 limit = changes["rate_limit"]
                 updates["rate_limit"] = None if limit is None else (int(limit[0]), float(limit[1]))

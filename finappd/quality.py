@@ -1,0 +1,194 @@
+"""Bad-data rules: which bars a provider sent are stored as sent, repaired, or rejected.
+
+Providers send NaN, zeros, negative prices, inverted ranges, duplicated days, bars
+from the future, absurd volumes and 100x unit slips (PROVIDERS.md §1, §10). Every
+bar of a response goes through :func:`check_bars` before it reaches the store; the
+good and repaired bars of a response land even when others in it are rejected.
+
+Rules, per bar, in this order (the first rejection wins; repairs accumulate):
+
+1. **Future date** — a daily bar dated after ``today + 1 day`` (``today`` is the UTC
+   date at fetch time; the extra day covers exchanges ahead of UTC, e.g. Tokyo), or
+   an intraday bar more than a day after ``today``: rejected, ``future_date``.
+2. **Close** — ``close`` missing, NaN, infinite, zero or negative: rejected,
+   ``bad_close``.
+3. **Other prices** (``open``, ``high``, ``low``, ``adj_close``) — missing stays
+   missing. NaN or zero is a provider's "no value" placeholder: repaired to missing
+   (NULL), ``placeholder_price``. Negative or infinite cannot be a price: rejected,
+   ``bad_price``.
+4. **Range** — ``high < low``: rejected, ``high_below_low``. ``open`` or ``close``
+   outside ``[low, high]`` by more than 1 % (more than rounding or a late
+   adjustment): rejected, ``outside_range``; within 1 % the bar is kept as sent.
+5. **Volume** — NaN, infinite, negative, or above 10^12 (more than any market trades
+   in a day): repaired to missing, ``bad_volume``; the prices still land.
+6. **Duplicates** — several bars for the same (symbol, interval, ts) in one
+   response: the last one is kept (the freshest, as in PROVIDERS.md §10.6), the
+   earlier ones are rejected, ``duplicate``.
+7. **Unit slips** — with at least three bars left, a bar whose close is 70-130x
+   above or below the median close of the response is a pence/pounds (cents/rand,
+   agorot/shekel) slip: every price of it is rescaled by 100 to the unit of the
+   majority, ``unit_rescaled``.
+
+Units. Prices are stored in the unit the provider quotes, never converted: Yahoo
+quotes London listings in pence (``meta.currency == "GBp"``), Johannesburg in cents
+(``ZAc``) and Tel Aviv in agorot (``ILA``), so ``VOD.L`` is stored in pence, exactly
+as Yahoo and every chart of it show it. Rule 7 only repairs a bar that slipped out
+of the unit of its own series. (The bars table has no currency column yet; a reader
+who needs major units divides minor-unit listings by 100.)
+
+:func:`screen` applies the rules to one provider response, logs ``bar.rejected`` and
+``bar.repaired`` with symbol, provider, ts and reason, and raises
+:class:`~finappd.errors.BadResponseError` when a response had bars and none survived,
+so that ticker is recorded as failed instead of silently storing nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from finappd.errors import BadResponseError
+from finappd.records import Bar
+
+__all__ = ["MAX_VOLUME", "Checked", "check_bars", "screen"]
+
+log = structlog.get_logger(__name__)
+
+#: More shares (or units) than any market trades in a day.
+MAX_VOLUME = 1e12
+#: How far open or close may sit outside [low, high] before the bar is rejected.
+RANGE_TOLERANCE = 0.01
+#: A bar this many times off the median close (either way) slipped a 100x unit.
+_SLIP_LOW, _SLIP_HIGH = 70.0, 130.0
+_OPTIONAL_PRICES = ("open", "high", "low", "adj_close")
+
+
+@dataclass(slots=True)
+class Checked:
+    """The outcome of :func:`check_bars`: bars to store, and what was rejected or repaired."""
+
+    good: list[Bar] = field(default_factory=list)
+    rejected: list[tuple[Bar, str]] = field(default_factory=list)
+    repaired: list[tuple[Bar, str]] = field(default_factory=list)
+
+
+def _finite_positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+def _day_of(ts: date | datetime) -> date:
+    return ts.astimezone(UTC).date() if isinstance(ts, datetime) else ts
+
+
+def _check_one(bar: Bar, today: date) -> tuple[Bar | None, list[str]]:
+    """Rules 1-5 for one bar: ``(bar or None if rejected, reasons)``."""
+    if _day_of(bar.ts) > today + timedelta(days=1):
+        return None, [f"future_date: {bar.ts_text()} is after {today}"]
+    if not _finite_positive(bar.close):
+        return None, [f"bad_close: close is {bar.close!r}"]
+    repairs: list[str] = []
+    fixes: dict[str, Any] = {}  # field -> repaired value (None: missing)
+    for name in _OPTIONAL_PRICES:
+        value: float | None = getattr(bar, name)
+        if value is None:
+            continue
+        if math.isnan(value) or value == 0:
+            fixes[name] = None
+            repairs.append(f"placeholder_price: {name} {value!r} stored as missing")
+        elif value < 0 or math.isinf(value):
+            return None, [f"bad_price: {name} is {value!r}"]
+    high, low = fixes.get("high", bar.high), fixes.get("low", bar.low)
+    if high is not None and low is not None:
+        if high < low:
+            return None, [f"high_below_low: high {high!r} < low {low!r}"]
+        floor, ceiling = low * (1 - RANGE_TOLERANCE), high * (1 + RANGE_TOLERANCE)
+        for name, value in (("open", fixes.get("open", bar.open)), ("close", bar.close)):
+            if value is not None and not floor <= value <= ceiling:
+                return None, [f"outside_range: {name} {value!r} outside [{low!r}, {high!r}]"]
+    volume = bar.volume
+    if volume is not None and not (math.isfinite(volume) and 0 <= volume <= MAX_VOLUME):
+        fixes["volume"] = None
+        repairs.append(f"bad_volume: volume {volume!r} stored as missing")
+    return (replace(bar, **fixes) if fixes else bar), repairs
+
+
+def _rescale(bar: Bar, factor: float) -> Bar:
+    def scaled(value: float | None) -> float | None:
+        return None if value is None else value * factor
+
+    return replace(
+        bar,
+        open=scaled(bar.open),
+        high=scaled(bar.high),
+        low=scaled(bar.low),
+        close=bar.close * factor,
+        adj_close=scaled(bar.adj_close),
+    )
+
+
+def check_bars(bars: Sequence[Bar], today: date) -> Checked:
+    """Apply the module's rules to one response's ``bars`` (pure: no clock, no logging)."""
+    checked = Checked()
+    kept: dict[tuple[str, str, str], Bar] = {}
+    for bar in bars:
+        fixed, reasons = _check_one(bar, today)
+        if fixed is None:
+            checked.rejected.append((bar, reasons[0]))
+            continue
+        checked.repaired.extend((fixed, reason) for reason in reasons)
+        key = (fixed.symbol, fixed.interval, fixed.ts_text())
+        if (earlier := kept.pop(key, None)) is not None:
+            checked.rejected.append((earlier, "duplicate: a later bar has the same ts"))
+        kept[key] = fixed
+    good = list(kept.values())
+    if len(good) >= 3:
+        median = statistics.median(b.close for b in good)
+        for i, bar in enumerate(good):
+            if _SLIP_LOW <= bar.close / median <= _SLIP_HIGH:
+                factor = 0.01
+            elif _SLIP_LOW <= median / bar.close <= _SLIP_HIGH:
+                factor = 100.0
+            else:
+                continue
+            good[i] = _rescale(bar, factor)
+            reason = (
+                f"unit_rescaled: close {bar.close!r} is ~100x off the response's median "
+                f"{median!r}; prices multiplied by {factor:g}"
+            )
+            checked.repaired.append((good[i], reason))
+    checked.good = good
+    return checked
+
+
+def screen(bars: Sequence[Bar], provider: str, now: datetime | None = None) -> list[Bar]:
+    """The bars of one response fit to store; logs each rejection and repair.
+
+    Raises ``BadResponseError`` when there were bars and every one was rejected.
+    """
+    if not bars:
+        return []
+    today = (now or datetime.now(UTC)).astimezone(UTC).date()
+    checked = check_bars(bars, today)
+    for bar, reason in checked.rejected:
+        log.warning(
+            "bar.rejected", symbol=bar.symbol, provider=provider, ts=bar.ts_text(), reason=reason
+        )
+    for bar, reason in checked.repaired:
+        log.info(
+            "bar.repaired", symbol=bar.symbol, provider=provider, ts=bar.ts_text(), reason=reason
+        )
+    if not checked.good:
+        symbol = bars[0].symbol
+        raise BadResponseError(
+            f"{provider}: all {len(bars)} bars of {symbol} failed the quality rules "
+            f"(first: {checked.rejected[0][1]})",
+            provider=provider,
+            symbol=symbol,
+        )
+    return checked.good
