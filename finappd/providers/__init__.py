@@ -6,12 +6,20 @@ import aiohttp
 
 from finappd.config import ProviderSettings
 from finappd.providers.base import BaseProvider, make_session, redact_url
+from finappd.providers.coingecko import CoinGeckoProvider
+from finappd.providers.frankfurter import FrankfurterProvider
 from finappd.providers.quota import UsageBackend
+from finappd.providers.tiingo import TiingoProvider
+from finappd.providers.twelvedata import TwelveDataProvider
 from finappd.providers.yahoo import YahooProvider
 
 __all__ = [
     "PROVIDER_KINDS",
     "BaseProvider",
+    "CoinGeckoProvider",
+    "FrankfurterProvider",
+    "TiingoProvider",
+    "TwelveDataProvider",
     "YahooProvider",
     "make_provider",
     "make_session",
@@ -19,7 +27,13 @@ __all__ = [
 ]
 
 #: Provider kind (``providers.<name>.kind``, defaulting to the name) → class.
-PROVIDER_KINDS: dict[str, type[BaseProvider]] = {"yahoo": YahooProvider}
+PROVIDER_KINDS: dict[str, type[BaseProvider]] = {
+    "yahoo": YahooProvider,
+    "tiingo": TiingoProvider,
+    "twelvedata": TwelveDataProvider,
+    "coingecko": CoinGeckoProvider,
+    "frankfurter": FrankfurterProvider,
+}
 
 
 def make_provider(

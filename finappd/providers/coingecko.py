@@ -38,14 +38,26 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from finappd.providers.base import Response, parse_retry_after
-from finappd.providers.verdicts import Classified, Verdict
+import yarl
+
+from finappd.errors import BadResponseError, SymbolNotFoundError
+from finappd.providers.base import (
+    BaseProvider,
+    Capability,
+    Classified,
+    Limits,
+    Response,
+    Verdict,
+    parse_retry_after,
+)
 from finappd.records import Bar, Quote
 
 __all__ = [
     "COIN_IDS",
+    "CoinGeckoProvider",
     "classify_coingecko",
     "coin_of",
     "parse_market_chart",
@@ -80,6 +92,7 @@ _DAILY_SPAN = timedelta(days=91)  # CoinGecko answers daily samples for ranges o
 _HISTORY_CAP = timedelta(days=364)  # Demo/keyless: 365 days; a day of margin
 _ID_FORM = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z]{3,5})?$")
 _TICKER_FORM = re.compile(r"^([A-Z0-9]+)-([A-Z]{3,5})$")
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError, OverflowError)
 
 
 def coin_of(symbol: str) -> tuple[str, str] | None:
@@ -217,3 +230,110 @@ def classify_coingecko(response: Response, now: datetime) -> Classified:
     if code is not None:
         return Classified(Verdict.BAD, reason)
     return Classified(Verdict.OK)
+
+
+class CoinGeckoProvider(BaseProvider):
+    """Close-only daily bars and latest prices of coins from CoinGecko, by coin id."""
+
+    kind: ClassVar[str] = "coingecko"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CRYPTO, Capability.QUOTE, Capability.DAILY_BARS}
+    )
+    default_base_url: ClassVar[str] = "https://api.coingecko.com/api/v3"
+    default_limits: ClassVar[Limits] = Limits(
+        max_concurrency=2, rates=("30/minute",), monthly_quota=10_000
+    )
+    requires_key: ClassVar[bool] = False
+    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    @property
+    def pro(self) -> bool:
+        """Whether ``base_url`` is the Pro host (``pro-api.coingecko.com``): Pro key header."""
+        return (yarl.URL(self.base_url).host or "").startswith("pro-api.")
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """The key, if any, in ``x-cg-demo-api-key`` (or ``x-cg-pro-api-key`` on the Pro host)."""
+        if self.settings.api_key is None:
+            return {}
+        header = "x-cg-pro-api-key" if self.pro else "x-cg-demo-api-key"
+        return {header: self.api_key()}
+
+    def map_symbol(self, symbol: str) -> str:
+        """``BTC-USD`` → ``bitcoin/usd`` (:data:`COIN_IDS`); unknown tickers are not found."""
+        coin = coin_of(symbol)
+        if coin is None:
+            raise self._fail(
+                SymbolNotFoundError(
+                    f"{self.name}: no CoinGecko coin id declared for {symbol!r}; add "
+                    f'providers.{self.name}.symbols."{symbol}" = "<coin id>/<vs currency>"',
+                    provider=self.name,
+                    symbol=symbol,
+                )
+            )
+        return "/".join(coin)
+
+    def classify(self, response: Response) -> Classified:
+        """CoinGecko's verdicts (:func:`classify_coingecko`) at the ledger's clock."""
+        return classify_coingecko(response, self.ledger.clock())
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Close-only bars of UTC days ``start..end`` (a day's close is its 00:00 UTC+1 sample)."""
+        if end < start:
+            return []
+        coin, vs = self._coin(symbol)
+        first, last = range_window(start, end, self.ledger.clock())
+        response = await self._get(
+            f"{self.base_url}/coins/{quote(coin, safe='')}/market_chart/range",
+            params={"vs_currency": vs, "from": str(first), "to": str(last)},
+            symbol=symbol,
+        )
+        try:
+            return parse_market_chart(json.loads(response.text), symbol, start, end)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed market_chart: {exc!r}") from exc
+
+    async def quote(self, symbol: str) -> Quote:
+        """The latest price of ``symbol`` in its vs currency (``/simple/price``)."""
+        coin, vs = self._coin(symbol)
+        response = await self._get(
+            f"{self.base_url}/simple/price",
+            params={"ids": coin, "vs_currencies": vs, "include_last_updated_at": "true"},
+            symbol=symbol,
+        )
+        try:
+            found = parse_simple_price(json.loads(response.text), coin, vs, symbol)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed simple/price: {exc!r}") from exc
+        if found is None:
+            raise self._fail(
+                SymbolNotFoundError(
+                    f"{self.name}: no {vs} price for coin {coin!r} (from {response.url})",
+                    provider=self.name,
+                    symbol=symbol,
+                    status=response.status,
+                )
+            )
+        return found
+
+    def _coin(self, symbol: str) -> tuple[str, str]:
+        """``(coin id, vs currency)`` to request for a flow ticker (override or declared map)."""
+        coin = coin_of(self.api_symbol(symbol))
+        if coin is None:
+            raise self._fail(
+                SymbolNotFoundError(
+                    f"{self.name}: symbol override for {symbol!r} is not '<coin id>/<vs>'",
+                    provider=self.name,
+                    symbol=symbol,
+                )
+            )
+        return coin
+
+    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
+        return self._fail(
+            BadResponseError(
+                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
+                provider=self.name,
+                symbol=symbol,
+                status=response.status,
+            )
+        )

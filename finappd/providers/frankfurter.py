@@ -27,16 +27,26 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
+from typing import ClassVar
 
-from finappd.providers.base import Response, parse_retry_after
-from finappd.providers.verdicts import Classified, Verdict
+from finappd.errors import BadResponseError, SymbolNotFoundError
+from finappd.providers.base import (
+    BaseProvider,
+    Capability,
+    Classified,
+    Limits,
+    Response,
+    Verdict,
+    parse_retry_after,
+)
 from finappd.records import FxRate
 
-__all__ = ["classify_frankfurter", "fx_pair", "parse_rates"]
+__all__ = ["FrankfurterProvider", "classify_frankfurter", "fx_pair", "parse_rates"]
 
 _CODE = re.compile(r"^[A-Z]{3}$")
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
 
 
 def fx_pair(symbol: str) -> tuple[str, str]:
@@ -113,3 +123,55 @@ def classify_frankfurter(response: Response, now: datetime) -> Classified:
     if not text or not text.startswith("{"):
         return Classified(Verdict.TRANSIENT, "not a JSON object (outage page?)")
     return Classified(Verdict.OK)
+
+
+class FrankfurterProvider(BaseProvider):
+    """ECB reference rates per publication date from Frankfurter's v1 API (no key)."""
+
+    kind: ClassVar[str] = "frankfurter"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FX})
+    default_base_url: ClassVar[str] = "https://api.frankfurter.dev/v1"
+    # No documented limit: a polite default well under what a CDN-cached API shrugs off.
+    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("5/second",))
+    requires_key: ClassVar[bool] = False
+    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    def map_symbol(self, symbol: str) -> str:
+        """A pair ticker (``EURUSD=X``, ``JPY=X``, ``EURUSD``, ``eur/usd``) as ``EUR/USD``."""
+        try:
+            return "/".join(fx_pair(symbol))
+        except ValueError as exc:
+            raise self._fail(
+                SymbolNotFoundError(f"{self.name}: {exc}", provider=self.name, symbol=symbol)
+            ) from exc
+
+    def classify(self, response: Response) -> Classified:
+        """Frankfurter's verdicts (:func:`classify_frankfurter`) at the ledger's clock."""
+        return classify_frankfurter(response, self.ledger.clock())
+
+    async def fx_rates(
+        self, base: str, quotes: Sequence[str], start: date, end: date
+    ) -> list[FxRate]:
+        """Rates of ``quotes`` per one ``base`` on each ECB publication date in ``start..end``."""
+        base = base.upper()
+        wanted = [q for q in dict.fromkeys(q.upper() for q in quotes) if q != base]
+        if not wanted or end < start:
+            return []  # base == quote is Frankfurter's 422; its rate is 1 by definition
+        label = f"{base}/{','.join(wanted)}"
+        response = await self._get(
+            f"{self.base_url}/{start.isoformat()}..{end.isoformat()}",
+            params={"base": base, "symbols": ",".join(wanted)},
+            symbol=label,
+        )
+        try:
+            return parse_rates(json.loads(response.text), base, wanted, start, end)
+        except _MALFORMED as exc:
+            raise self._fail(
+                BadResponseError(
+                    f"{self.name}: malformed rates: {exc!r} "
+                    f"(HTTP {response.status} from {response.url})",
+                    provider=self.name,
+                    symbol=label,
+                    status=response.status,
+                )
+            ) from exc

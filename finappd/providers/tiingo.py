@@ -27,15 +27,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from fractions import Fraction
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import quote
 
-from finappd.providers.base import Response, parse_retry_after
-from finappd.providers.verdicts import Classified, Verdict
+from finappd.errors import BadResponseError
+from finappd.providers.base import (
+    BaseProvider,
+    Capability,
+    Classified,
+    Limits,
+    Response,
+    Verdict,
+    parse_retry_after,
+)
 from finappd.records import Bar, Dividend, Split
 
 __all__ = [
+    "TiingoProvider",
     "classify_tiingo",
     "parse_actions",
     "parse_daily",
@@ -132,29 +142,15 @@ def _seconds_to_next_hour(now: datetime) -> float:
     return (top - now).total_seconds()
 
 
-def _seconds_to_midnight_utc(now: datetime) -> float:
-    utc = now.astimezone(UTC)
-    midnight = datetime.combine(utc.date() + timedelta(days=1), datetime.min.time(), UTC)
-    return (midnight - utc).total_seconds()
-
-
-def _seconds_to_next_month(now: datetime) -> float:
-    utc = now.astimezone(UTC)
-    first = date(utc.year + utc.month // 12, utc.month % 12 + 1, 1)
-    return (datetime.combine(first, datetime.min.time(), UTC) - utc).total_seconds()
-
-
 def _limit_message(text: str, header_wait: float | None, now: datetime) -> Classified | None:
     """The verdict of one of Tiingo's limit messages (hour / day / month symbols), else None."""
     lowered = text.lower()
     if "symbol look up" in lowered or "symbols for this month" in lowered:
-        return Classified(
-            Verdict.QUOTA_EXHAUSTED, "monthly unique-symbol limit", _seconds_to_next_month(now)
-        )
+        return Classified(Verdict.QUOTA_EXHAUSTED, "monthly unique-symbol limit")
     if "daily request allocation" in lowered:
-        return Classified(
-            Verdict.QUOTA_EXHAUSTED, "daily request allocation", _seconds_to_midnight_utc(now)
-        )
+        # No retry_after: Tiingo does not say when its day ends, so the quota ledger's
+        # reset (quota_reset_tz, UTC by default) decides how long the provider is parked.
+        return Classified(Verdict.QUOTA_EXHAUSTED, "daily request allocation")
     if "hourly request allocation" in lowered:
         # The hour is assumed to be a clock hour: retrying sooner only burns requests.
         wait = header_wait if header_wait is not None else _seconds_to_next_hour(now)
@@ -203,3 +199,80 @@ def classify_tiingo(response: Response, now: datetime) -> Classified:
     if text.startswith("["):
         return Classified(Verdict.OK)
     return Classified(Verdict.BAD, f"unexpected body: {message[:100]!r}")
+
+
+class TiingoProvider(BaseProvider):
+    """Daily bars (raw OHLCV plus ``adjClose``) and dividends/splits from Tiingo."""
+
+    kind: ClassVar[str] = "tiingo"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.DAILY_BARS, Capability.ACTIONS}
+    )
+    default_base_url: ClassVar[str] = "https://api.tiingo.com"
+    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("50/hour", "1000/day"))
+    requires_key: ClassVar[bool] = True
+    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """The key travels in ``Authorization: Token <key>``, never in the URL."""
+        return {"Authorization": f"Token {self.api_key()}"}
+
+    def map_symbol(self, symbol: str) -> str:
+        """``BRK-B``/``BRK.B`` → ``brk-b``: lowercase, share class after a dash."""
+        return tiingo_symbol(symbol)
+
+    def classify(self, response: Response) -> Classified:
+        """Tiingo's verdicts (:func:`classify_tiingo`) at the ledger's clock."""
+        return classify_tiingo(response, self.ledger.clock())
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Daily bars of ``symbol`` for trading dates ``start..end`` inclusive."""
+        if end < start:
+            return []
+        response, payload = await self._prices(symbol, start, end)
+        try:
+            return parse_daily(payload, symbol, start, end)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed daily prices: {exc!r}") from exc
+
+    async def actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Dividend], list[Split]]:
+        """Dividends and splits of ``symbol`` going ex in ``start..end`` (same request as bars)."""
+        if end < start:
+            return [], []
+        response, payload = await self._prices(symbol, start, end)
+        try:
+            return parse_actions(payload, symbol, start, end)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed daily prices: {exc!r}") from exc
+
+    async def _prices(self, symbol: str, start: date, end: date) -> tuple[Response, object]:
+        """GET the daily prices of ``symbol``: the response and its JSON (``[]`` when empty)."""
+        ticker = quote(self.api_symbol(symbol), safe="")
+        response = await self._get(
+            f"{self.base_url}/tiingo/daily/{ticker}/prices",
+            params={
+                "startDate": start.isoformat(),
+                "endDate": end.isoformat(),
+                "format": "json",
+                "resampleFreq": "daily",
+            },
+            symbol=symbol,
+        )
+        if response.verdict is Verdict.EMPTY:
+            return response, []
+        try:
+            return response, json.loads(response.text)
+        except json.JSONDecodeError as exc:
+            raise self._bad(response, symbol, f"body is not JSON: {exc}") from exc
+
+    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
+        return self._fail(
+            BadResponseError(
+                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
+                provider=self.name,
+                symbol=symbol,
+                status=response.status,
+            )
+        )

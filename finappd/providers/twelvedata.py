@@ -32,15 +32,24 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from finappd.providers.base import Response, parse_retry_after
-from finappd.providers.verdicts import Classified, Verdict
+from finappd.errors import BadResponseError
+from finappd.providers.base import (
+    BaseProvider,
+    Capability,
+    Classified,
+    Limits,
+    Response,
+    Verdict,
+    parse_retry_after,
+)
 from finappd.records import Bar, FxRate, Quote
 
 __all__ = [
+    "TwelveDataProvider",
     "classify_twelvedata",
     "parse_quote",
     "parse_time_series",
@@ -49,6 +58,7 @@ __all__ = [
 ]
 
 _PAIR = re.compile(r"^([A-Z0-9]+)-([A-Z]{3,5})$")
+_MALFORMED = (TypeError, ValueError, KeyError, AttributeError, OverflowError)
 
 
 def twelvedata_symbol(symbol: str) -> str:
@@ -197,3 +207,91 @@ def classify_twelvedata(response: Response, now: datetime) -> Classified:
     if code >= 500:
         return Classified(Verdict.TRANSIENT, reason)
     return Classified(Verdict.BAD, reason)
+
+
+class TwelveDataProvider(BaseProvider):
+    """Daily bars (stocks, FX and crypto pairs), latest quotes and FX rates from Twelve Data."""
+
+    kind: ClassVar[str] = "twelvedata"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.DAILY_BARS, Capability.QUOTE, Capability.FX, Capability.CRYPTO}
+    )
+    default_base_url: ClassVar[str] = "https://api.twelvedata.com"
+    default_limits: ClassVar[Limits] = Limits(
+        max_concurrency=2, rates=("8/minute", "800/day"), quota_tz="UTC"
+    )
+    requires_key: ClassVar[bool] = True
+    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """The key travels in ``Authorization: apikey <key>``, not in the URL."""
+        return {"Authorization": f"apikey {self.api_key()}"}
+
+    def map_symbol(self, symbol: str) -> str:
+        """``BRK-B`` → ``BRK.B``, ``EURUSD=X`` → ``EUR/USD``, ``BTC-USD`` → ``BTC/USD``."""
+        return twelvedata_symbol(symbol)
+
+    def classify(self, response: Response) -> Classified:
+        """Twelve Data's verdicts (:func:`classify_twelvedata`) at the ledger's clock."""
+        return classify_twelvedata(response, self.ledger.clock())
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Daily bars of ``symbol`` for exchange-local dates ``start..end`` inclusive."""
+        if end < start:
+            return []
+        return await self._series(self.api_symbol(symbol), symbol, start, end)
+
+    async def fx_rates(
+        self, base: str, quotes: Sequence[str], start: date, end: date
+    ) -> list[FxRate]:
+        """Daily closes of each ``base/quote`` pair, one credit (request) per pair, in order."""
+        rates: list[FxRate] = []
+        for quote in dict.fromkeys(q.upper() for q in quotes):
+            if quote == base.upper() or end < start:
+                continue
+            pair = f"{base.upper()}/{quote}"
+            rates.extend(rates_of(await self._series(pair, pair, start, end), base.upper(), quote))
+        return rates
+
+    async def quote(self, symbol: str) -> Quote:
+        """The latest price of ``symbol`` from ``/quote``."""
+        response = await self._get(
+            f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
+        )
+        try:
+            return parse_quote(json.loads(response.text), symbol)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
+
+    async def _series(self, api_symbol: str, symbol: str, start: date, end: date) -> list[Bar]:
+        """One ``time_series`` request for ``start..end``: its bars, named ``symbol``."""
+        response = await self._get(
+            f"{self.base_url}/time_series",
+            params={
+                "symbol": api_symbol,
+                "interval": "1day",
+                "start_date": start.isoformat(),
+                # A day late, then filtered: whether end_date is inclusive is not pinned down.
+                "end_date": (end + timedelta(days=1)).isoformat(),
+                "order": "asc",
+                "outputsize": "5000",
+                "timezone": "Exchange",
+            },
+            symbol=symbol,
+        )
+        if response.verdict is Verdict.EMPTY:
+            return []
+        try:
+            return parse_time_series(json.loads(response.text), symbol, start, end)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed time_series: {exc!r}") from exc
+
+    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
+        return self._fail(
+            BadResponseError(
+                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
+                provider=self.name,
+                symbol=symbol,
+                status=response.status,
+            )
+        )
