@@ -5,19 +5,27 @@ from __future__ import annotations
 import aiohttp
 
 from finappd.config import ProviderSettings
+from finappd.providers.alphavantage import AlphaVantageProvider
 from finappd.providers.base import BaseProvider, make_session, redact_url
 from finappd.providers.coingecko import CoinGeckoProvider
+from finappd.providers.finnhub import FinnhubProvider
 from finappd.providers.frankfurter import FrankfurterProvider
+from finappd.providers.polygon import PolygonProvider
 from finappd.providers.quota import UsageBackend
+from finappd.providers.stooq import StooqProvider
 from finappd.providers.tiingo import TiingoProvider
 from finappd.providers.twelvedata import TwelveDataProvider
 from finappd.providers.yahoo import YahooProvider
 
 __all__ = [
     "PROVIDER_KINDS",
+    "AlphaVantageProvider",
     "BaseProvider",
     "CoinGeckoProvider",
+    "FinnhubProvider",
     "FrankfurterProvider",
+    "PolygonProvider",
+    "StooqProvider",
     "TiingoProvider",
     "TwelveDataProvider",
     "YahooProvider",
@@ -29,6 +37,10 @@ __all__ = [
 #: Provider kind (``providers.<name>.kind``, defaulting to the name) → class.
 PROVIDER_KINDS: dict[str, type[BaseProvider]] = {
     "yahoo": YahooProvider,
+    "stooq": StooqProvider,
+    "alphavantage": AlphaVantageProvider,
+    "finnhub": FinnhubProvider,
+    "polygon": PolygonProvider,
     "tiingo": TiingoProvider,
     "twelvedata": TwelveDataProvider,
     "coingecko": CoinGeckoProvider,

@@ -1,0 +1,89 @@
+"""End-to-end tests of StooqProvider against the simulated Stooq CSV API (finappd.sim.stooq)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from finappd.config import Settings
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig, synthetic_bars
+from tests.conftest import MakeServer
+
+TICKERS = ["AAPL", "MSFT", "BRK-B", "^GSPC", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(14)]]
+
+
+def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any) -> Settings:
+    """Settings for one daily_bars flow with ``provider = "stooq"`` against the simulator."""
+    options = {"base_url": f"{url}/stooq", "api_key": "test-key", "max_concurrency": 2}
+    options |= {"rates": ["1000/second"], "backoff": "1ms", "backoff_max": "10ms", **provider}
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"stooq": options},
+            "flows": [
+                {"name": "eod", "provider": "stooq", "tickers": tickers, "every": "1h"},
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the flow's DB read-only."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_flow_lands_every_ticker_within_the_limit(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Every ticker lands with the simulator's prices, never more than 2 requests in flight."""
+    sim = await sim_server(SimConfig(latency=0.01))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
+    assert sim.stats.peak_in_flight <= 2
+    assert sim.stats.requests == len(TICKERS)
+    rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = 'AAPL' ORDER BY ts")
+    first = date.fromisoformat(rows[0][0])
+    expected = synthetic_bars("AAPL", first, first + timedelta(days=40))[: len(rows)]
+    assert rows == [(bar.day.isoformat(), bar.close) for bar in expected]
+
+
+async def test_unknown_symbol_is_recorded_not_found(tmp_path: Path, sim_server: MakeServer) -> None:
+    """The simulator's "No data" for an unknown ticker is recorded as not_found."""
+    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"])) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.failures) == ("partial", {"not_found": 1})
+
+
+async def test_daily_hits_limit_parks_the_provider(tmp_path: Path, sim_server: MakeServer) -> None:
+    """Past the simulator's daily hits the rest is quota_exhausted without further requests."""
+    sim = await sim_server(SimConfig(provider_limits={"stooq": (3, 86400.0)}))
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS[:8], max_concurrency=1)
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.tickers_ok, summary.failures) == (3, {"quota_exhausted": 5})
+    assert sim.stats.requests == 4
+
+
+async def test_refused_key_fails_the_run_with_one_request(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """The API-key page for a refused key disables Stooq after one request; nothing leaks."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS[:5], api_key="BADKEY", max_concurrency=1)
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.failures) == ("failed", {"auth": 5})
+    assert sim.stats.requests == 1
+    messages = [row[0] for row in query(tmp_path, "SELECT message FROM fetch_errors")]
+    assert messages
+    assert all("BADKEY" not in message for message in messages)
