@@ -1,0 +1,117 @@
+"""End-to-end tests of AlphaVantageProvider against the simulated ``/query`` API."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from finappd.config import ProviderSettings, Settings
+from finappd.providers import AlphaVantageProvider, make_session
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig, synthetic_bars
+from tests.conftest import MakeServer
+
+TICKERS = ["IBM", "BRK-B", "VOD.L", *[f"T{i:02d}" for i in range(7)]]
+
+
+def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any) -> Settings:
+    """Settings for one daily_bars flow with ``provider = "alphavantage"`` against the sim."""
+    options = {"base_url": f"{url}/alphavantage", "api_key": "test-key", "rates": []}
+    options |= {"backoff": "1ms", "backoff_max": "5s", **provider}
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"alphavantage": options},
+            "flows": [
+                {"name": "eod", "provider": "alphavantage", "tickers": tickers, "every": "1h"}
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` on the flow's DB read-only."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def test_flow_lands_every_ticker_one_at_a_time(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Every ticker lands with the simulator's prices and AV's default of one in flight."""
+    sim = await sim_server(SimConfig(latency=0.005))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
+    assert (sim.stats.peak_in_flight, sim.stats.requests) == (1, len(TICKERS))
+    rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = 'BRK-B' ORDER BY ts")
+    first, last = (datetime.fromisoformat(rows[i][0]).date() for i in (0, -1))
+    assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars("BRK-B", first, last)]
+
+
+async def test_quota_holds_across_a_restart(tmp_path: Path, sim_server: MakeServer) -> None:
+    """A quota of 5 sends 5 requests, records the rest, and a restart the same day sends none."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS[:8], daily_quota=5)
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.tickers_ok, summary.failures) == (5, {"quota_exhausted": 3})
+    async with Runtime(settings) as runtime:
+        again = await runtime.run_flow("eod", "manual")
+    assert again.failures == {"quota_exhausted": 8}
+    assert sim.stats.requests == 5
+
+
+async def test_day_limit_answer_parks_the_provider(tmp_path: Path, sim_server: MakeServer) -> None:
+    """The simulator's "25 requests per day" Information parks AV after one refused request."""
+    sim = await sim_server(SimConfig(provider_limits={"alphavantage": (3, 86400.0)}))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:6])) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.tickers_ok, summary.failures) == (3, {"quota_exhausted": 3})
+    assert sim.stats.requests == 4
+
+
+async def test_burst_answer_pauses_and_retries(tmp_path: Path, sim_server: MakeServer) -> None:
+    """The simulator's "1 request per second" answer pauses AV, and every ticker still lands."""
+    sim = await sim_server(SimConfig(provider_limits={"alphavantage": (2, 1.0)}))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:4], retries=5)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", 4)
+    assert sim.stats.requests > 4
+
+
+async def test_unknown_and_refused_key(tmp_path: Path, sim_server: MakeServer) -> None:
+    """An unknown ticker is not_found; a refused key is one auth failure for the whole run."""
+    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["IBM", "NOPE"])) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert summary.failures == {"not_found": 1}
+    bad = make_settings(tmp_path, sim.url, TICKERS[:3], api_key="BADKEY")
+    sim.reset()
+    async with Runtime(bad) as runtime:
+        refused = await runtime.run_flow("eod", "manual")
+    assert (refused.failures, sim.stats.requests) == ({"auth": 3}, 1)
+
+
+async def test_quote_and_fx_from_the_simulator(sim_server: MakeServer) -> None:
+    """GLOBAL_QUOTE and FX_DAILY from the simulator parse into a Quote and daily FxRates."""
+    sim = await sim_server()
+    options = {"base_url": f"{sim.url}/alphavantage", "api_key": "test-key", "rates": []}
+    settings = ProviderSettings.model_validate(options)
+    async with make_session() as session:
+        provider = AlphaVantageProvider("alphavantage", settings, session)
+        quote = await provider.quote("BRK-B")
+        today = datetime.now(UTC).date()
+        rates = await provider.fx_rates("EUR", ["USD"], today - timedelta(days=9), today)
+    assert quote.symbol == "BRK-B"
+    assert quote.price > 0
+    assert quote.ts <= datetime.now(UTC)
+    assert len(rates) >= 6
+    assert all((r.base, r.quote) == ("EUR", "USD") and r.rate > 0 for r in rates)
