@@ -71,6 +71,8 @@ _COMPACT = 100
 _FX_ANCHOR = date(2020, 1, 2)
 _SUFFIX_BACK = {"LON": ".L", "TRT": ".TO", "DEX": ".DE"}
 
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+_SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
 
@@ -80,7 +82,7 @@ def canonical_symbol(symbol: str) -> str:
     base, dot, suffix = upper.rpartition(".")
     if dot and suffix in _SUFFIX_BACK:
         return base + _SUFFIX_BACK[suffix]
-    if dot and len(suffix) == 1:  # share class
+    if dot and suffix in _SHARE_CLASSES:
         return f"{base}-{suffix}"
     return upper
 

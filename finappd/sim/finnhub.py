@@ -47,13 +47,15 @@ NO_ACCESS = "You don't have access to this resource."
 RATE_LIMITED = "API limit reached. Please try again later. Remaining Limit: 0"
 _ZERO_QUOTE = {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
 
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+_SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
 
 def canonical_symbol(symbol: str) -> str:
     """The Yahoo-style symbol whose synthetic series a Finnhub symbol serves (``BRK.B`` → BRK-B)."""
     base, dot, suffix = symbol.upper().rpartition(".")
-    if dot and len(suffix) == 1 and suffix != "L":  # share class, not London
+    if dot and suffix in _SHARE_CLASSES:  # not an exchange suffix such as .L or .T
         return f"{base}-{suffix}"
     return symbol.upper()
 

@@ -54,6 +54,8 @@ RATE_LIMITED = (
 _NY = ZoneInfo("America/New_York")
 _AGGS = "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{start}/{end}"
 
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+_SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
 
@@ -71,7 +73,7 @@ def canonical_symbol(ticker: str) -> str:
     if upper.startswith("I:"):
         return f"^{upper[2:]}"
     base, dot, suffix = upper.rpartition(".")
-    return f"{base}-{suffix}" if dot and len(suffix) == 1 else upper
+    return f"{base}-{suffix}" if dot and suffix in _SHARE_CLASSES else upper
 
 
 def _unknown(ticker: str, config: SimConfig) -> bool:

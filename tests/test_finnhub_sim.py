@@ -1,0 +1,132 @@
+"""End-to-end tests of FinnhubProvider against the simulated Finnhub API (finappd.sim.finnhub)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from finappd.config import ProviderSettings, Settings
+from finappd.errors import SymbolNotFoundError
+from finappd.providers import FinnhubProvider, make_session
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig, SimServer, synthetic_bars
+from tests.conftest import MakeServer
+
+TICKERS = ["AAPL", "BRK-B", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(8)]]
+MakeFinnhub = Callable[..., FinnhubProvider]
+
+
+@pytest.fixture
+async def make_finnhub() -> AsyncIterator[MakeFinnhub]:
+    """Build Finnhub providers for a simulator; close their sessions afterwards."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(sim: SimServer, **overrides: Any) -> FinnhubProvider:
+        options = {"base_url": f"{sim.url}/finnhub", "api_key": "test-key", "rates": []}
+        options |= {"backoff": "1ms", "backoff_max": "5s", **overrides}
+        session = make_session()
+        sessions.append(session)
+        return FinnhubProvider("finnhub", ProviderSettings.model_validate(options), session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+def make_settings(tmp_path: Path, url: str, tickers: list[str], key: str, **flow: Any) -> Settings:
+    """Settings for a daily_bars flow with ``provider = "finnhub"`` (and a Yahoo fallback)."""
+    finnhub = {"base_url": f"{url}/finnhub", "api_key": key, "max_concurrency": 3}
+    finnhub |= {"rates": ["30/second"], "backoff": "1ms", "backoff_max": "10ms"}
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"finnhub": finnhub, "yahoo": {"base_url": url, "rates": []}},
+            "flows": [
+                {"name": "eod", "provider": "finnhub", "tickers": tickers, "every": "1h", **flow}
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``params`` on the flow's DB read-only."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def test_premium_flow_lands_local_dates_within_the_limit(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """With candle access every ticker lands on exchange-local dates, 3 in flight at most."""
+    sim = await sim_server(SimConfig(latency=0.01))
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS, "premium-test-key")
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
+    assert sim.stats.peak_in_flight <= 3
+    for symbol in ("AAPL", "7203.T"):
+        rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = ? ORDER BY ts", symbol)
+        first, last = (date.fromisoformat(rows[i][0]) for i in (0, -1))
+        assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars(symbol, first, last)]
+
+
+async def test_free_key_is_plan_gated_and_falls_back(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A free key's candles are plan_gated; with fallback = ["yahoo"] every ticker lands there."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:3], "test-key")) as runtime:
+        gated = await runtime.run_flow("eod", "manual")
+    assert gated.failures == {"plan_gated": 3}
+    settings = make_settings(tmp_path, sim.url, TICKERS[:3], "test-key", fallback=["yahoo"])
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", 3)
+    assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
+
+
+async def test_quote_matches_the_synthetic_close(
+    sim_server: MakeServer, make_finnhub: MakeFinnhub
+) -> None:
+    """/quote gives the latest synthetic close; an unknown symbol's zeros are not found."""
+    sim = await sim_server()
+    provider = make_finnhub(sim)
+    quote = await provider.quote("AAPL")
+    today = datetime.now(UTC).date()
+    [*_, last] = synthetic_bars("AAPL", today - timedelta(days=7), today)
+    assert quote.price == last.close
+    assert quote.ts <= datetime.now(UTC)
+    with pytest.raises(SymbolNotFoundError):
+        await provider.quote("ZZZNOPE")
+
+
+async def test_windows_matching_the_server_never_see_a_429(
+    sim_server: MakeServer, make_finnhub: MakeFinnhub
+) -> None:
+    """A client holding the server's own 5/second gets through 8 quotes without one 429."""
+    sim = await sim_server(SimConfig(provider_limits={"finnhub": (5, 1.0)}))
+    provider = make_finnhub(sim, rates=["5/second"], max_concurrency=4)
+    await asyncio.gather(*(provider.quote(f"T{i}") for i in range(8)))
+    assert (sim.stats.rejected_429, provider.rate_limited) == (0, 0)
+    assert sim.stats.peak_in_flight <= 4
+
+
+async def test_a_429_storm_is_ridden_out_within_the_concurrency_cap(
+    sim_server: MakeServer, make_finnhub: MakeFinnhub
+) -> None:
+    """Without windows the server's 429s pause the provider; all land, never over 2 in flight."""
+    sim = await sim_server(SimConfig(provider_limits={"finnhub": (3, 0.5)}, latency=0.005))
+    provider = make_finnhub(sim, max_concurrency=2, retries=10, backoff="50ms")
+    quotes = await asyncio.gather(*(provider.quote(f"T{i}") for i in range(9)))
+    assert all(q.price > 0 for q in quotes)
+    assert sim.stats.rejected_429 == provider.rate_limited > 0
+    assert sim.stats.peak_in_flight <= 2
