@@ -21,12 +21,16 @@ import structlog
 from aiohttp import web
 
 from finappd.sim.alphavantage import alphavantage_routes
+from finappd.sim.coingecko import coingecko_routes
 from finappd.sim.config import SimConfig, SimStats
 from finappd.sim.faults import FaultPlan, fault_middleware
 from finappd.sim.finnhub import finnhub_routes
+from finappd.sim.frankfurter import frankfurter_routes
 from finappd.sim.limits import Gate
 from finappd.sim.polygon import polygon_routes
 from finappd.sim.stooq import stooq_routes
+from finappd.sim.tiingo import tiingo_routes
+from finappd.sim.twelvedata import twelvedata_routes
 from finappd.sim.yahoo import chart_routes
 
 __all__ = ["SimServer", "serve"]
@@ -75,6 +79,10 @@ class SimServer:
         app.add_routes(alphavantage_routes(lambda: self.config))
         app.add_routes(finnhub_routes(lambda: self.config))
         app.add_routes(polygon_routes(lambda: self.config))
+        app.add_routes(tiingo_routes(lambda: self.config))
+        app.add_routes(twelvedata_routes(lambda: self.config))
+        app.add_routes(coingecko_routes(lambda: self.config))
+        app.add_routes(frankfurter_routes(lambda: self.config))
         app.add_routes(
             [
                 web.get("/__sim/stats", self._get_stats),
