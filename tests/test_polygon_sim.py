@@ -1,0 +1,165 @@
+"""End-to-end tests of PolygonProvider against the simulated Massive API (finappd.sim.polygon)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from finappd.config import ProviderSettings, Settings
+from finappd.providers import PolygonProvider, make_session
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig, SimServer, synthetic_bars
+from finappd.sim.polygon import aggs_response
+from finappd.sim.prices import symbol_key
+from tests.conftest import MakeServer
+
+TICKERS = ["AAPL", "BRK-B", "^GSPC", *[f"T{i:02d}" for i in range(9)]]
+NOW = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()  # 13:00 New York
+MakePolygon = Callable[..., PolygonProvider]
+
+
+@pytest.fixture
+async def make_polygon() -> AsyncIterator[MakePolygon]:
+    """Build Polygon providers for a simulator; close their sessions afterwards."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(sim: SimServer, **overrides: Any) -> PolygonProvider:
+        options = {"base_url": f"{sim.url}/polygon", "api_key": "test-key", "rates": []}
+        options |= {"backoff": "1ms", "backoff_max": "5s", **overrides}
+        session = make_session()
+        sessions.append(session)
+        return PolygonProvider("polygon", ProviderSettings.model_validate(options), session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+def make_settings(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> Settings:
+    """Settings for a daily_bars flow with ``provider = "polygon"`` (and a Yahoo fallback)."""
+    polygon = {"base_url": f"{url}/polygon", "api_key": flow.pop("key", "test-key")}
+    polygon |= {"rates": ["100/second"], "backoff": "1ms", "backoff_max": "10ms"}
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"polygon": polygon, "yahoo": {"base_url": url, "rates": []}},
+            "flows": [
+                {"name": "eod", "provider": "polygon", "tickers": tickers, "every": "1h", **flow}
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``params`` on the flow's DB read-only."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def test_flow_lands_new_york_dates_one_at_a_time(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Every ticker lands with New York dates, one in flight, no 429 within the server's window."""
+    sim = await sim_server(SimConfig(provider_limits={"polygon": (100, 1.0)}, latency=0.005))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
+    assert (sim.stats.peak_in_flight, sim.stats.rejected_429) == (1, 0)
+    rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = ? ORDER BY ts", "BRK-B")
+    first, last = (date.fromisoformat(rows[i][0]) for i in (0, -1))
+    assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars("BRK-B", first, last)]
+
+
+async def test_unknown_ticker_and_refused_key(tmp_path: Path, sim_server: MakeServer) -> None:
+    """resultsCount 0 over the lookback is not_found; a refused key is one auth failure."""
+    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"])) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert summary.failures == {"not_found": 1}
+    sim.reset()
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:4], key="BADKEY")) as runtime:
+        refused = await runtime.run_flow("eod", "manual")
+    assert (refused.failures, sim.stats.requests) == ({"auth": 4}, 1)
+
+
+async def test_history_beyond_the_plan_falls_back(tmp_path: Path, sim_server: MakeServer) -> None:
+    """A lookback past two years is plan_gated at Polygon and served by the Yahoo fallback."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, ["AAPL"], lookback_days=900, fallback=["yahoo"])
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert summary.status == "ok"
+    assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
+
+
+async def test_a_429_storm_stays_within_the_concurrency_cap(
+    sim_server: MakeServer, make_polygon: MakePolygon
+) -> None:
+    """Without windows the server's 429s pause the provider; all land, never over 2 in flight."""
+    sim = await sim_server(SimConfig(provider_limits={"polygon": (2, 0.5)}, latency=0.005))
+    provider = make_polygon(sim, max_concurrency=2, retries=10, backoff="50ms")
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    results = await asyncio.gather(
+        *(provider.daily_bars(f"T{i}", end - timedelta(days=9), end) for i in range(6))
+    )
+    assert all(bars for bars in results)
+    assert sim.stats.rejected_429 == provider.rate_limited > 0
+    assert sim.stats.peak_in_flight <= 2
+
+
+async def test_quote_and_actions(sim_server: MakeServer, make_polygon: MakePolygon) -> None:
+    """/prev gives a past close; a payer's dividends come back quarterly, a non-payer's empty."""
+    sim = await sim_server()
+    provider = make_polygon(sim)
+    quote = await provider.quote("AAPL")
+    assert quote.ts < datetime.now(UTC)
+    payer, other = (
+        next(f"T{i}" for i in range(40) if symbol_key(f"T{i}") & 1 == odd) for odd in (0, 1)
+    )
+    dividends, splits = await provider.actions(payer, *YEAR)
+    assert [d.ex_date.month for d in dividends] == [2, 5, 8, 11]
+    assert splits == []
+    assert await provider.actions(other, *YEAR) == ([], [])
+
+
+YEAR = (date(2025, 1, 1), date(2025, 12, 31))
+
+
+def test_sim_paginates_with_a_cursor_and_no_key() -> None:
+    """limit=2 over a week gives 2 bars and a next_url whose cursor serves the rest."""
+    match = {"ticker": "AAPL", "multiplier": "1", "timespan": "day"}
+    match |= {"start": "2026-01-05", "end": "2026-01-09"}
+    status, page = aggs_response(match, {"limit": "2"}, SimConfig(), NOW, origin="http://h")
+    assert (status, page["resultsCount"], page["status"]) == (200, 2, "DELAYED")
+    cursor = page["next_url"].split("cursor=")[1].split("&")[0]
+    assert page["next_url"].startswith("http://h/polygon/v2/aggs/ticker/AAPL/")
+    assert "apiKey" not in page["next_url"]
+    _, rest = aggs_response(match, {"limit": "2", "cursor": cursor}, SimConfig(), NOW)
+    assert rest["resultsCount"] == 2
+    assert "next_url" in rest
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "status"),
+    [
+        ("2024-01-02", "2024-01-05", 403),  # more than two years back
+        ("2026-01-12", "2026-01-15", 403),  # today before 20:00 New York
+        ("2026-01-12", "2026-01-14", 200),
+    ],
+)
+def test_sim_enforces_the_free_plan(start: str, end: str, status: int) -> None:
+    """Free keys get 403 NOT_AUTHORIZED for old history and for today before end of day."""
+    match = {"ticker": "AAPL", "multiplier": "1", "timespan": "day", "start": start, "end": end}
+    got, body = aggs_response(match, {}, SimConfig(), NOW)
+    assert got == status
+    assert body["status"] == ("NOT_AUTHORIZED" if status == 403 else "DELAYED")
