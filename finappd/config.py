@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,6 +53,8 @@ __all__ = [
 
 EX_CONFIG = 78
 FLOW_KINDS = ("daily_bars",)
+#: The provider capability (``providers.base.Capability``) each flow kind needs.
+FLOW_CAPABILITIES = {"daily_bars": "daily_bars"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -201,6 +204,7 @@ class FlowSettings(_Model):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     kind: Literal["daily_bars"] = "daily_bars"
     provider: str
+    fallback: list[str] = Field(default_factory=list)  # tried in order when provider fails
     tickers: list[str] = Field(default_factory=list)
     tickers_file: Path | None = None
     every: Duration | None = None
@@ -344,7 +348,27 @@ class Settings(BaseSettings):
                 if flow.provider not in PROVIDER_KINDS:
                     raise ValueError(f"flows.{i}.provider: unknown provider {flow.provider!r}")
                 self.providers[flow.provider] = ProviderSettings(kind=flow.provider)
+            self._check_chain(i, flow, PROVIDER_KINDS)
         return self
+
+    def _check_chain(self, i: int, flow: FlowSettings, kinds: Mapping[str, Any]) -> None:
+        """A flow's provider and fallbacks: configured, distinct, able to serve its kind."""
+        need = FLOW_CAPABILITIES[flow.kind]
+        chain = [("provider", flow.provider)]
+        chain += [(f"fallback.{j}", name) for j, name in enumerate(flow.fallback)]
+        seen: set[str] = set()
+        for key, name in chain:
+            if name not in self.providers:
+                raise ValueError(
+                    f"flows.{i}.{key}: {name!r} is not a configured provider "
+                    f"(configured: {', '.join(sorted(self.providers))})"
+                )
+            if name in seen:
+                raise ValueError(f"flows.{i}.{key}: {name!r} is already in this flow's chain")
+            seen.add(name)
+            kind = self.providers[name].kind or name
+            if need not in kinds[kind].capabilities:
+                raise ValueError(f"flows.{i}.{key}: provider {name!r} ({kind}) has no {need}")
 
     def flow(self, name: str) -> FlowSettings:
         """The flow called ``name``."""

@@ -15,6 +15,7 @@ import structlog
 from finappd.config import Settings
 from finappd.flows import RunSummary, build_fetch, run_flow_once
 from finappd.providers import BaseProvider, make_provider, make_session
+from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
 
 __all__ = ["Runtime"]
@@ -34,6 +35,8 @@ class Runtime:
             busy_timeout=store.busy_timeout.total_seconds(),
         )
         self.writer = Writer(self.store)
+        # The providers' quota ledgers persist through the one writer thread.
+        self.usage = StoreUsage(self.store, self.writer)
         self._session: aiohttp.ClientSession | None = None
         self.providers: dict[str, BaseProvider] = {}
 
@@ -47,7 +50,7 @@ class Runtime:
             log.warning("store.runs_interrupted", runs=marked)
         self._session = make_session()
         self.providers = {
-            name: make_provider(name, provider, self._session)
+            name: make_provider(name, provider, self._session, usage=self.usage)
             for name, provider in self.settings.providers.items()
         }
         return self
@@ -66,7 +69,9 @@ class Runtime:
     async def run_flow(self, name: str, trigger: str) -> RunSummary:
         """Run the flow called ``name`` once, now."""
         flow = self.settings.flow(name)
-        provider = self.providers[flow.provider]
+        chain = [self.providers[p] for p in (flow.provider, *flow.fallback)]
+        for provider in chain:
+            provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
         return await run_flow_once(
             flow=flow.name,
@@ -74,8 +79,8 @@ class Runtime:
             tickers=flow.tickers,
             num_workers=flow.num_workers,
             deadline=flow.deadline.total_seconds(),
-            fetch=build_fetch(flow, provider, datetime.now(UTC)),
-            providers=[provider],
+            fetch=build_fetch(flow, chain, datetime.now(UTC)),
+            providers=chain,
             store=self.store,
             writer=self.writer,
         )

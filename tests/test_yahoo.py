@@ -6,7 +6,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -22,8 +22,9 @@ from finappd.errors import (
     SymbolNotFoundError,
 )
 from finappd.providers import PROVIDER_KINDS, YahooProvider, make_provider, make_session
+from finappd.providers.base import Capability
 from finappd.providers.yahoo import chart_window
-from finappd.records import Bar
+from finappd.records import Bar, Dividend, Quote, Split
 from tests.test_provider_support import mock_http
 from tests.test_yahoo_parse import XSP_TO, Row, at, chart, chart_error
 
@@ -209,32 +210,73 @@ async def test_html_outage_then_json_succeeds(make_yahoo: MakeYahoo, mocked: aio
     assert provider.retries == 1
 
 
-async def test_truncated_json_is_bad_response(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
-    """A truncated JSON body raises BadResponseError chained to the JSONDecodeError."""
+async def test_truncated_json_is_retried_then_bad_response(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A cut-off JSON body is transient (PROVIDERS.md §10.3): retried, then BadResponseError."""
+    mocked.get(CHART, status=200, body=json.dumps(XSP_TO)[:80], repeat=True)
+    provider = make_yahoo(retries=1)
+    with pytest.raises(BadResponseError, match="not JSON") as info:
+        await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))
+    assert info.value.status == 200
+    assert (provider.requests, provider.retries) == (2, 1)
+
+
+async def test_truncated_json_then_good_answer_succeeds(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """One cut-off body followed by the whole chart returns the bars."""
     mocked.get(CHART, status=200, body=json.dumps(XSP_TO)[:80])
-    with pytest.raises(BadResponseError) as info:
-        await make_yahoo().daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))
-    assert isinstance(info.value.__cause__, json.JSONDecodeError)
-    assert "not JSON" in str(info.value)
+    mocked.get(CHART, payload=XSP_TO)
+    assert len(await make_yahoo().daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))) == 2
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         ({"finance": {"result": None}}, "no 'chart'"),
-        (chart_error("Internal Error", "oops"), "Internal Error: oops"),
         ({"chart": {"result": [], "error": None}}, "neither a result nor an error"),
         ({"chart": {"result": [{"timestamp": [1], "meta": {}}], "error": None}}, "malformed"),
+        ({"chart": {"result": [{"meta": {}, "timestamp": "soon"}], "error": None}}, "malformed"),
     ],
 )
-async def test_unexpected_json_is_bad_response(
+async def test_wrong_shape_json_is_retried_then_bad_response(
     make_yahoo: MakeYahoo, mocked: aioresponses, body: dict[str, Any], reason: str
 ) -> None:
-    """JSON without a chart, other chart errors and malformed results name the reason."""
-    mocked.get(CHART, status=200, payload=body)
+    """JSON that is not a chart result is retried as transient, then names the reason."""
+    mocked.get(CHART, status=200, payload=body, repeat=True)
+    provider = make_yahoo(retries=1)
     with pytest.raises(BadResponseError, match=re.escape(reason)) as info:
-        await make_yahoo().daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
+        await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
     assert info.value.provider == "yahoo"
+    assert provider.retries == 1
+
+
+async def test_other_chart_errors_are_bad_response_without_retry(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A chart.error other than Not Found / Data doesn't exist is BAD: no retry."""
+    mocked.get(CHART, status=200, payload=chart_error("Internal Error", "oops"), repeat=True)
+    provider = make_yahoo()
+    with pytest.raises(BadResponseError, match="Internal Error: oops"):
+        await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
+    assert (provider.requests, provider.retries) == (1, 0)
+
+
+async def test_non_numeric_price_is_bad_response_chained(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A chart whose arrays hold strings fails parsing: BadResponseError chained to the cause."""
+    body = chart(
+        "AAPL",
+        "America/New_York",
+        [(at("America/New_York", 2024, 3, 4, 9, 30), 1.0, 1.0, 1.0, 2.0, 1.0, None)],
+    )
+    body["chart"]["result"][0]["indicators"]["quote"][0]["close"] = ["2.0"]
+    mocked.get(CHART, payload=body)
+    with pytest.raises(BadResponseError, match="malformed chart") as info:
+        await make_yahoo().daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
+    assert isinstance(info.value.__cause__, TypeError)
 
 
 async def test_5xx_then_200_succeeds(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
@@ -266,7 +308,7 @@ async def test_registry_makes_providers_by_kind_or_name() -> None:
         assert isinstance(by_kind, YahooProvider)
         assert by_kind.name == "yahoo_eu"
         assert by_name.base_url == "https://query2.finance.yahoo.com"
-        assert {"yahoo": YahooProvider} == PROVIDER_KINDS
+        assert PROVIDER_KINDS["yahoo"] is YahooProvider
         with pytest.raises(ValueError, match="unknown provider kind"):
             make_provider("nope", ProviderSettings(), session)
     finally:
@@ -274,12 +316,107 @@ async def test_registry_makes_providers_by_kind_or_name() -> None:
 
 
 def test_exported_members() -> None:
-    """finappd.providers exports exactly its public surface."""
-    assert set(finappd.providers.__all__) == {
+    """finappd.providers exports the base class, the registry helpers and YahooProvider."""
+    assert {
         "BaseProvider",
         "YahooProvider",
         "make_provider",
         "make_session",
         "redact_url",
         "PROVIDER_KINDS",
+    } <= set(finappd.providers.__all__)
+
+
+async def test_quote_comes_from_chart_meta(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
+    """quote() makes one range=1d chart call and reads price, time, currency, previous close."""
+    body = chart("AAPL", "America/New_York", [])
+    body["chart"]["result"][0]["meta"].update(
+        regularMarketPrice=189.84, regularMarketTime=1709758800, chartPreviousClose=187.5
+    )
+    seen: list[Any] = []
+
+    def record(url: Any, **kwargs: Any) -> CallbackResult:
+        seen.append(url)
+        return CallbackResult(status=200, body=json.dumps(body))
+
+    mocked.get(CHART, callback=record)
+    quote = await make_yahoo().quote("AAPL")
+    assert quote == Quote(
+        "AAPL", datetime.fromtimestamp(1709758800, UTC), 189.84, "USD", previous_close=187.5
+    )
+    assert dict(seen[0].query) == {"range": "1d", "interval": "1d"}
+
+
+async def test_quote_without_price_is_bad_response(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A meta without regularMarketPrice cannot be a quote: BadResponseError."""
+    mocked.get(CHART, payload=chart("AAPL", "America/New_York", []))
+    with pytest.raises(BadResponseError, match="no quote in meta"):
+        await make_yahoo().quote("AAPL")
+
+
+async def test_actions_parse_dividends_and_splits_in_range(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """Chart events give dividends and splits dated in the exchange's timezone, in range only."""
+    body = chart("AAPL", "America/New_York", [])
+    div_ts = at("America/New_York", 2020, 8, 7, 9, 30)
+    old_ts = at("America/New_York", 2019, 1, 2, 9, 30)
+    split_ts = at("America/New_York", 2020, 8, 31, 9, 30)
+    body["chart"]["result"][0]["events"] = {
+        "dividends": {
+            str(div_ts): {"amount": 0.82, "date": div_ts},
+            str(old_ts): {"amount": 0.73, "date": old_ts},
+        },
+        "splits": {
+            str(split_ts): {
+                "date": split_ts,
+                "numerator": 4,
+                "denominator": 1,
+                "splitRatio": "4:1",
+            }
+        },
     }
+    mocked.get(CHART, payload=body)
+    dividends, splits = await make_yahoo().actions("AAPL", date(2020, 1, 1), date(2020, 12, 31))
+    assert dividends == [Dividend("AAPL", date(2020, 8, 7), 0.82, "USD")]
+    assert splits == [Split("AAPL", date(2020, 8, 31), 4.0, 1.0)]
+
+
+async def test_actions_without_events_are_empty(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A chart without an events object has no dividends and no splits."""
+    mocked.get(CHART, payload=XSP_TO)
+    assert await make_yahoo().actions("XSP.TO", date(2017, 10, 27), date(2017, 10, 30)) == ([], [])
+
+
+async def test_symbol_override_replaces_the_path_symbol(
+    make_yahoo: MakeYahoo, mocked: aioresponses
+) -> None:
+    """A [providers.yahoo.symbols] override is sent; the bars keep the flow's ticker."""
+    seen: list[Any] = []
+
+    def record(url: Any, **kwargs: Any) -> CallbackResult:
+        seen.append(url)
+        return CallbackResult(status=200, body=json.dumps(XSP_TO))
+
+    mocked.get(CHART, callback=record)
+    provider = make_yahoo(symbols={"XSP": "XSP.TO"})
+    bars = await provider.daily_bars("XSP", date(2017, 10, 27), date(2017, 10, 30))
+    assert seen[0].raw_path == "/v8/finance/chart/XSP.TO"
+    assert {b.symbol for b in bars} == {"XSP"}
+
+
+def test_yahoo_declares_its_contract() -> None:
+    """Yahoo: kind, capabilities (bars, quote, actions), keyless, polite default limits."""
+    assert YahooProvider.kind == "yahoo"
+    assert YahooProvider.capabilities == {
+        Capability.DAILY_BARS,
+        Capability.QUOTE,
+        Capability.ACTIONS,
+    }
+    assert not YahooProvider.requires_key
+    assert YahooProvider.default_limits.max_concurrency <= 2
+    assert [str(r) for r in YahooProvider.default_limits.windows()] == ["1/second"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from finappd.config import FlowSettings
@@ -12,9 +13,9 @@ from finappd.providers import BaseProvider
 __all__ = ["Fetch", "RunSummary", "TickerResult", "build_fetch", "run_flow_once"]
 
 
-def build_fetch(flow: FlowSettings, provider: BaseProvider, now: datetime) -> Fetch:
-    """The per-ticker fetch for ``flow``'s kind."""
+def build_fetch(flow: FlowSettings, providers: Sequence[BaseProvider], now: datetime) -> Fetch:
+    """The per-ticker fetch for ``flow``'s kind over its provider chain (primary first)."""
     if flow.kind == "daily_bars":
         start, end = lookback_range(flow, now)
-        return daily_bars_fetch(provider, start, end)
+        return daily_bars_fetch(providers, start, end)
     raise AssertionError(f"unhandled flow kind {flow.kind!r}")  # config validation forbids it

@@ -3,20 +3,32 @@
 Re-fetching a trailing window on every run (``lookback_days``) lets later fetches
 fill gaps and pick up revised bars (PROVIDERS.md §10.8); the upsert keeps one row
 per (symbol, interval, day), the latest fetch winning.
+
+A flow's providers form a chain (``provider`` then ``fallback``): a ticker the first
+cannot serve (not found, plan-gated, quota spent, parked, circuit open, key refused,
+retries spent) is asked of the next. Rows carry the flow's ticker as ``symbol``,
+whatever the provider calls it, and the name of the provider that served them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import structlog
+
 from finappd.config import FlowSettings
 from finappd.errors import ProviderError
-from finappd.flows.run import Fetch, TickerResult, provider_failure
+from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.quality import screen
+from finappd.records import Bar
 
 __all__ = ["daily_bars_fetch", "lookback_range"]
+
+log = structlog.get_logger(__name__)
 
 
 def lookback_range(flow: FlowSettings, now: datetime) -> tuple[date, date]:
@@ -25,14 +37,36 @@ def lookback_range(flow: FlowSettings, now: datetime) -> tuple[date, date]:
     return today - timedelta(days=flow.lookback_days), today
 
 
-def daily_bars_fetch(provider: BaseProvider, start: date, end: date) -> Fetch:
-    """A per-ticker fetch that turns provider failures into recorded results."""
+def _as_ticker(bars: list[Bar], symbol: str) -> list[Bar]:
+    """``bars`` stored under the flow's ``symbol``, whatever the provider called it."""
+    return [b if b.symbol == symbol else dataclasses.replace(b, symbol=symbol) for b in bars]
+
+
+def daily_bars_fetch(providers: Sequence[BaseProvider], start: date, end: date) -> Fetch:
+    """A per-ticker fetch down the provider chain; failures become recorded results."""
+    if not providers:
+        raise ValueError("a daily_bars fetch needs at least one provider")
 
     async def fetch(symbol: str) -> TickerResult:
-        try:
-            bars = screen(await provider.daily_bars(symbol, start, end), provider.name)
-        except ProviderError as exc:
-            return provider_failure(symbol, provider.name, exc)
-        return TickerResult(symbol, provider.name, bars=bars)
+        failures: list[ProviderError] = []
+        for provider in providers:
+            try:
+                bars = await provider.daily_bars(symbol, start, end)
+                bars = screen(_as_ticker(bars, symbol), provider.name)
+            except ProviderError as exc:
+                failures.append(exc)
+                continue
+            if failures:
+                log.info(
+                    "ticker.fallback",
+                    symbol=symbol,
+                    provider=provider.name,
+                    after=[f"{f.provider}: {f.kind}" for f in failures],
+                )
+            return TickerResult(symbol, provider.name, bars=bars)
+        # The primary's failure names the ticker's problem; the others follow in the text.
+        first = failures[0]
+        message = "; then ".join(str(f) for f in failures)
+        return TickerResult(symbol, first.provider, error_kind=first.kind, error=message)
 
     return fetch

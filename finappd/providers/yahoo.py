@@ -1,4 +1,4 @@
-"""Yahoo Finance chart API: daily bars.
+"""Yahoo Finance chart API: daily bars, the latest quote, dividends and splits.
 
 - **URL**: ``GET https://query2.finance.yahoo.com/v8/finance/chart/{SYMBOL}?period1=<epoch s>
   &period2=<epoch s>&interval=1d&events=div,splits&includePrePost=false`` (``query1`` is
@@ -15,7 +15,12 @@
   plain-text body (``Too Many Requests``), no ``Retry-After``, and blocks can last hours.
 - **Errors**: unknown symbol → 404 (sometimes 200) with ``chart.error.code == "Not Found"``;
   range before first trade → 400 ``"Data doesn't exist …"`` and too-old intraday → 422, both
-  meaning "no bars"; an outage is an HTML "Will be right back" page (retried as transient).
+  meaning "no bars"; an outage is an HTML "Will be right back" page, an empty body, or JSON
+  that is cut off or not a chart (all retried as transient, PROVIDERS.md §10.3).
+- **Quote**: the chart call with ``range=1d`` (crumb-free, unlike ``/v7/finance/quote``):
+  ``meta.regularMarketPrice`` at ``meta.regularMarketTime``, ``meta.currency``.
+- **Actions**: the chart call's ``events=div,splits``: ``events.dividends``/``events.splits``
+  keyed by epoch strings, dated like bars (exchange-local date of the event stamp).
 """
 
 from __future__ import annotations
@@ -23,10 +28,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
-from zoneinfo import ZoneInfo
 
 from finappd.errors import BadResponseError
 from finappd.providers.base import (
@@ -38,7 +42,17 @@ from finappd.providers.base import (
     Verdict,
     classify_status,
 )
-from finappd.records import Bar
+from finappd.providers.yahoo_chart import (
+    MALFORMED,
+    chart_window,
+    exchange_tz,
+    parse_chart,
+    parse_events,
+    parse_quote,
+    range_params,
+    trading_date,
+)
+from finappd.records import Bar, Dividend, Quote, Split
 
 __all__ = ["YahooProvider", "chart_window", "parse_chart", "trading_date"]
 
@@ -46,35 +60,6 @@ _CHROME_UA = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 )
-_MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
-
-
-def chart_window(start: date, end: date) -> tuple[int, int]:
-    """``period1``/``period2`` epoch seconds covering ``start..end`` in any exchange timezone."""
-    # A day of margin before start: far-east sessions open on the previous UTC day.
-    period1 = datetime.combine(start - timedelta(days=1), time(), UTC)
-    period2 = datetime.combine(end + timedelta(days=1), time(), UTC)
-    return int(period1.timestamp()), int(period2.timestamp())
-
-
-def trading_date(timestamp: float, tz: tzinfo) -> date:
-    """The exchange-local trading date of a daily bar stamped ``timestamp`` (epoch seconds)."""
-    local = datetime.fromtimestamp(timestamp, tz)
-    if local.hour == 23:  # a midnight bar shifted back by Yahoo's DST bug
-        local += timedelta(hours=1)
-    return local.date()
-
-
-def _range_params(start: date, end: date, *, events: str) -> dict[str, str]:
-    """The chart query for local trading dates ``start..end``."""
-    period1, period2 = chart_window(start, end)
-    return {
-        "period1": str(period1),
-        "period2": str(period2),
-        "interval": "1d",
-        "events": events,
-        "includePrePost": "false",
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,65 +70,21 @@ class _Chart:
     data: Mapping[str, Any]
 
 
-def _exchange_tz(meta: Mapping[str, Any]) -> tzinfo:
-    name = meta.get("exchangeTimezoneName")
-    if isinstance(name, str) and name:
-        return ZoneInfo(name)
-    offset = meta.get("gmtoffset")
-    if isinstance(offset, int):
-        return timezone(timedelta(seconds=offset))
-    raise ValueError("meta has neither exchangeTimezoneName nor gmtoffset")
-
-
-def _series(container: object, key: str) -> list[Any]:
-    """``container[0][key]`` of Yahoo's ``[{key: [...]}]`` wrapping, or ``[]`` when absent."""
-    if not isinstance(container, list) or not container or not isinstance(container[0], dict):
-        return []
-    values = container[0].get(key)
-    return values if isinstance(values, list) else []
-
-
-def _at(values: list[Any], index: int) -> float | None:
-    value = values[index] if index < len(values) else None
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    return float(value)
-
-
-def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) -> list[Bar]:
-    """Bars of one chart ``result`` whose local trading date is in ``start..end``, ascending."""
-    timestamps = result.get("timestamp")
-    if not timestamps:  # no bars in the range: meta only
-        return []
-    tz = _exchange_tz(result["meta"])
-    indicators = result.get("indicators") or {}
-    quotes = indicators.get("quote")
-    opens, highs = _series(quotes, "open"), _series(quotes, "high")
-    lows, closes = _series(quotes, "low"), _series(quotes, "close")
-    volumes = _series(quotes, "volume")
-    adjcloses = _series(indicators.get("adjclose"), "adjclose")
-    bars: dict[date, Bar] = {}
-    for i, stamp in enumerate(timestamps):
-        close = _at(closes, i)
-        if close is None or stamp is None:  # halted day, fund, or the in-progress bar
-            continue
-        day = trading_date(stamp, tz)
-        if not start <= day <= end:
-            continue
-        # Yahoo sometimes repeats a day (yfinance#573); the later row is the fresher one.
-        bars[day] = Bar(
-            symbol=symbol,
-            ts=day,
-            open=_at(opens, i),
-            high=_at(highs, i),
-            low=_at(lows, i),
-            close=close,
-            adj_close=_at(adjcloses, i),
-            volume=_at(volumes, i),
-        )
-    return [bars[day] for day in sorted(bars)]
+def _chart_shape(payload: object) -> str | None:
+    """What is wrong with a chart payload that has no error, or None when it looks right."""
+    chart = payload.get("chart") if isinstance(payload, dict) else None
+    if not isinstance(chart, dict):
+        return "JSON has no 'chart' object"
+    result = chart.get("result")
+    if not isinstance(result, list) or not result or not isinstance(result[0], dict):
+        return "chart has neither a result nor an error"
+    try:
+        exchange_tz(result[0]["meta"])
+        if not isinstance(result[0].get("timestamp", []), list):
+            raise TypeError(f"timestamp is {type(result[0]['timestamp']).__name__}, not a list")
+    except MALFORMED as exc:
+        return f"malformed chart: {exc!r}"
+    return None
 
 
 class YahooProvider(BaseProvider):
@@ -165,16 +106,40 @@ class YahooProvider(BaseProvider):
         """Daily bars of ``symbol`` for local trading dates ``start..end`` inclusive."""
         if end < start:
             return []
-        result = await self._chart(symbol, _range_params(start, end, events="div,splits"))
+        result = await self._chart(symbol, range_params(start, end, events="div,splits"))
         if result is None:
             return []
         try:
             return parse_chart(result.data, symbol, start, end)
-        except _MALFORMED as exc:
+        except MALFORMED as exc:
             raise self._bad(result.response, symbol, f"malformed chart: {exc!r}") from exc
 
+    async def quote(self, symbol: str) -> Quote:
+        """The latest price of ``symbol`` from the chart's ``meta`` (one crumb-free call)."""
+        result = await self._chart(symbol, {"range": "1d", "interval": "1d"})
+        if result is None:
+            raise self._bad_response(symbol, "no quote: the chart is empty")
+        try:
+            return parse_quote(result.data, symbol)
+        except MALFORMED as exc:
+            raise self._bad(result.response, symbol, f"no quote in meta: {exc!r}") from exc
+
+    async def actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Dividend], list[Split]]:
+        """Dividends and splits of ``symbol`` going ex in ``start..end`` (chart ``events``)."""
+        if end < start:
+            return [], []
+        result = await self._chart(symbol, range_params(start, end, events="div,splits"))
+        if result is None:
+            return [], []
+        try:
+            return parse_events(result.data, symbol, start, end)
+        except MALFORMED as exc:
+            raise self._bad(result.response, symbol, f"malformed events: {exc!r}") from exc
+
     def classify(self, response: Response) -> Classified:
-        """Yahoo's answers: chart.error codes, 429 plain text, HTML outage pages."""
+        """Yahoo's answers: chart.error codes, 429 plain text, HTML, empty or garbled bodies."""
         status = response.status
         if status == 429 or status >= 500:
             return classify_status(response)
@@ -186,8 +151,9 @@ class YahooProvider(BaseProvider):
                 return Classified(Verdict.TRANSIENT, "HTML page instead of JSON (outage or block)")
         try:
             payload = json.loads(response.text)
-        except json.JSONDecodeError:
-            # A 2xx non-JSON body is reported by the parser, chained to the decode error.
+        except json.JSONDecodeError as exc:
+            if status < 400:  # usually a cut-off answer or an error page in disguise
+                return Classified(Verdict.TRANSIENT, f"body is not JSON: {exc}")
             return classify_status(response)
         chart = payload.get("chart") if isinstance(payload, dict) else None
         error = chart.get("error") if isinstance(chart, dict) else None
@@ -202,21 +168,28 @@ class YahooProvider(BaseProvider):
             if status in (401, 403):
                 return Classified(Verdict.AUTH, f"{code}: {description}")
             return Classified(Verdict.BAD, f"chart error {code}: {description}")
-        verdict = classify_status(response)
-        if verdict.verdict is Verdict.AUTH and isinstance(payload, dict):
-            finance = payload.get("finance")
-            if isinstance(finance, dict) and isinstance(finance.get("error"), dict):
-                description = str(finance["error"].get("description") or "")
+        if status >= 400:
+            verdict = classify_status(response)
+            finance = payload.get("finance") if isinstance(payload, dict) else None
+            if verdict.verdict is Verdict.AUTH and isinstance(finance, dict):
+                description = str((finance.get("error") or {}).get("description") or "")
                 return Classified(Verdict.AUTH, f"unauthorized: {description}")
-        return verdict
+            return verdict
+        if (problem := _chart_shape(payload)) is not None:
+            return Classified(Verdict.TRANSIENT, problem)
+        return Classified(Verdict.OK)
 
     def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
+        return self._bad_response(
+            symbol, f"{reason} (HTTP {response.status} from {response.url})", response.status
+        )
+
+    def _bad_response(
+        self, symbol: str, reason: str, status: int | None = None
+    ) -> BadResponseError:
         return self._fail(
             BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
+                f"{self.name}: {reason}", provider=self.name, symbol=symbol, status=status
             )
         )
 
@@ -229,14 +202,5 @@ class YahooProvider(BaseProvider):
         )
         if response.verdict is Verdict.EMPTY:
             return None
-        try:
-            payload = json.loads(response.text)
-        except json.JSONDecodeError as exc:
-            raise self._bad(response, symbol, f"body is not JSON: {exc}") from exc
-        chart = payload.get("chart") if isinstance(payload, dict) else None
-        if not isinstance(chart, dict):
-            raise self._bad(response, symbol, "JSON has no 'chart' object")
-        result = chart.get("result")
-        if not isinstance(result, list) or not result or not isinstance(result[0], dict):
-            raise self._bad(response, symbol, "chart has neither a result nor an error")
-        return _Chart(response, result[0])
+        # classify() has checked that this is JSON with a chart result.
+        return _Chart(response, json.loads(response.text)["chart"]["result"][0])

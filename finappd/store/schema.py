@@ -19,12 +19,21 @@ __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
 
 def _create_v1(conn: sqlite3.Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
-    for statement in (*tables_ddl(), *VIEWS_DDL):
+    for statement in (*tables_ddl("bars", "runs", "fetch_errors"), *VIEWS_DDL):
+        conn.execute(statement)
+
+
+def _add_provider_usage_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: provider_usage, the quota ledger (requests per provider per quota day)."""
+    for statement in tables_ddl("provider_usage"):
         conn.execute(statement)
 
 
 #: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_create_v1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _create_v1,
+    _add_provider_usage_v2,
+)
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,7 +9,7 @@ opened it, but only from one thread at a time: in the daemon, ``Writer``'s threa
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,6 +50,17 @@ _RUN = """
 SELECT id, flow, "trigger", started_at, finished_at, status,
        tickers_total, tickers_ok, tickers_failed, rows_written, error
 FROM runs WHERE id = ?
+"""
+
+_ADD_USAGE = """
+INSERT INTO provider_usage (provider, day, requests) VALUES (?, ?, ?)
+ON CONFLICT (provider, day) DO UPDATE SET requests = requests + excluded.requests
+"""
+
+# Day and month-to-day totals; ``day`` is ISO text, so the month is a string range.
+_USAGE = """
+SELECT COALESCE(SUM(CASE WHEN day = ? THEN requests END), 0), COALESCE(SUM(requests), 0)
+FROM provider_usage WHERE provider = ? AND day BETWEEN ? AND ?
 """
 
 _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
@@ -295,6 +306,18 @@ class Store:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (run_id, symbol, provider, kind, message, _utc_text(now)),
             )
+
+    def add_usage(self, provider: str, counts: Mapping[str, int]) -> None:
+        """Add requests per quota day (``YYYY-MM-DD`` → n) to ``provider``'s usage, at once."""
+        rows = [(provider, day, n) for day, n in counts.items()]
+        with self._write(f"add_usage of {provider}") as conn:
+            conn.executemany(_ADD_USAGE, rows)
+
+    def usage(self, provider: str, day: str) -> tuple[int, int]:
+        """Requests of ``provider`` on quota day ``day`` and in its month up to that day."""
+        with self._guard(f"usage of {provider}") as conn:
+            row = conn.execute(_USAGE, (day, provider, f"{day[:8]}01", day)).fetchone()
+        return int(row[0]), int(row[1])
 
     def last_runs(self, limit: int = 10) -> list[RunRow]:
         """The newest ``limit`` runs of each flow, newest first."""

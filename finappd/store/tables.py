@@ -17,6 +17,7 @@ __all__ = [
     "VIEWS_DDL",
     "BarTable",
     "FetchErrorTable",
+    "ProviderUsageTable",
     "RunTable",
     "StoreModel",
     "tables_ddl",
@@ -85,6 +86,16 @@ class FetchErrorTable(StoreModel, table=True):
     at: str | None = Field(default=None, sa_type=Text)
 
 
+class ProviderUsageTable(StoreModel, table=True):
+    """``provider_usage``: requests sent per provider per quota day (``YYYY-MM-DD``)."""
+
+    __tablename__ = "provider_usage"
+
+    provider: str = Field(primary_key=True, sa_type=Text)
+    day: str = Field(primary_key=True, sa_type=Text)
+    requests: int = Field(default=0, sa_type=Integer)
+
+
 #: Reader views. ``latest_close``'s subquery is answered from the bars primary key.
 VIEWS_DDL = (
     """
@@ -99,11 +110,13 @@ VIEWS_DDL = (
 )
 
 
-def tables_ddl() -> list[str]:
-    """``CREATE TABLE`` and ``CREATE INDEX`` statements for the store's tables, in FK order."""
+def tables_ddl(*names: str) -> list[str]:
+    """``CREATE TABLE``/``CREATE INDEX`` statements for the tables ``names``, in FK order."""
     dialect = sqlite.dialect()
     statements: list[str] = []
     for table in StoreModel.metadata.sorted_tables:
+        if table.name not in names:
+            continue
         statements.append(str(CreateTable(table).compile(dialect=dialect)))
         statements.extend(
             str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes

@@ -1,0 +1,178 @@
+"""Yahoo's chart payload, as pure functions: query window, local trading dates, bars, quote, events.
+
+Shapes from PROVIDERS.md section 1 (yfinance ``utils.parse_actions``, beanprice fixtures):
+parallel arrays under ``chart.result[0]`` with epoch-second ``timestamp``s of the session
+open; ``meta`` with ``exchangeTimezoneName``, ``regularMarketPrice``/``regularMarketTime``
+and ``currency``; ``events.dividends``/``events.splits`` objects keyed by epoch strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from finappd.records import Bar, Dividend, Quote, Split
+
+__all__ = [
+    "MALFORMED",
+    "chart_window",
+    "exchange_tz",
+    "parse_chart",
+    "parse_events",
+    "parse_quote",
+    "range_params",
+    "trading_date",
+]
+
+#: What a malformed payload raises while being parsed.
+MALFORMED = (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError)
+
+
+def chart_window(start: date, end: date) -> tuple[int, int]:
+    """``period1``/``period2`` epoch seconds covering ``start..end`` in any exchange timezone."""
+    # A day of margin before start: far-east sessions open on the previous UTC day.
+    period1 = datetime.combine(start - timedelta(days=1), time(), UTC)
+    period2 = datetime.combine(end + timedelta(days=1), time(), UTC)
+    return int(period1.timestamp()), int(period2.timestamp())
+
+
+def trading_date(timestamp: float, tz: tzinfo) -> date:
+    """The exchange-local trading date of a daily bar stamped ``timestamp`` (epoch seconds)."""
+    local = datetime.fromtimestamp(timestamp, tz)
+    if local.hour == 23:  # a midnight bar shifted back by Yahoo's DST bug
+        local += timedelta(hours=1)
+    return local.date()
+
+
+def range_params(start: date, end: date, *, events: str) -> dict[str, str]:
+    """The chart query for local trading dates ``start..end``."""
+    period1, period2 = chart_window(start, end)
+    return {
+        "period1": str(period1),
+        "period2": str(period2),
+        "interval": "1d",
+        "events": events,
+        "includePrePost": "false",
+    }
+
+
+def exchange_tz(meta: Mapping[str, Any]) -> tzinfo:
+    name = meta.get("exchangeTimezoneName")
+    if isinstance(name, str) and name:
+        return ZoneInfo(name)
+    offset = meta.get("gmtoffset")
+    if isinstance(offset, int):
+        return timezone(timedelta(seconds=offset))
+    raise ValueError("meta has neither exchangeTimezoneName nor gmtoffset")
+
+
+def _series(container: object, key: str) -> list[Any]:
+    """``container[0][key]`` of Yahoo's ``[{key: [...]}]`` wrapping, or ``[]`` when absent."""
+    if not isinstance(container, list) or not container or not isinstance(container[0], dict):
+        return []
+    values = container[0].get(key)
+    return values if isinstance(values, list) else []
+
+
+def _at(values: list[Any], index: int) -> float | None:
+    value = values[index] if index < len(values) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) -> list[Bar]:
+    """Bars of one chart ``result`` whose local trading date is in ``start..end``, ascending."""
+    timestamps = result.get("timestamp")
+    if not timestamps:  # no bars in the range: meta only
+        return []
+    tz = exchange_tz(result["meta"])
+    indicators = result.get("indicators") or {}
+    quotes = indicators.get("quote")
+    opens, highs = _series(quotes, "open"), _series(quotes, "high")
+    lows, closes = _series(quotes, "low"), _series(quotes, "close")
+    volumes = _series(quotes, "volume")
+    adjcloses = _series(indicators.get("adjclose"), "adjclose")
+    bars: dict[date, Bar] = {}
+    for i, stamp in enumerate(timestamps):
+        close = _at(closes, i)
+        if close is None or stamp is None:  # halted day, fund, or the in-progress bar
+            continue
+        day = trading_date(stamp, tz)
+        if not start <= day <= end:
+            continue
+        # Yahoo sometimes repeats a day (yfinance#573); the later row is the fresher one.
+        bars[day] = Bar(
+            symbol=symbol,
+            ts=day,
+            open=_at(opens, i),
+            high=_at(highs, i),
+            low=_at(lows, i),
+            close=close,
+            adj_close=_at(adjcloses, i),
+            volume=_at(volumes, i),
+        )
+    return [bars[day] for day in sorted(bars)]
+
+
+def _number(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what}: expected a number, got {value!r}")
+    return float(value)
+
+
+def parse_quote(result: Mapping[str, Any], symbol: str) -> Quote:
+    """The latest price in a chart result's ``meta`` (``regularMarketPrice`` at its time)."""
+    meta = result["meta"]
+    price = _number(meta.get("regularMarketPrice"), "regularMarketPrice")
+    stamp = _number(meta.get("regularMarketTime"), "regularMarketTime")
+    previous = meta.get("previousClose", meta.get("chartPreviousClose"))
+    currency = meta.get("currency")
+    return Quote(
+        symbol=symbol,
+        ts=datetime.fromtimestamp(stamp, UTC),
+        price=price,
+        currency=currency if isinstance(currency, str) else None,
+        previous_close=None if previous is None else _number(previous, "previousClose"),
+    )
+
+
+def parse_events(
+    result: Mapping[str, Any], symbol: str, start: date, end: date
+) -> tuple[list[Dividend], list[Split]]:
+    """Dividends and splits in a chart result's ``events`` going ex in ``start..end``."""
+    events = result.get("events") or {}
+    tz = exchange_tz(result["meta"])
+    meta_currency = result["meta"].get("currency")
+    dividends: list[Dividend] = []
+    for event in (events.get("dividends") or {}).values():
+        day = trading_date(_number(event["date"], "dividend date"), tz)
+        if start <= day <= end:
+            currency = event.get("currency", meta_currency)
+            dividends.append(
+                Dividend(
+                    symbol=symbol,
+                    ex_date=day,
+                    amount=_number(event["amount"], "dividend amount"),
+                    currency=currency if isinstance(currency, str) else None,
+                )
+            )
+    splits: list[Split] = []
+    for event in (events.get("splits") or {}).values():
+        day = trading_date(_number(event["date"], "split date"), tz)
+        if start <= day <= end:
+            splits.append(
+                Split(
+                    symbol=symbol,
+                    ex_date=day,
+                    numerator=_number(event["numerator"], "split numerator"),
+                    denominator=_number(event["denominator"], "split denominator"),
+                )
+            )
+    dividends.sort(key=lambda d: d.ex_date)
+    splits.sort(key=lambda s: s.ex_date)
+    return dividends, splits

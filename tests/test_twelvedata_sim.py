@@ -1,0 +1,169 @@
+"""End-to-end tests of TwelveDataProvider against the simulated API (finappd.sim.twelvedata)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finappd.config import Settings
+from finappd.errors import SymbolNotFoundError
+from finappd.providers import TwelveDataProvider
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig, synthetic_bars
+from finappd.sim.frankfurter import ecb_rate
+from tests.conftest import MakeServer
+
+TICKERS = ["AAPL", "BRK-B", "BTC-USD", "EURUSD=X", *[f"T{i:02d}" for i in range(8)]]
+
+
+def make_settings(
+    tmp_path: Path, url: str, tickers: list[str], fallback: tuple[str, ...] = (), **twelve: Any
+) -> Settings:
+    """Settings for one daily_bars flow with ``provider = "twelvedata"`` (and a fallback)."""
+    provider: dict[str, Any] = {"base_url": f"{url}/twelvedata", "api_key": "test-key"}
+    provider |= {"rates": [], "max_concurrency": 2, "backoff": "1ms", "backoff_max": "5s"}
+    provider |= twelve
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"twelvedata": provider, "yahoo": {"base_url": url, "rates": []}},
+            "flows": [
+                {
+                    "name": "eod",
+                    "provider": "twelvedata",
+                    "tickers": tickers,
+                    "every": "1h",
+                    "fallback": list(fallback),
+                }
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``params`` on the flow's DB read-only."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def test_flow_lands_stocks_crypto_and_fx_within_the_limit(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Stocks, a crypto and an FX pair land; BRK-B is the synthetic series; 2 in flight at most."""
+    sim = await sim_server(SimConfig(latency=0.01))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
+    assert sim.stats.peak_in_flight <= 2
+    assert sim.stats.requests == len(TICKERS)  # one credit per ticker, no batch
+    rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = ? ORDER BY ts", "BRK-B")
+    first, last = (date.fromisoformat(rows[i][0]) for i in (0, -1))
+    assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars("BRK-B", first, last)]
+    fx = query(tmp_path, "SELECT ts, close, volume FROM bars WHERE symbol = 'EURUSD=X'")
+    assert all(volume is None for _, _, volume in fx)
+    for ts, close, _ in fx:
+        assert close == pytest.approx(ecb_rate("USD", date.fromisoformat(ts)), abs=1e-5)
+
+
+async def test_fx_rates_match_the_frankfurter_fixes(tmp_path: Path, sim_server: MakeServer) -> None:
+    """fx_rates gives one row per weekday for each pair, at the simulated ECB fix."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL"])) as runtime:
+        provider = runtime.providers["twelvedata"]
+        rates = await provider.fx_rates("EUR", ["USD", "JPY"], date(2024, 3, 4), date(2024, 3, 10))
+    assert [(r.quote, r.day.day) for r in rates][:5] == [("USD", d) for d in range(4, 9)]
+    assert len(rates) == 10
+    assert rates[-1].rate == pytest.approx(ecb_rate("JPY", date(2024, 3, 8)), abs=1e-5)
+    assert sim.stats.requests == 2
+
+
+async def test_minute_credits_storm_pauses_the_provider(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Past the route's minute window one HTTP 200 code-429 body pauses the provider."""
+    sim = await sim_server(SimConfig(provider_limits={"twelvedata": (3, 60.0)}))
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1, backoff_max="100ms")
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+        provider = runtime.providers["twelvedata"]
+    assert summary.tickers_ok == 3
+    assert summary.failures == {"rate_limited": len(TICKERS) - 3}
+    assert (sim.stats.requests, provider.rate_limited) == (4, 1)
+    assert provider.paused_for() > 0
+
+
+async def test_daily_credits_park_until_utc_midnight(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """The daily-credits body parks the provider until 00:00 UTC; the rest are not sent."""
+    sim = await sim_server(SimConfig(provider_limits={"twelvedata": (2, 86400.0)}))
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1)
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+        parked = runtime.providers["twelvedata"].parked_until
+    assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
+    assert sim.stats.requests == 3
+    assert parked is not None
+    midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time())
+    assert abs((parked - midnight.replace(tzinfo=UTC)).total_seconds()) < 60
+
+
+async def test_matching_windows_never_see_the_limit(tmp_path: Path, sim_server: MakeServer) -> None:
+    """A client holding the route's own 10/second sends 12 tickers without one rate answer."""
+    sim = await sim_server(SimConfig(provider_limits={"twelvedata": (10, 1.0)}))
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS, rates=["10/second"])
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+        provider = runtime.providers["twelvedata"]
+    assert (summary.tickers_ok, provider.rate_limited) == (len(TICKERS), 0)
+
+
+async def test_plan_gated_symbol_falls_back(tmp_path: Path, sim_server: MakeServer) -> None:
+    """A plan-gated symbol is plan_gated alone, and lands from Yahoo with fallback."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["PREMX", "ZZZNOPE"])) as runtime:
+        alone = await runtime.run_flow("eod", "manual")
+    assert alone.failures == {"plan_gated": 1, "not_found": 1}
+    settings = make_settings(tmp_path, sim.url, ["PREMX", "AAPL"], fallback=("yahoo",))
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert (summary.status, summary.tickers_ok) == ("ok", 2)
+    providers = query(tmp_path, "SELECT DISTINCT symbol, provider FROM bars ORDER BY symbol")
+    assert providers == [("AAPL", "twelvedata"), ("PREMX", "yahoo")]
+
+
+async def test_refused_key_is_one_request(tmp_path: Path, sim_server: MakeServer) -> None:
+    """BADKEY is refused once (HTTP 401 code 401); the rest fail auth without requests."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url, TICKERS, api_key="BADKEY", max_concurrency=1)
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    assert summary.failures == {"auth": len(TICKERS)}
+    assert sim.stats.requests == 1
+
+
+async def test_quote_is_the_latest_synthetic_close(tmp_path: Path, sim_server: MakeServer) -> None:
+    """/quote gives the last synthetic close and previous close; ZZZ symbols are not found."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL"])) as runtime:
+        provider = runtime.providers["twelvedata"]
+        assert isinstance(provider, TwelveDataProvider)
+        quote = await provider.quote("AAPL")
+        with pytest.raises(SymbolNotFoundError):
+            await provider.quote("ZZZNOPE")
+    today = datetime.now(UTC).date()
+    *_, previous, last = synthetic_bars("AAPL", today - timedelta(days=7), today)
+    assert (quote.price, quote.previous_close) == (last.close, previous.close)
+    assert quote.ts <= datetime.now(UTC)
