@@ -35,6 +35,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from finappd.errors import ConfigError
@@ -279,6 +280,8 @@ def _read_tickers(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ValueError(f"cannot read tickers_file {str(path)!r}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"tickers_file {str(path)!r} is not UTF-8 text: {exc.reason}") from exc
     lines = (line.split("#", 1)[0].strip() for line in text.splitlines())
     return [line for line in lines if line]
 
@@ -296,7 +299,14 @@ class _CredentialsSource(PydanticBaseSettingsSource):
         providers: dict[str, Any] = {}
         for entry in sorted(Path(directory).glob("*_api_key")):
             name = entry.name.removesuffix("_api_key")
-            providers[name] = {"api_key": entry.read_text(encoding="utf-8").strip()}
+            try:
+                providers[name] = {"api_key": entry.read_text(encoding="utf-8").strip()}
+            except (OSError, UnicodeDecodeError) as exc:
+                # Raised from a settings source, outside validation: say it the same way.
+                problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
+                raise ConfigError(
+                    f"providers.{name}.api_key", f"cannot read credential {str(entry)!r}: {problem}"
+                ) from exc
         return {"providers": providers} if providers else {}
 
 
@@ -369,6 +379,11 @@ class Settings(BaseSettings):
             kind = self.providers[name].kind or name
             if need not in kinds[kind].capabilities:
                 raise ValueError(f"flows.{i}.{key}: provider {name!r} ({kind}) has no {need}")
+            if kinds[kind].requires_key and self.providers[name].api_key is None:
+                raise ValueError(
+                    f"providers.{name}.api_key: {kind} needs an API key (set "
+                    f"FINAPPD_PROVIDERS__{name.upper()}__API_KEY or a {name}_api_key credential)"
+                )
 
     def flow(self, name: str) -> FlowSettings:
         """The flow called ``name``."""
@@ -412,8 +427,17 @@ def load_settings(path: Path | None) -> Settings:
             raise ConfigError("config", f"cannot read {str(path)!r}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError("config", f"TOML syntax error in {str(path)!r}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError("config", f"{str(path)!r} is not UTF-8 text: {exc.reason}") from exc
     try:
         return Settings(**data)
+    except SettingsError as exc:
+        # An environment override pydantic-settings could not even parse (e.g. not JSON).
+        m = re.search(r'field "(\w+)"', str(exc))
+        key = m[1] if m else "config"
+        raise ConfigError(
+            key, f"cannot parse FINAPPD_{key.upper()} from the environment: {exc.__cause__ or exc}"
+        ) from exc
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         message = str(first["msg"]).removeprefix("Value error, ")
