@@ -65,7 +65,11 @@ def swap(old: str, new: str) -> Callable[[str], str]:
 
 def write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
     """A setup writing ``data`` to ``tmp/name``."""
-    return lambda tmp: (tmp / name).write_bytes(data)
+
+    def setup(tmp: Path) -> None:
+        (tmp / name).write_bytes(data)
+
+    return setup
 
 
 def make_dir(name: str) -> Callable[[Path], None]:
