@@ -7,12 +7,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from finappd.config import ProviderSettings, Settings
 from finappd.providers import AlphaVantageProvider, make_session
+from finappd.providers.alphavantage import classify_payload
+from finappd.providers.base import Verdict
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
+from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
 from tests.conftest import MakeServer
 
+DAILY_IBM = {"function": "TIME_SERIES_DAILY", "symbol": "IBM"}
+NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["IBM", "BRK-B", "VOD.L", *[f"T{i:02d}" for i in range(7)]]
 
 
@@ -115,3 +122,47 @@ async def test_quote_and_fx_from_the_simulator(sim_server: MakeServer) -> None:
     assert quote.ts <= datetime.now(UTC)
     assert len(rates) >= 6
     assert all((r.base, r.quote) == ("EUR", "USD") and r.rate > 0 for r in rates)
+
+
+@pytest.mark.parametrize(
+    ("query", "verdict"),
+    [
+        (DAILY_IBM, Verdict.OK),
+        ({"function": "TIME_SERIES_DAILY", "symbol": "ZZZ"}, Verdict.NOT_FOUND),
+        ({**DAILY_IBM, "outputsize": "full"}, Verdict.PLAN_GATED),
+        ({"function": "TIME_SERIES_DAILY_ADJUSTED", "symbol": "IBM"}, Verdict.PLAN_GATED),
+        ({"function": "GLOBAL_QUOTE", "symbol": "BRK.B"}, Verdict.OK),
+        ({"function": "GLOBAL_QUOTE", "symbol": "ZZZ"}, Verdict.NOT_FOUND),
+        ({"function": "FX_DAILY", "from_symbol": "EUR", "to_symbol": "USD"}, Verdict.OK),
+        ({"function": "FX_DAILY", "from_symbol": "EUR", "to_symbol": "ZZZ"}, Verdict.NOT_FOUND),
+        ({"function": "NOPE"}, Verdict.BAD),
+    ],
+)  # fmt: skip
+def test_the_simulators_bodies_classify_as_alpha_vantages(
+    query: dict[str, str], verdict: Verdict
+) -> None:
+    """Every body the simulated /query sends gets the verdict the provider gives the real one."""
+    body = query_response({**query, "apikey": "k"}, SimConfig(), NOW)
+    assert classify_payload(body).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict"),
+    [
+        ({"Information": PER_DAY}, Verdict.QUOTA_EXHAUSTED),
+        ({"Information": PER_SECOND}, Verdict.RATE_LIMITED),
+        (query_response({"function": "GLOBAL_QUOTE"}, SimConfig(), 0.0), Verdict.AUTH),
+    ],
+)
+def test_the_simulators_refusals_classify(body: dict[str, Any], verdict: Verdict) -> None:
+    """The simulator's day/burst limit texts and missing-key error classify as AV's."""
+    assert classify_payload(body).verdict is verdict
+
+
+def test_simulated_compact_is_100_days_newest_first() -> None:
+    """Compact output holds 100 trading days, newest first, every number a string."""
+    body = query_response({**DAILY_IBM, "apikey": "k"}, SimConfig(), NOW)
+    days = list(body["Time Series (Daily)"])
+    assert len(days) == 100
+    assert days == sorted(days, reverse=True)
+    assert all(isinstance(v, str) for v in body["Time Series (Daily)"][days[0]].values())

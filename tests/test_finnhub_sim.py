@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -15,10 +16,14 @@ import pytest
 from finappd.config import ProviderSettings, Settings
 from finappd.errors import SymbolNotFoundError
 from finappd.providers import FinnhubProvider, make_session
+from finappd.providers.base import Verdict
+from finappd.providers.finnhub import candle_window, classify_finnhub, exchange_tz, parse_candles
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, SimServer, synthetic_bars
+from finappd.sim.finnhub import NO_ACCESS, RATE_LIMITED, candle_response, quote_response
 from tests.conftest import MakeServer
 
+NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "BRK-B", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(8)]]
 MakeFinnhub = Callable[..., FinnhubProvider]
 
@@ -130,3 +135,35 @@ async def test_a_429_storm_is_ridden_out_within_the_concurrency_cap(
     assert all(q.price > 0 for q in quotes)
     assert sim.stats.rejected_429 == provider.rate_limited > 0
     assert sim.stats.peak_in_flight <= 2
+
+
+def test_the_simulators_bodies_classify_as_finnhubs() -> None:
+    """The simulated quote, zero quote, candles and no_data get the provider's verdicts."""
+    config = SimConfig()
+    first, last = candle_window(date(2026, 1, 5), date(2026, 1, 9))
+    week = {"symbol": "AAPL", "resolution": "D", "from": str(first), "to": str(last)}
+    url = f"http://sim/finnhub/stock/candle?from={week['from']}&to={week['to']}"
+    cases = [
+        (quote_response({"symbol": "AAPL"}, config, NOW), Verdict.OK),
+        (quote_response({"symbol": "ZZZ"}, config, NOW), Verdict.NOT_FOUND),
+        (candle_response(week, config, NOW)[1], Verdict.OK),
+        (candle_response({**week, "symbol": "ZZZ"}, config, NOW)[1], Verdict.NOT_FOUND),
+    ]
+    for body, verdict in cases:
+        found = classify_finnhub(200, json.dumps(body), url)
+        assert found is not None
+        assert found.verdict is verdict
+    gated = classify_finnhub(403, json.dumps({"error": NO_ACCESS}), url)
+    assert gated is not None
+    assert gated.verdict is Verdict.PLAN_GATED
+    assert classify_finnhub(429, json.dumps({"error": RATE_LIMITED}), url) is None
+
+
+def test_simulated_candles_start_at_local_midnight() -> None:
+    """Simulated daily candles are stamped 00:00 exchange time and dated as the provider reads."""
+    first, last = candle_window(date(2026, 1, 5), date(2026, 1, 9))
+    query = {"symbol": "AAPL", "resolution": "D", "from": str(first), "to": str(last)}
+    _, body = candle_response(query, SimConfig(), NOW)
+    bars = parse_candles(body, "AAPL", date(2026, 1, 5), date(2026, 1, 9), exchange_tz("AAPL"))
+    assert [b.ts for b in bars] == [date(2026, 1, 5) + timedelta(days=i) for i in range(5)]
+    assert datetime.fromtimestamp(body["t"][0], UTC) == datetime(2026, 1, 5, 5, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -14,9 +15,11 @@ import pytest
 
 from finappd.config import ProviderSettings, Settings
 from finappd.providers import PolygonProvider, make_session
+from finappd.providers.base import Verdict
+from finappd.providers.polygon import bar_tz, classify_polygon, parse_aggs
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, SimServer, synthetic_bars
-from finappd.sim.polygon import aggs_response
+from finappd.sim.polygon import aggs_response, reference_response
 from finappd.sim.prices import symbol_key
 from tests.conftest import MakeServer
 
@@ -163,3 +166,39 @@ def test_sim_enforces_the_free_plan(start: str, end: str, status: int) -> None:
     got, body = aggs_response(match, {}, SimConfig(), NOW)
     assert got == status
     assert body["status"] == ("NOT_AUTHORIZED" if status == 403 else "DELAYED")
+
+
+@pytest.mark.parametrize(
+    ("ticker", "start", "end", "verdict"),
+    [
+        ("AAPL", "2026-01-05", "2026-01-09", Verdict.OK),
+        ("ZZZ", "2026-01-05", "2026-01-09", Verdict.NOT_FOUND),
+        ("AAPL", "2026-01-10", "2026-01-11", Verdict.EMPTY),
+        ("AAPL", "2023-01-02", "2023-01-06", Verdict.PLAN_GATED),
+        ("AAPL", "2026-01-12", "2026-01-15", Verdict.PLAN_GATED),
+    ],
+)
+def test_the_simulators_aggregates_classify_as_polygons(
+    ticker: str, start: str, end: str, verdict: Verdict
+) -> None:
+    """Every aggregates answer of the simulator gets the verdict the provider gives the real one."""
+    match = {"ticker": ticker, "multiplier": "1", "timespan": "day", "start": start, "end": end}
+    status, body = aggs_response(match, {}, SimConfig(), NOW)
+    url = f"http://sim/polygon/v2/aggs/ticker/{ticker}/range/1/day/{start}/{end}"
+    found = classify_polygon(status, json.dumps(body), url)
+    assert found is not None
+    assert found.verdict is verdict
+
+
+def test_simulated_bars_start_at_new_york_midnight() -> None:
+    """Simulated ``t`` is epoch ms at 00:00 New York and parses back to the same dates."""
+    match = {"ticker": "AAPL", "multiplier": "1", "timespan": "day"}
+    match |= {"start": "2026-01-05", "end": "2026-01-09"}
+    _, body = aggs_response(match, {}, SimConfig(), NOW)
+    bars = parse_aggs(body, "AAPL", date(2026, 1, 5), date(2026, 1, 9), bar_tz("AAPL"))
+    assert [b.ts for b in bars] == [date(2026, 1, 5) + timedelta(days=i) for i in range(5)]
+    assert body["results"][0]["t"] == datetime(2026, 1, 5, 5, 0, tzinfo=UTC).timestamp() * 1000
+    empty = reference_response("splits", {"ticker": "AAPL"}, SimConfig(), NOW)
+    found = classify_polygon(200, json.dumps(empty), "http://sim/polygon/v3/reference/splits")
+    assert found is not None
+    assert found.verdict is Verdict.EMPTY

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from yarl import URL
+
 from finappd.config import Settings
+from finappd.providers.base import Verdict
+from finappd.providers.stooq import classify_body, parse_quote_csv
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
+from finappd.sim.stooq import DAILY_LIMIT, daily_csv, quote_csv
 from tests.conftest import MakeServer
 
+NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "MSFT", "BRK-B", "^GSPC", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(14)]]
 
 
@@ -87,3 +94,31 @@ async def test_refused_key_fails_the_run_with_one_request(
     messages = [row[0] for row in query(tmp_path, "SELECT message FROM fetch_errors")]
     assert messages
     assert all("BADKEY" not in message for message in messages)
+
+
+@pytest.mark.parametrize(
+    ("query", "verdict"),
+    [
+        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109", "apikey": "k"}, Verdict.OK),
+        ({"s": "^spx", "d1": "20260105", "d2": "20260109", "apikey": "k"}, Verdict.OK),
+        ({"s": "zzz.us", "d1": "20260105", "d2": "20260109", "apikey": "k"}, Verdict.NOT_FOUND),
+        ({"s": "aapl.us", "d1": "20260103", "d2": "20260104", "apikey": "k"}, Verdict.EMPTY),
+        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109"}, Verdict.AUTH),
+        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109", "apikey": "BADKEY"}, Verdict.AUTH),
+        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109", "apikey": "BOTWALL"}, Verdict.AUTH),
+    ],
+)
+def test_the_simulators_bodies_classify_as_stooqs(query: dict[str, str], verdict: Verdict) -> None:
+    """Every body the simulated /q/d/l/ sends gets the verdict the provider gives the real one."""
+    url = str(URL("http://sim/stooq/q/d/l/").with_query(query))
+    assert classify_body(daily_csv(query, SimConfig(), NOW), url).verdict is verdict
+
+
+def test_the_simulators_quote_and_limit_classify() -> None:
+    """The simulated quote CSV (known and N/D) and the daily-limit text classify as Stooq's."""
+    known = quote_csv({"s": "aapl.us", "apikey": "k"}, SimConfig(), NOW)
+    unknown = quote_csv({"s": "zzz.us", "apikey": "k"}, SimConfig(), NOW)
+    assert classify_body(known, "http://sim/q/l/").verdict is Verdict.OK
+    assert parse_quote_csv(known, "AAPL").ts.timestamp() <= NOW
+    assert classify_body(unknown, "http://sim/q/l/").verdict is Verdict.NOT_FOUND
+    assert classify_body(DAILY_LIMIT, "http://sim/").verdict is Verdict.QUOTA_EXHAUSTED

@@ -166,7 +166,7 @@ def _quote(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
 def _fx_daily(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
     base, quote = query.get("from_symbol", "").upper(), query.get("to_symbol", "").upper()
     pair = base + quote
-    if len(pair) != 6 or not pair.isalpha() or _unknown(pair, config) or base.startswith("Z"):
+    if len(pair) != 6 or not pair.isalpha() or _unknown(pair, config) or "ZZZ" in (base, quote):
         return _invalid_call("FX_DAILY")
     canonical = f"{pair}=X"
     bars = _recent(canonical, config, now, weekends=False)
