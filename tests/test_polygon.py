@@ -181,6 +181,18 @@ def test_last_served_day_is_new_york_end_of_day(now: datetime, expected: date) -
         (200, EMPTY, WEEK, Verdict.NOT_FOUND),
         (200, dict(EMPTY, results=[]), WEEK, Verdict.NOT_FOUND),
         (200, EMPTY, WEEKEND, Verdict.EMPTY),
+        (
+            200,
+            EMPTY,
+            f"{BASE}/v2/aggs/ticker/A/range/1/day/1736139600000/2025-01-10",
+            Verdict.NOT_FOUND,
+        ),
+        (
+            200,
+            EMPTY,
+            f"{BASE}/v2/aggs/ticker/A/range/1/day/1736658000000/2025-01-12",
+            Verdict.EMPTY,
+        ),
         (200, EMPTY, f"{BASE}/v2/aggs/ticker/ZZZ/prev", Verdict.NOT_FOUND),
         (200, {"results": [], "status": "OK"}, f"{BASE}/v3/reference/splits", Verdict.EMPTY),
         (401, NO_KEY, WEEK, Verdict.AUTH),

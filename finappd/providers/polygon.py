@@ -111,14 +111,21 @@ def _weekdays(start: date, end: date) -> int:
     return sum(1 for i in range((end - start).days + 1) if (start + timedelta(i)).weekday() < 5)
 
 
+def _path_day(text: str) -> date:
+    """A ``from``/``to`` path segment (``YYYY-MM-DD``, or epoch ms as in ``next_url``) as a day."""
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, _NEW_YORK).date()
+    return date.fromisoformat(text)
+
+
 def _no_results(path: str) -> Classified:
     """No aggregates: "unknown ticker" over a full week of weekdays, else an empty range."""
     parts = path.split("/")
     if parts[-1] == "prev":
         return Classified(Verdict.NOT_FOUND, "no previous bar (unknown ticker)")
     try:
-        first, last = date.fromisoformat(parts[-2]), date.fromisoformat(parts[-1])
-    except (IndexError, ValueError):
+        first, last = _path_day(parts[-2]), _path_day(parts[-1])
+    except (IndexError, ValueError, OverflowError):
         return Classified(Verdict.NOT_FOUND, "resultsCount 0 (unknown ticker)")
     if _weekdays(first, last) >= _FULL_WEEK:
         return Classified(Verdict.NOT_FOUND, "resultsCount 0 over a full week (unknown ticker)")
