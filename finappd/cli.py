@@ -1,7 +1,9 @@
-"""Command line: ``run``, ``run-once``, ``status``, ``check-config``, ``sim``, ``demo``.
+"""Command line: ``run``, ``run-once``, ``status``, ``check-config``, ``export-snapshot``,
+``sim``, ``demo``.
 
-Exit codes: 0 ok; 1 a run failed (or was cancelled); 3 a run was partial;
-78 (EX_CONFIG) the configuration is invalid, so systemd does not restart-loop.
+Exit codes: 0 ok; 1 a run failed (or was cancelled), or the database could not be
+read; 2 ``status --check`` found a stale flow; 3 a run was partial; 78 (EX_CONFIG)
+the configuration is invalid, so systemd does not restart-loop.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from finappd import __version__
-from finappd.config import EX_CONFIG, Settings, find_config_file, load_settings
+from finappd.config import EX_CONFIG, Settings, find_config_file, load_settings, parse_duration
 from finappd.errors import ConfigError, StoreError
 from finappd.logging import configure_logging
 
@@ -32,9 +35,25 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the daemon: every flow on its schedule")
     once = sub.add_parser("run-once", help="run one flow now and print its summary as JSON")
     once.add_argument("flow")
-    status = sub.add_parser("status", help="last runs per flow and row counts")
+    status = sub.add_parser("status", help="each flow's health: last runs, next fire, failures")
     status.add_argument("--json", action="store_true", help="print JSON")
+    status.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 2 when a flow has no good run since its cutoff (for monitoring)",
+    )
+    status.add_argument(
+        "--max-age",
+        type=_duration,
+        metavar="DURATION",
+        help="with --check: a good run must be newer than this, e.g. 26h (default: from "
+        "each flow's schedule, allowing one missed run)",
+    )
     sub.add_parser("check-config", help="validate and print the effective config")
+    snap = sub.add_parser(
+        "export-snapshot", help="write a consistent copy of the database to PATH (atomic)"
+    )
+    snap.add_argument("path", type=Path)
     sim = sub.add_parser("sim", help="run the market-data simulator alone")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8765)
@@ -44,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seconds", type=float, default=20.0, help="stop after N seconds")
     demo.add_argument("--db", default="finappd-demo.sqlite3", help="demo database path")
     return parser
+
+
+def _duration(text: str) -> timedelta:
+    """argparse type: a duration like ``26h`` or ``90m``."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _config_error(exc: ConfigError) -> int:
@@ -57,11 +84,13 @@ def _config_error(exc: ConfigError) -> int:
     return EX_CONFIG
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
     path = find_config_file(args.config)
     if path is None and args.command in {"run", "run-once"}:
         raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
-    return load_settings(path)
+    # Absolute, so a reload re-reads the same file whatever the working directory is.
+    path = None if path is None else path.absolute()
+    return load_settings(path), path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,12 +105,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("info")
         return asyncio.run(_sim(args))
     try:
-        settings = _settings(args)
+        settings, path = _settings(args)
     except ConfigError as exc:
         return _config_error(exc)
     configure_logging(settings.logging.level, settings.logging.format)
     try:
-        return _dispatch(args, settings)
+        return _dispatch(args, settings, path)
     except ConfigError as exc:
         return _config_error(exc)
     except StoreError as exc:
@@ -89,20 +118,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -> int:
     if args.command == "check-config":
         print(json.dumps(settings.masked(), indent=2, default=str))
         return 0
     if args.command == "status":
         from finappd.status import print_status
 
-        return print_status(settings, as_json=args.json)
+        return print_status(settings, as_json=args.json, check=args.check, max_age=args.max_age)
+    if args.command == "export-snapshot":
+        from finappd.snapshot import export_snapshot
+
+        snapshot = export_snapshot(
+            settings.store.resolved_path(),
+            args.path,
+            busy_timeout=settings.store.busy_timeout.total_seconds(),
+        )
+        print(
+            json.dumps(
+                {
+                    "snapshot": str(snapshot.path),
+                    "bytes": snapshot.bytes,
+                    "seconds": snapshot.seconds,
+                    "integrity_check": "ok",
+                }
+            )
+        )
+        return 0
     if args.command == "run-once":
         settings.flow(args.flow)  # a ConfigError names an unknown flow before anything opens
         return asyncio.run(_run_once(settings, args.flow))
     from finappd.scheduler import Daemon
 
-    return asyncio.run(Daemon(settings).run())
+    return asyncio.run(Daemon(settings, config_path=path).run())
 
 
 async def _run_once(settings: Settings, flow: str) -> int:

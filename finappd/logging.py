@@ -4,6 +4,12 @@ Every line carries an ISO-8601 UTC ``timestamp``, ``level`` and ``event``, plus
 whatever context is bound with :func:`structlog.contextvars.bind_contextvars`
 (``run_id``, ``flow``, ``step``, ``symbol``, ``provider``). A console renderer is
 used only when stdout is a TTY and the format is ``auto``.
+
+When stdout is the journal (``$JOURNAL_STREAM`` names its device and inode, as
+systemd sets it), each line starts with a syslog priority prefix (``<3>`` error,
+``<4>`` warning, ``<6>`` info, ``<7>`` debug): journald strips it and files the
+line at that priority, so ``journalctl -p warning`` works and ``journalctl -o cat``
+still shows pure JSON.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-__all__ = ["configure_logging"]
+from finappd.systemd import is_journal_stream
+
+__all__ = ["JournalPrefixFormatter", "configure_logging", "syslog_priority"]
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -35,12 +43,40 @@ def _rename_logger(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
     return event_dict
 
 
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a stdlib level: 2 critical, 3 error, 4 warning, 6 info, 7 debug."""
+    if levelno >= logging.CRITICAL:
+        return 2
+    if levelno >= logging.ERROR:
+        return 3
+    if levelno >= logging.WARNING:
+        return 4
+    if levelno >= logging.INFO:
+        return 6
+    return 7
+
+
+class JournalPrefixFormatter(logging.Formatter):
+    """Prefix what ``inner`` renders with ``<N>``, the record's syslog priority, for journald."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        """``<N>`` + the inner formatter's line."""
+        return f"<{syslog_priority(record.levelno)}>{self.inner.format(record)}"
+
+
 def configure_logging(
     level: str = "info",
     fmt: Literal["auto", "json", "console"] = "auto",
     stream: TextIO | None = None,
 ) -> None:
-    """Route structlog and stdlib logging to ``stream`` (stdout) as JSON lines or console."""
+    """Route structlog and stdlib logging to ``stream`` (stdout) as JSON lines or console.
+
+    Lines get a syslog priority prefix when ``stream`` is the journal (``$JOURNAL_STREAM``).
+    """
     out = stream or sys.stdout
     use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     shared: list[Processor] = [
@@ -64,7 +100,7 @@ def configure_logging(
         processors=final,
     )
     handler = logging.StreamHandler(out)
-    handler.setFormatter(formatter)
+    handler.setFormatter(JournalPrefixFormatter(formatter) if is_journal_stream(out) else formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[level])

@@ -12,7 +12,7 @@ from types import TracebackType
 import aiohttp
 import structlog
 
-from finappd.config import Settings
+from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, build_fetch, run_flow_once
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.usage import StoreUsage
@@ -65,6 +65,15 @@ class Runtime:
             await self._session.close()
         await self.writer.call(self.store.close)
         self.writer.close()
+
+    def rebuild_provider(self, name: str, settings: ProviderSettings | None) -> None:
+        """Replace provider ``name`` by a fresh instance (``None``: drop it), for runs started
+        from now on; a run in flight keeps the instance it has (used by config reload)."""
+        if settings is None:
+            self.providers.pop(name, None)
+            return
+        assert self._session is not None, "the runtime is not open"
+        self.providers[name] = make_provider(name, settings, self._session, usage=self.usage)
 
     async def run_flow(self, name: str, trigger: str) -> RunSummary:
         """Run the flow called ``name`` once, now."""

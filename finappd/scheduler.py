@@ -1,9 +1,17 @@
-"""The daemon: APScheduler jobs → flow runs; signals; lifecycle.
+"""The daemon: APScheduler jobs → flow runs; signals; lifecycle; reload.
 
 start → open the store (stale ``running`` runs become ``interrupted``) → schedule
 one job per flow → ``READY=1`` → … → SIGTERM/SIGINT: stop triggering, let runs
 in flight finish within the grace period, cancel what is left (their runs end
 ``cancelled``), ``STOPPING=1``, exit 0.
+
+SIGHUP (``systemctl reload``) re-reads the config file the daemon started with and
+validates it. An invalid file changes nothing: one ``config.reload_failed`` error
+names the key, and ``STATUS=`` says the previous config is still in use. A valid
+one is applied: flows are added, removed and rescheduled, a changed provider gets a
+fresh instance as soon as no run is using the old one (so one API never has two
+sets of limits at once), ``grace_period`` and logging apply at once; ``store``
+changes need a restart and say so.
 
 Every run is an asyncio task owned by :class:`Daemon`: tracked by flow name (so a
 flow never overlaps itself), bounded by its deadline, and its exception logged.
@@ -14,15 +22,20 @@ from __future__ import annotations
 import asyncio
 import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from finappd import systemd
-from finappd.config import Settings
+from finappd.config import FlowSettings, ProviderSettings, Settings, load_settings
+from finappd.errors import ConfigError
 from finappd.flows import RunSummary
+from finappd.logging import configure_logging
 from finappd.runtime import Runtime
+from finappd.status import status_line
 
 __all__ = ["Daemon", "misfire_grace"]
 
@@ -34,20 +47,42 @@ def misfire_grace(interval: timedelta) -> int:
     return int(min(max(interval.total_seconds() / 2, 1), 3600))
 
 
-class Daemon:
-    """Runs every configured flow on its schedule until asked to stop."""
+def _schedule_key(flow: FlowSettings) -> tuple[object, ...]:
+    """What decides when a flow fires; a change means the job is rescheduled."""
+    return (flow.every, flow.cron, flow.timezone)
 
-    def __init__(self, settings: Settings, *, stop_after: float | None = None) -> None:
+
+class Daemon:
+    """Runs every configured flow on its schedule until asked to stop; SIGHUP reloads."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        config_path: Path | None = None,
+        stop_after: float | None = None,
+    ) -> None:
         self.settings = settings
+        self.config_path = config_path
         self.stop_after = stop_after
         self.stopping = asyncio.Event()
         self.running: dict[str, asyncio.Task[RunSummary]] = {}
         self.last: dict[str, RunSummary] = {}
+        self.reloads = 0
+        self.reload_error: str | None = None
+        self._finished_at: dict[str, datetime] = {}
+        self._uses: dict[str, set[str]] = {}  # running flow -> the providers its run uses
+        self._pending_providers: dict[str, ProviderSettings | None] = {}
+        self._reload_lock = asyncio.Lock()
+        self._reload_tasks: set[asyncio.Task[bool]] = set()
         self._scheduler: AsyncIOScheduler | None = None
         self._runtime: Runtime | None = None
 
     def __repr__(self) -> str:
-        return f"<Daemon flows={len(self.settings.flows)} running={sorted(self.running)}>"
+        return (
+            f"<Daemon flows={len(self.settings.flows)} running={sorted(self.running)} "
+            f"reloads={self.reloads} reload_error={self.reload_error!r}>"
+        )
 
     def request_stop(self, reason: str) -> None:
         """Begin a graceful stop (idempotent)."""
@@ -55,25 +90,44 @@ class Daemon:
             log.info("daemon.stopping", reason=reason)
             self.stopping.set()
 
+    def request_reload(self) -> None:
+        """Start a tracked reload (the SIGHUP handler); reloads run one after another."""
+        if self.stopping.is_set():
+            log.warning("config.reload_ignored", reason="stopping")
+            return
+        task = asyncio.create_task(self.reload(), name="reload")
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_done)
+
+    def _reload_done(self, task: asyncio.Task[bool]) -> None:
+        self._reload_tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("config.reload_crashed", error=f"{type(exc).__name__}: {exc}")
+
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop_after`` seconds); return the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         watchdog: asyncio.Task[None] | None = None
         try:
             async with Runtime(self.settings) as runtime:
                 self._runtime = runtime
-                self._scheduler = self._schedule()
+                self._scheduler = AsyncIOScheduler(timezone=UTC)
+                for flow in self.settings.flows:
+                    self._add_job(flow, at_start=True)
                 self._scheduler.start()
                 interval = systemd.watchdog_interval()
                 if interval:
                     watchdog = asyncio.create_task(systemd.watchdog_loop(interval))
-                systemd.notify("READY=1", f"STATUS={self._status_line()}")
+                systemd.notify("READY=1", f"STATUS={self.status_line()}")
                 log.info(
                     "daemon.ready",
                     flows=[f.name for f in self.settings.flows],
                     store=str(runtime.store.path),
+                    config=None if self.config_path is None else str(self.config_path),
+                    watchdog_s=interval,
                 )
                 try:
                     await asyncio.wait_for(self.stopping.wait(), timeout=self.stop_after)
@@ -81,36 +135,39 @@ class Daemon:
                     self.request_stop("stop_after")
                 systemd.notify("STOPPING=1", "STATUS=stopping")
                 self._scheduler.shutdown(wait=False)
+                for task in list(self._reload_tasks):
+                    task.cancel()
+                await asyncio.gather(*self._reload_tasks, return_exceptions=True)
                 await self._drain()
         finally:
             if watchdog is not None:
                 watchdog.cancel()
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         log.info("daemon.stopped")
         return 0
 
-    def _schedule(self) -> AsyncIOScheduler:
-        scheduler = AsyncIOScheduler(timezone=UTC)
-        for flow in self.settings.flows:
-            trigger = flow.trigger()
-            first: datetime | None = None
-            if isinstance(trigger, timedelta):
-                # An interval flow runs at start-up, then every interval.
-                first = datetime.now(UTC)
-                trigger = IntervalTrigger(seconds=trigger.total_seconds(), timezone=UTC)
-            scheduler.add_job(
-                self._fire,
-                trigger,
-                args=[flow.name],
-                id=flow.name,
-                name=flow.name,
-                coalesce=True,
-                max_instances=1,
-                misfire_grace_time=misfire_grace(flow.min_interval()),
-                next_run_time=first,
-            )
-        return scheduler
+    def _add_job(self, flow: FlowSettings, *, at_start: bool) -> None:
+        """Schedule ``flow``; an interval flow also runs at once when ``at_start``."""
+        assert self._scheduler is not None
+        trigger = flow.trigger()
+        # Only ever pass a real time: APScheduler 3 adds a job with next_run_time=None *paused*.
+        first: dict[str, datetime] = {}
+        if isinstance(trigger, timedelta):
+            if at_start:
+                first["next_run_time"] = datetime.now(UTC)
+            trigger = IntervalTrigger(seconds=trigger.total_seconds(), timezone=UTC)
+        self._scheduler.add_job(
+            self._fire,
+            trigger,
+            args=[flow.name],
+            id=flow.name,
+            name=flow.name,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=misfire_grace(flow.min_interval()),
+            **first,
+        )
 
     async def _fire(self, name: str) -> None:
         """The APScheduler job: start a tracked run unless this flow is already running."""
@@ -120,19 +177,26 @@ class Daemon:
             log.warning("flow.skipped", flow=name, reason="previous run still in progress")
             return
         assert self._runtime is not None
+        self._swap_idle_providers()
         task = asyncio.create_task(self._runtime.run_flow(name, "schedule"), name=f"run-{name}")
         self.running[name] = task
+        flow = self.settings.flow(name)
+        self._uses[name] = {flow.provider, *flow.fallback}
         task.add_done_callback(lambda t: self._done(name, t))
+        systemd.notify(f"STATUS={self.status_line()}")
 
     def _done(self, name: str, task: asyncio.Task[RunSummary]) -> None:
         self.running.pop(name, None)
+        self._uses.pop(name, None)
+        self._swap_idle_providers()
         if task.cancelled():
             return
         if (exc := task.exception()) is not None:
             log.error("flow.crashed", flow=name, error=f"{type(exc).__name__}: {exc}")
             return
         self.last[name] = task.result()
-        systemd.notify(f"STATUS={self._status_line()}")
+        self._finished_at[name] = datetime.now(UTC)
+        systemd.notify(f"STATUS={self.status_line()}")
 
     async def _drain(self) -> None:
         """Let runs in flight finish within the grace period, then cancel them."""
@@ -148,8 +212,108 @@ class Daemon:
             log.warning("daemon.cancelled_runs", runs=len(pending))
             await asyncio.wait(pending)
 
-    def _status_line(self) -> str:
-        parts = [f"{len(self.settings.flows)} flows"]
-        for name, summary in sorted(self.last.items()):
-            parts.append(f"{name}: {summary.status} {summary.tickers_ok}/{summary.tickers_total}")
-        return "; ".join(parts)
+    async def reload(self) -> bool:
+        """Re-read and validate the config file; apply it, or keep the old one if invalid."""
+        async with self._reload_lock:
+            systemd.notify(*systemd.reloading_fields())
+            try:
+                return await self._reload()
+            finally:
+                systemd.notify("READY=1", f"STATUS={self.status_line()}")
+
+    async def _reload(self) -> bool:
+        path = self.config_path
+        if path is None:
+            self.reload_error = "no config file to re-read"
+            log.error("config.reload_failed", problem=self.reload_error, kept="previous config")
+            return False
+        try:
+            # A thread: a long tickers_file must not hold up the event loop (and the watchdog).
+            new = await asyncio.to_thread(load_settings, path)
+        except ConfigError as exc:
+            self.reload_error = str(exc)
+            log.error(
+                "config.reload_failed",
+                config=str(path),
+                key=exc.key,
+                problem=exc.problem,
+                kept="previous config",
+            )
+            return False
+        changes = self._apply(new)
+        self.reload_error = None
+        self.reloads += 1
+        log.info("config.reloaded", config=str(path), next_fires=self._next_fires(), **changes)
+        if changes["restart_needed"]:
+            log.warning("config.restart_needed", keys=changes["restart_needed"])
+        return True
+
+    def _apply(self, new: Settings) -> dict[str, Any]:
+        """Switch to ``new`` (already validated); return what changed, for the log."""
+        assert self._scheduler is not None
+        assert self._runtime is not None
+        old = self.settings
+        old_flows = {f.name: f for f in old.flows}
+        new_flows = {f.name: f for f in new.flows}
+        added = [n for n in new_flows if n not in old_flows]
+        removed = [n for n in old_flows if n not in new_flows]
+        changed = [n for n in new_flows if n in old_flows and new_flows[n] != old_flows[n]]
+        rescheduled = [
+            n for n in changed if _schedule_key(new_flows[n]) != _schedule_key(old_flows[n])
+        ]
+        providers = sorted(
+            n
+            for n in {*old.providers, *new.providers}
+            if old.providers.get(n) != new.providers.get(n)
+        )
+        restart_needed = ["store"] if new.store != old.store else []
+        if new.logging != old.logging:
+            configure_logging(new.logging.level, new.logging.format)
+        # Runs started from now on read their flow's settings from here.
+        self.settings = new
+        self._runtime.settings = new.model_copy(update={"store": old.store})
+        for name in providers:
+            self._pending_providers[name] = new.providers.get(name)
+        self._swap_idle_providers()
+        for name in removed + rescheduled:
+            self._scheduler.remove_job(name)
+        for name in rescheduled + added:
+            self._add_job(new_flows[name], at_start=name in added)
+        return {
+            "flows_added": added,
+            "flows_removed": removed,
+            "flows_changed": changed,
+            "flows_rescheduled": rescheduled,
+            "providers_changed": providers,
+            "restart_needed": restart_needed,
+        }
+
+    def _swap_idle_providers(self) -> None:
+        """Give each changed provider its new instance once no running run uses the old one."""
+        if not self._pending_providers or self._runtime is None:
+            return
+        for name in list(self._pending_providers):
+            if any(name in used for used in self._uses.values()):
+                continue  # a run in flight keeps the old instance; new runs share it meanwhile
+            self._runtime.rebuild_provider(name, self._pending_providers.pop(name))
+            log.info("provider.reconfigured", provider=name)
+
+    def _next_fires(self) -> dict[str, datetime | None]:
+        """Each scheduled flow's next fire time (None before the scheduler starts)."""
+        if self._scheduler is None:
+            return {}
+        return {job.id: getattr(job, "next_run_time", None) for job in self._scheduler.get_jobs()}
+
+    def status_line(self) -> str:
+        """The one-line ``STATUS=`` for ``systemctl status``."""
+        next_fires = self._next_fires()
+        last = {
+            name: (s.status, s.tickers_ok, s.tickers_total, self._finished_at[name])
+            for name, s in self.last.items()
+            if name in self._finished_at
+        }
+        note = None
+        if self.reload_error is not None:
+            note = f"reload failed, previous config kept: {self.reload_error}"
+        line = status_line(self.settings, last, list(self.running), next_fires, note)
+        return line[: systemd.STATUS_MAX]

@@ -1,41 +1,301 @@
-"""``finappd status``: the last runs per flow and row counts, read-only from the DB."""
+"""``finappd status``: each flow's health, read-only from the database and the config.
+
+Status runs in a process of its own, so the daemon's scheduler is out of reach: the
+next fire time is computed from the flow's trigger in the config (for ``every``
+flows, from the last run's start, which is when the daemon's interval fires).
+
+A flow is **stale** when no good run (``ok`` or ``partial``: data landed) started at
+or after its cutoff. By default the cutoff allows one failed or missed scheduled run
+and alarms on the second: a cron flow's cutoff is the second-to-last fire time whose
+run should be over by now (fire + deadline), so weekends and holidays in the cron
+expression never alarm; an ``every`` flow's is ``2 * every + deadline`` ago.
+``--max-age`` replaces it with a plain age for every flow.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from finappd.config import Settings
-from finappd.store import Store
+from finappd.config import FlowSettings, Settings
+from finappd.store import RunRow, Store
 
-__all__ = ["print_status"]
+__all__ = [
+    "EXIT_STALE",
+    "FlowHealth",
+    "good_run_cutoff",
+    "next_fire",
+    "previous_fires",
+    "print_status",
+    "status_line",
+]
+
+#: ``status --check`` exit code when a flow is stale or has no good run.
+EXIT_STALE = 2
+#: A symbol failing in this many newest runs in a row is "failing repeatedly".
+REPEATED = 2
+#: How many newest runs of a flow are searched for failure streaks.
+STREAK_RUNS = 5
+#: How far back a cron trigger's previous fire times are searched.
+_HORIZON = timedelta(days=800)
 
 
-def print_status(settings: Settings, *, as_json: bool) -> int:
-    """Print the status (text or JSON); 0, or 1 when there is no database yet."""
+def _utc(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ago(moment: datetime, now: datetime) -> str:
+    seconds = int((now - moment).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def schedule_text(flow: FlowSettings) -> str:
+    """``cron 30 22 * * mon-fri America/New_York`` or ``every 0:15:00``."""
+    if flow.cron is not None:
+        return f"cron {flow.cron} {flow.timezone}"
+    return f"every {flow.every}"
+
+
+def previous_fires(flow: FlowSettings, before: datetime, count: int = 2) -> list[datetime]:
+    """The newest ``count`` fire times of a cron flow at or before ``before``, oldest first."""
+    trigger = flow.trigger()
+    assert not isinstance(trigger, timedelta), "only cron flows have absolute fire times"
+    window = flow.min_interval() * (count + 1)
+    while True:
+        fires: list[datetime] = []
+        previous: datetime | None = None
+        cursor = before - window
+        while (fire := trigger.get_next_fire_time(previous, cursor)) is not None and fire <= before:
+            fires.append(fire)
+            previous, cursor = fire, fire + timedelta(microseconds=1)
+        if len(fires) >= count or window >= _HORIZON:
+            return fires[-count:]
+        window *= 4
+
+
+def next_fire(flow: FlowSettings, now: datetime, last_started: datetime | None) -> datetime | None:
+    """When the flow fires next: from the cron trigger, or the last start plus ``every``."""
+    trigger = flow.trigger()
+    if not isinstance(trigger, timedelta):
+        fire: datetime | None = trigger.get_next_fire_time(None, now)
+        return fire
+    if last_started is None:
+        return None  # an interval flow runs when the daemon starts
+    periods = max(1, -(-(now - last_started) // trigger))  # whole intervals, rounded up
+    return last_started + trigger * periods
+
+
+def good_run_cutoff(
+    flow: FlowSettings, now: datetime, max_age: timedelta | None = None
+) -> datetime | None:
+    """The time a good run must have started at or after for ``flow`` to be healthy.
+
+    ``None`` when the schedule has not fired twice yet (nothing can be overdue).
+    """
+    if max_age is not None:
+        return now - max_age
+    assert flow.deadline is not None  # FlowSettings always sets one
+    trigger = flow.trigger()
+    if isinstance(trigger, timedelta):
+        return now - 2 * trigger - flow.deadline
+    fires = previous_fires(flow, now - flow.deadline, count=2)
+    return fires[0] if len(fires) == 2 else None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowHealth:
+    """What ``finappd status`` knows about one flow."""
+
+    flow: str
+    schedule: str
+    last_run: RunRow | None
+    last_good: RunRow | None
+    next_fire: datetime | None
+    cutoff: datetime | None
+    bars: int
+    failing: Sequence[tuple[str, int, str, str]]
+
+    @property
+    def problem(self) -> str | None:
+        """Why the flow is stale, or ``None`` when it is healthy."""
+        if self.last_good is None:
+            return "no good run yet"
+        if self.cutoff is not None and self.last_good.started_at < self.cutoff:
+            return (
+                f"last good run started {_utc(self.last_good.started_at)}, "
+                f"before the cutoff {_utc(self.cutoff)}"
+            )
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (times as ISO-8601 UTC text)."""
+        return {
+            "flow": self.flow,
+            "schedule": self.schedule,
+            "last_run": None if self.last_run is None else asdict(self.last_run),
+            "last_good": None if self.last_good is None else asdict(self.last_good),
+            "next_fire": _utc(self.next_fire),
+            "cutoff": _utc(self.cutoff),
+            "bars": self.bars,
+            "failing": [
+                {"symbol": s, "runs_in_a_row": n, "kind": k, "message": m}
+                for s, n, k, m in self.failing
+            ],
+            "healthy": self.problem is None,
+            "problem": self.problem,
+        }
+
+
+def flow_health(
+    settings: Settings, store: Store, now: datetime, max_age: timedelta | None = None
+) -> list[FlowHealth]:
+    """The health of every configured flow, from ``store`` (open, read-only is enough)."""
+    last = {run.flow: run for run in store.last_runs(limit=1)}
+    good = store.last_good_runs()
+    counts = store.bar_counts()
+    health = []
+    for flow in settings.flows:
+        run = last.get(flow.name)
+        failing = [s for s in store.failure_streaks(flow.name, STREAK_RUNS) if s[1] >= REPEATED]
+        health.append(
+            FlowHealth(
+                flow=flow.name,
+                schedule=schedule_text(flow),
+                last_run=run,
+                last_good=good.get(flow.name),
+                next_fire=next_fire(flow, now, None if run is None else run.started_at),
+                cutoff=good_run_cutoff(flow, now, max_age),
+                bars=sum(counts.get(t, 0) for t in flow.tickers),
+                failing=failing,
+            )
+        )
+    return health
+
+
+#: Provider settings that describe its limits, shown by ``status``.
+_LIMIT_KEYS = ("kind", "max_concurrency", "rate", "rates", "daily_quota", "monthly_quota")
+
+
+def provider_health(settings: Settings) -> list[dict[str, Any]]:
+    """Each configured provider's limits (as configured) and the flows that share it.
+
+    This is the hook for per-provider runtime state: when the persisted quota ledger
+    and the circuit breaker land, today's requests vs quota and the circuit state
+    join these dicts here (and an open circuit should make ``--check`` fail).
+    """
+    health = []
+    for name, provider in sorted(settings.providers.items()):
+        configured = provider.model_dump(mode="json")
+        entry: dict[str, Any] = {"provider": name}
+        entry.update({k: configured[k] for k in _LIMIT_KEYS if configured.get(k) is not None})
+        entry["flows"] = [f.name for f in settings.flows if f.provider == name]
+        health.append(entry)
+    return health
+
+
+def _run_text(run: RunRow, now: datetime) -> str:
+    return (
+        f"#{run.id} {run.status} {run.tickers_ok or 0}/{run.tickers_total or 0} "
+        f"rows {run.rows_written or 0}, started {_utc(run.started_at)} "
+        f"({_ago(run.started_at, now)})"
+    )
+
+
+def _print_text(health: list[FlowHealth], settings: Settings, now: datetime) -> None:
+    for h in health:
+        print(f"{h.flow}: {'ok' if h.problem is None else 'STALE'}  ({h.schedule})")
+        print(f"  last run   {'-' if h.last_run is None else _run_text(h.last_run, now)}")
+        if h.last_run is not None and h.last_run.error:
+            print(f"             error: {h.last_run.error}")
+        print(f"  last good  {'-' if h.last_good is None else _run_text(h.last_good, now)}")
+        print(f"  next fire  {_utc(h.next_fire) or 'when the daemon starts'}")
+        print(f"  bars       {h.bars} for {len(settings.flow(h.flow).tickers)} tickers")
+        if h.failing:
+            shown = ", ".join(f"{s} ({k}, {n} runs)" for s, n, k, _ in h.failing[:10])
+            more = f" and {len(h.failing) - 10} more" if len(h.failing) > 10 else ""
+            print(f"  failing    {shown}{more}")
+        if h.problem is not None:
+            print(f"  problem    {h.problem}")
+    for p in provider_health(settings):
+        limits = ", ".join(f"{k} {v}" for k, v in p.items() if k not in ("provider", "flows"))
+        flows = ", ".join(p["flows"]) or "-"
+        print(f"provider {p['provider']}: {limits or 'defaults'}; flows {flows}")
+
+
+def print_status(
+    settings: Settings,
+    *,
+    as_json: bool,
+    check: bool = False,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Print the status (text or JSON); with ``check``, exit 2 when a flow is stale.
+
+    Without ``check``: 0, or 1 when there is no database yet.
+    """
+    now = now or datetime.now(UTC)
     path = settings.store.resolved_path()
     if not path.exists():
         print(f"finappd: no database at {path} yet")
-        return 1
+        return EXIT_STALE if check else 1
     store = Store(path).open(readonly=True)
     try:
+        health = flow_health(settings, store, now, max_age)
         runs = store.last_runs(limit=5)
         counts = store.bar_counts()
     finally:
         store.close()
+    healthy = all(h.problem is None for h in health)
     if as_json:
         data = {
             "store": str(path),
+            "now": _utc(now),
+            "healthy": healthy,
+            "flows": [h.as_dict() for h in health],
+            "providers": provider_health(settings),
             "runs": [asdict(r) for r in runs],
             "bars": {"symbols": len(counts), "rows": sum(counts.values())},
         }
         print(json.dumps(data, default=str))
-        return 0
-    print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
-    for r in runs:
-        print(
-            f"{r.flow:<20} #{r.id:<6} {r.status:<11} {r.started_at}  "
-            f"ok {r.tickers_ok}/{r.tickers_total}  rows {r.rows_written}"
-            + (f"  error: {r.error}" if r.error else "")
-        )
+    else:
+        print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
+        _print_text(health, settings, now)
+    if check and not healthy:
+        return EXIT_STALE
     return 0
+
+
+def status_line(
+    settings: Settings,
+    last: dict[str, tuple[str, int, int, datetime]],
+    running: Sequence[str],
+    next_fires: dict[str, datetime | None],
+    note: str | None = None,
+) -> str:
+    """The daemon's one-line ``STATUS=``: each flow's last outcome and next fire.
+
+    ``last`` maps a flow to ``(status, tickers_ok, tickers_total, finished_at)``.
+    """
+    parts = [note] if note else []
+    for flow in settings.flows:
+        name = flow.name
+        if name in running:
+            text = f"{name}: running"
+        elif name in last:
+            status, ok, total, finished = last[name]
+            text = f"{name}: {status} {ok}/{total} at {finished.astimezone(UTC):%a %H:%MZ}"
+        else:
+            text = f"{name}: waiting"
+        if (fire := next_fires.get(name)) is not None:
+            text += f", next {fire.astimezone(UTC):%a %H:%MZ}"
+        parts.append(text)
+    return "; ".join(parts) or "no flows configured"

@@ -205,7 +205,8 @@ def classify_coingecko(response: Response, now: datetime) -> Classified:
     """CoinGecko's verdict: 429 status JSON, 401 codes (10012 → plan-gated), ``{}`` → not found."""
     status = response.status
     text = response.text.strip()
-    code, message = _error_code(text)
+    # Only error-sized bodies are parsed here; data bodies are parsed once, by the caller.
+    code, message = _error_code(text) if status != 200 or len(text) < 1024 else (None, "")
     reason = f"HTTP {status}" + (f" error {code}" if code else "") + f": {message[:160]}"
     if status == 429 or code == 429:
         return Classified(

@@ -106,7 +106,7 @@ def classify_frankfurter(response: Response, now: datetime) -> Classified:
     """Frankfurter's verdict: plain HTTP statuses with a ``message``; HTML or empty is transient."""
     status = response.status
     text = response.text.strip()
-    reason = f"HTTP {status}: {_message(text)}"
+    reason = f"HTTP {status}: {_message(text)}" if status != 200 else "HTTP 200"
     if status == 404:
         return Classified(Verdict.NOT_FOUND, reason)
     if status == 429:

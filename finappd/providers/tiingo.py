@@ -160,6 +160,8 @@ def _limit_message(text: str, header_wait: float | None, now: datetime) -> Class
 
 def _detail(text: str) -> str | None:
     """The ``detail`` string of a JSON error body, or None."""
+    if not text.startswith("{"):
+        return None  # not an error object (and data arrays are not parsed twice)
     try:
         payload = json.loads(text)
     except json.JSONDecodeError:

@@ -151,6 +151,8 @@ def _seconds_to_midnight_utc(now: datetime) -> float:
 
 def _error_of(text: str) -> tuple[int | None, str] | None:
     """``(code, message)`` of a ``{"status": "error", ...}`` body, else None."""
+    if '"error"' not in text:
+        return None  # a data body: not parsed twice
     try:
         payload = json.loads(text)
     except json.JSONDecodeError:

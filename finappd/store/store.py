@@ -63,6 +63,17 @@ SELECT COALESCE(SUM(CASE WHEN day = ? THEN requests END), 0), COALESCE(SUM(reque
 FROM provider_usage WHERE provider = ? AND day BETWEEN ? AND ?
 """
 
+# The newest run per flow whose data landed (ok or partial).
+_LAST_GOOD_RUNS = """
+SELECT id, flow, "trigger", started_at, finished_at, status,
+       tickers_total, tickers_ok, tickers_failed, rows_written, error
+FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
+    FROM runs WHERE status IN ('ok', 'partial')
+)
+WHERE n = 1
+"""
+
 _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
 
 
@@ -345,3 +356,44 @@ class Store:
                 (run_id,),
             )
             return rows.fetchall()
+
+    def last_good_runs(self) -> dict[str, RunRow]:
+        """The newest run of each flow that ended ``ok`` or ``partial`` (data landed)."""
+        with self._guard("last_good_runs") as conn:
+            rows = conn.execute(_LAST_GOOD_RUNS).fetchall()
+        return {row[1]: RunRow.from_row(row) for row in rows}
+
+    def failure_streaks(self, flow: str, runs: int = 5) -> list[tuple[str, int, str, str]]:
+        """Symbols that failed in ``flow``'s newest finished runs in a row (at most ``runs``).
+
+        Each is ``(symbol, streak, kind, message)``, kind and message of the newest
+        failure, longest streak first. Run-level kinds (``cancelled``, ``deadline``,
+        ``store``) say nothing about the symbol and are left out.
+        """
+        with self._guard(f"failure_streaks of {flow}") as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT id FROM runs WHERE flow = ? AND status IN ('ok', 'partial', 'failed') "
+                    "ORDER BY started_at DESC, id DESC LIMIT ?",
+                    (flow, runs),
+                )
+            ]
+            marks = ", ".join("?" * len(ids))
+            errors = conn.execute(
+                f"SELECT run_id, symbol, kind, message FROM fetch_errors "  # noqa: S608 (only ?s)
+                f"WHERE run_id IN ({marks}) AND kind NOT IN ('cancelled', 'deadline', 'store') "
+                "ORDER BY id",
+                ids,
+            ).fetchall()
+        failed: dict[str, set[int]] = {}
+        newest: dict[str, tuple[str, str]] = {}
+        for run_id, symbol, kind, message in errors:  # oldest first: the last one wins
+            failed.setdefault(symbol, set()).add(run_id)
+            newest[symbol] = (kind or "", message or "")
+        streaks: list[tuple[str, int, str, str]] = []
+        for symbol, run_ids in failed.items():
+            streak = next((i for i, run_id in enumerate(ids) if run_id not in run_ids), len(ids))
+            if streak:
+                streaks.append((symbol, streak, *newest[symbol]))
+        return sorted(streaks, key=lambda s: (-s[1], s[0]))
