@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -182,9 +182,11 @@ async def test_hourly_limit_pauses_until_the_next_hour(
     """The hourly message pauses the provider past backoff_max, so the call fails fast."""
     mocked.get(PRICES, status=status, body=body, content_type=content_type, repeat=True)
     provider = make_tiingo(backoff_max=timedelta(seconds=1))
-    with pytest.raises(RateLimitedError):
+    provider.ledger.clock = lambda: datetime(2024, 3, 5, 14, 20, tzinfo=UTC)  # 40 min to go
+    with pytest.raises(RateLimitedError) as info:
         await provider.daily_bars("AAPL", *JAN)
-    assert provider.paused_for() > 1
+    assert info.value.retry_after == 2400.0
+    assert provider.paused_for() > 2000
     with pytest.raises(RateLimitedError, match="paused"):
         await provider.daily_bars("MSFT", *JAN)
     assert provider.requests == 1

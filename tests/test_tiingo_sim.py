@@ -88,7 +88,7 @@ async def test_hourly_allocation_storm_pauses_the_provider(
     """Past the route's hourly window one 429 pauses Tiingo: nothing more is sent this run."""
     sim = await sim_server(SimConfig(provider_limits={"tiingo": (3, 3600.0)}))
     assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1)
+    settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1, backoff_max="10ms")
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
     assert summary.tickers_ok == 3
