@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,19 +14,27 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aioresponses import CallbackResult, aioresponses
+from structlog.testing import capture_logs
 
 from finappd.config import ProviderSettings, Rate
 from finappd.errors import (
     AuthError,
     BadResponseError,
+    PlanGatedError,
+    ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
+    ProviderUnavailableError,
+    QuotaExhaustedError,
     RateLimitedError,
     SymbolNotFoundError,
 )
 from finappd.providers.base import (
     BaseProvider,
+    Classified,
     Response,
+    Verdict,
+    classify_status,
     make_session,
 )
 from finappd.records import Bar
@@ -324,3 +332,222 @@ async def test_metrics_and_repr_show_limits_and_counters(
     text = repr(provider)
     for part in ("ProbeProvider probe", "max_concurrency=2", "rate=60/minute", "requests=1"):
         assert part in text
+
+
+class VerdictProbe(ProbeProvider):
+    """A probe whose body names its own verdict, as a provider's classifier would decide it."""
+
+    def classify(self, response: Response) -> Classified:
+        """``AUTH``, ``QUOTA``, ``GATED``, ``EMPTY``, ``SLOW``, ``FLAKY`` bodies; else by status."""
+        verdicts = {
+            "AUTH": Classified(Verdict.AUTH, "the key was refused"),
+            "QUOTA": Classified(Verdict.QUOTA_EXHAUSTED, "daily limit reached"),
+            "GATED": Classified(Verdict.PLAN_GATED, "premium endpoint"),
+            "EMPTY": Classified(Verdict.EMPTY, "no data in range"),
+            "SLOW": Classified(Verdict.RATE_LIMITED, "slow down", retry_after=0.05),
+            "FLAKY": Classified(Verdict.TRANSIENT, "outage page"),
+        }
+        return verdicts.get(response.text, classify_status(response))
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """The key in a header, as most APIs allow."""
+        return {"X-Key": self.api_key()}
+
+
+@pytest.fixture
+async def make_verdict_probe() -> AsyncIterator[Callable[..., VerdictProbe]]:
+    """Build VerdictProbes with fast backoff and a key; close their sessions afterwards."""
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(**overrides: Any) -> VerdictProbe:
+        options: dict[str, Any] = {
+            "base_url": BASE,
+            "api_key": "k-123",
+            "rate": None,
+            "retries": 2,
+            "backoff": timedelta(milliseconds=1),
+            "backoff_max": timedelta(seconds=5),
+        }
+        options.update(overrides)
+        session = make_session()
+        sessions.append(session)
+        return VerdictProbe("probe", ProviderSettings(**options), session)
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+MakeVerdictProbe = Callable[..., VerdictProbe]
+
+
+async def test_auth_verdict_disables_the_provider_with_one_error_log(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """A refused key: AuthError, one provider.auth_failed log, later calls fail without sending."""
+    provider = make_verdict_probe()
+    mocked.get(f"{BASE}/x", status=200, body="AUTH", repeat=True)
+    with capture_logs() as logs:
+        for _ in range(5):
+            with pytest.raises(AuthError) as info:
+                await provider.fetch("/x")
+            assert info.value.kind == "auth"
+    assert provider.requests == 1
+    assert [e["event"] for e in logs].count("provider.auth_failed") == 1
+    assert "disabled for this run" in str(info.value)
+    provider.new_run()
+    with pytest.raises(AuthError):
+        await provider.fetch("/x")
+    assert provider.requests == 2
+
+
+async def test_quota_verdict_parks_the_provider_until_the_reset(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """A 'daily limit' body parks the provider: quota_exhausted now and later without sending."""
+    provider = make_verdict_probe()
+    mocked.get(f"{BASE}/x", status=200, body="QUOTA", repeat=True)
+    with capture_logs() as logs:
+        for _ in range(3):
+            with pytest.raises(QuotaExhaustedError):
+                await provider.fetch("/x")
+    assert provider.requests == 1
+    assert [e["event"] for e in logs].count("provider.parked") == 1
+    assert provider.parked_until is not None
+    assert provider.parked_until > datetime.now(UTC)
+    assert provider.parked_until.time() == datetime.min.time()  # midnight UTC
+
+
+async def test_daily_quota_sends_exactly_the_quota_then_parks(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """daily_quota=3: three requests go, every later call fails quota_exhausted unsent."""
+    provider = make_verdict_probe(daily_quota=3)
+    mocked.get(f"{BASE}/x", status=200, body="ok", repeat=True)
+    results = await asyncio.gather(
+        *(provider.fetch("/x") for _ in range(8)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Response) for r in results) == 3
+    assert sum(isinstance(r, QuotaExhaustedError) for r in results) == 5
+    assert provider.requests == 3
+    assert provider.ledger.refused >= 1
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "kind"),
+    [("GATED", PlanGatedError, "plan_gated"), ("nope", SymbolNotFoundError, "not_found")],
+)
+async def test_final_verdicts_raise_without_retry(
+    make_verdict_probe: MakeVerdictProbe,
+    mocked: aioresponses,
+    body: str,
+    error: type[ProviderError],
+    kind: str,
+) -> None:
+    """Plan-gated and not-found end the call at once with their kind; the reason is kept."""
+    provider = make_verdict_probe()
+    status = 404 if body == "nope" else 200
+    mocked.get(f"{BASE}/x", status=status, body=body, repeat=True)
+    with pytest.raises(error) as info:
+        await provider.fetch("/x")
+    assert info.value.kind == kind
+    assert (provider.requests, provider.retries) == (1, 0)
+
+
+async def test_empty_verdict_returns_the_response_marked_empty(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """An EMPTY verdict is a valid answer: the response comes back with verdict EMPTY."""
+    mocked.get(f"{BASE}/x", status=200, body="EMPTY")
+    response = await make_verdict_probe().fetch("/x")
+    assert response.verdict is Verdict.EMPTY
+
+
+async def test_rate_limited_body_pauses_and_retries(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """A 200 'slow down' body with retry_after pauses the provider and the retry succeeds."""
+    provider = make_verdict_probe()
+    mocked.get(f"{BASE}/x", status=200, body="SLOW")
+    mocked.get(f"{BASE}/x", status=200, body="ok")
+    started = time.monotonic()
+    assert (await provider.fetch("/x")).text == "ok"
+    assert time.monotonic() - started >= 0.045
+    assert (provider.rate_limited, provider.retries) == (1, 1)
+
+
+async def test_breaker_opens_fails_fast_then_probes_and_closes(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """Transient failures open the circuit (no more requests), a probe after cool-down closes it."""
+    provider = make_verdict_probe(retries=0, circuit_threshold=3, circuit_cooldown="200ms")
+    mocked.get(f"{BASE}/x", status=200, body="FLAKY", repeat=3)
+    mocked.get(f"{BASE}/x", status=200, body="ok", repeat=True)
+    with capture_logs() as logs:
+        for _ in range(3):
+            with pytest.raises(BadResponseError):
+                await provider.fetch("/x")
+        for _ in range(5):
+            with pytest.raises(ProviderUnavailableError) as info:
+                await provider.fetch("/x")
+        assert info.value.kind == "unavailable"
+        assert provider.requests == 3
+        await asyncio.sleep(0.25)
+        assert (await provider.fetch("/x")).text == "ok"
+    events = [e["event"] for e in logs]
+    assert events.count("provider.circuit_open") == 1
+    assert events.index("provider.circuit_half_open") < events.index("provider.circuit_closed")
+    assert provider.requests == 4
+    assert provider.metrics()["circuit"] == "closed"
+
+
+async def test_half_open_sends_one_probe_while_others_fail_fast(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """After the cool-down, of five concurrent callers only one reaches the API."""
+    provider = make_verdict_probe(
+        retries=0, circuit_threshold=1, circuit_cooldown="50ms", max_concurrency=5
+    )
+
+    async def slow(url: Any, **kwargs: Any) -> CallbackResult:
+        await asyncio.sleep(0.05)
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/x", status=503, body="down")
+    mocked.get(f"{BASE}/x", callback=slow, repeat=True)
+    with pytest.raises(BadResponseError):
+        await provider.fetch("/x")
+    await asyncio.sleep(0.06)
+    results = await asyncio.gather(
+        *(provider.fetch("/x") for _ in range(5)), return_exceptions=True
+    )
+    assert sum(isinstance(r, Response) for r in results) == 1
+    assert sum(isinstance(r, ProviderUnavailableError) for r in results) == 4
+    assert provider.requests == 2
+
+
+async def test_key_travels_in_headers_and_params_are_added(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """auth_headers() go with every request; the key is not in the URL."""
+    seen: list[tuple[Any, dict[str, Any]]] = []
+
+    def record(url: Any, **kwargs: Any) -> CallbackResult:
+        seen.append((url, kwargs))
+        return CallbackResult(status=200, body="ok")
+
+    mocked.get(f"{BASE}/x?a=1", callback=record)
+    await make_verdict_probe().fetch("/x", a="1")
+    url, kwargs = seen[0]
+    assert kwargs["headers"]["X-Key"] == "k-123"
+    assert "k-123" not in str(url)
+
+
+async def test_connection_error_kind_is_connection(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """A refused connection ends, after retries, as ProviderConnectionError kind 'connection'."""
+    mocked.get(f"{BASE}/x", exception=aiohttp.ClientConnectionError("refused"), repeat=True)
+    with pytest.raises(ProviderConnectionError) as info:
+        await make_verdict_probe(retries=1).fetch("/x")
+    assert info.value.kind == "connection"

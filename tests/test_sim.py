@@ -262,6 +262,7 @@ async def test_stats_endpoint_and_reset(
         "not_found": 1,
         "by_status": {"200": 1, "404": 1},
         "max_in_window": 0,
+        "max_arrivals": {"1s": 2, "60s": 2, "3600s": 2},
     }
     async with client.post(f"{sim.url}/__sim/reset") as response:
         assert response.status == 200
@@ -325,3 +326,16 @@ async def test_serve_runs_until_stop_is_set(
     assert status == 200
     stop.set()
     await asyncio.wait_for(task, timeout=5)
+
+
+async def test_arrivals_count_refused_requests_too(
+    sim_server: MakeServer, client: aiohttp.ClientSession
+) -> None:
+    """max_arrivals counts every request received in a window, 429s included."""
+    sim = await sim_server(SimConfig(rate_limit=(2, 60.0)))
+    url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
+    for _ in range(5):
+        async with client.get(url):
+            pass
+    assert sim.stats.max_in_window == 2
+    assert sim.stats.max_arrivals == {"1s": 5, "60s": 5, "3600s": 5}

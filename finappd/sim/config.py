@@ -47,11 +47,14 @@ class SimStats:
     not_found: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
     max_in_window: int = 0
+    max_arrivals: dict[str, int] = field(default_factory=dict)
+    """Most requests received (admitted or refused) in any sliding window: "1s", "60s", "3600s"."""
 
     def reset(self) -> None:
         """Zero the counters; requests still in flight stay counted as in flight."""
         self.requests = self.served = self.rejected_429 = self.not_found = 0
         self.max_in_window = 0
+        self.max_arrivals = {}
         self.peak_in_flight = self.in_flight
         self.by_status = {}
 

@@ -3,6 +3,10 @@
 Both say no the way Yahoo does, with a plain-text 429, and (unlike Yahoo) with a
 ``Retry-After`` header so the client's pause logic can be tested. Rejected
 requests are never counted as in flight nor as admitted in the rate window.
+
+Every request that arrives, refused or not, is also counted in sliding windows of a
+second, a minute and an hour (``SimStats.max_arrivals``): how hard a client pushed,
+which is what a client's own rate limits promise to bound, 429 storms included.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ from collections import deque
 
 from finappd.sim.config import SimConfig, SimStats
 
-__all__ = ["Gate"]
+__all__ = ["ARRIVAL_WINDOWS", "Gate"]
+
+#: Sliding windows (seconds) in which arrivals are counted for ``SimStats.max_arrivals``.
+ARRIVAL_WINDOWS = (1.0, 60.0, 3600.0)
 
 
 class Gate:
@@ -21,10 +28,22 @@ class Gate:
     def __init__(self, stats: SimStats) -> None:
         self.stats = stats
         self._admitted: deque[float] = deque()
+        self._arrivals: dict[float, deque[float]] = {w: deque() for w in ARRIVAL_WINDOWS}
+
+    def arrive(self, now: float) -> None:
+        """Count one request received at monotonic ``now`` in every arrival window."""
+        peaks = self.stats.max_arrivals
+        for window, arrived in self._arrivals.items():
+            while arrived and arrived[0] <= now - window:
+                arrived.popleft()
+            arrived.append(now)
+            key = f"{window:g}s"
+            peaks[key] = max(peaks.get(key, 0), len(arrived))
 
     def admit(self, config: SimConfig, now: float) -> int | None:
         """Admit one request at monotonic ``now``: ``None``, or the Retry-After seconds of a 429."""
         stats = self.stats
+        self.arrive(now)
         if config.max_concurrency is not None and stats.in_flight >= config.max_concurrency:
             return max(1, math.ceil(config.retry_after))
         if config.rate_limit is not None:
@@ -46,5 +65,7 @@ class Gate:
         self.stats.in_flight -= 1
 
     def reset(self) -> None:
-        """Forget the rate window (counters are reset on ``stats``)."""
+        """Forget the rate and arrival windows (counters are reset on ``stats``)."""
         self._admitted.clear()
+        for arrived in self._arrivals.values():
+            arrived.clear()
