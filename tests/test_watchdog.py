@@ -4,6 +4,7 @@ event loop is blocked."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -167,14 +168,14 @@ async def test_watchdog_pings_at_half_the_interval_and_stop_while_the_loop_is_bl
     assert texts[0].startswith("READY=1\nSTATUS=")
     assert texts.index(next(t for t in texts if t == "WATCHDOG=1")) > 0
     assert any(t.startswith("STOPPING=1") for t in texts)
-    gaps = [b - a for a, b in zip(before, before[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(before)]
     half = WATCHDOG_USEC / 2e6
     assert half * 0.8 <= statistics.median(gaps) <= half * 1.5, gaps
     pings = listener.pings()
     # Datagrams are stamped on arrival by a thread; allow for its scheduling on a busy box.
     during = [t for t in pings if blocked_from + 0.25 < t < blocked_until]
     assert during == [], (blocked_from, blocked_until, during)
-    longest = max(b - a for a, b in zip(pings, pings[1:], strict=False))
+    longest = max(b - a for a, b in itertools.pairwise(pings))
     assert longest >= BLOCK_S * 0.9
     assert sum(t > blocked_until for t in pings) >= 3
 
