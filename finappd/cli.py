@@ -120,7 +120,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -> int:
     if args.command == "check-config":
-        print(json.dumps(settings.masked(), indent=2, default=str))
+        from finappd.providers.usage import effective_limits_report
+
+        shown = settings.masked()
+        for name, limits in effective_limits_report(settings).items():
+            shown["providers"][name]["effective_limits"] = limits
+        print(json.dumps(shown, indent=2, default=str))
         return 0
     if args.command == "status":
         from finappd.status import print_status

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finappd.config import FlowSettings, Settings
+from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
 
 __all__ = [
@@ -252,6 +253,7 @@ def print_status(
         health = flow_health(settings, store, now, max_age)
         runs = store.last_runs(limit=5)
         counts = store.bar_counts()
+        usage = usage_report(store, settings, now)
     finally:
         store.close()
     healthy = all(h.problem is None for h in health)
@@ -262,6 +264,7 @@ def print_status(
             "healthy": healthy,
             "flows": [h.as_dict() for h in health],
             "providers": provider_health(settings),
+            "usage": usage,
             "runs": [asdict(r) for r in runs],
             "bars": {"symbols": len(counts), "rows": sum(counts.values())},
         }
@@ -269,6 +272,8 @@ def print_status(
     else:
         print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
         _print_text(health, settings, now)
+        for line in format_usage(usage):
+            print(f"usage {line}")
     if check and not healthy:
         return EXIT_STALE
     return 0
