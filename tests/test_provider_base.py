@@ -52,10 +52,8 @@ class ProbeProvider(BaseProvider):
         raise NotImplementedError
 
     async def fetch(self, path: str, **params: str) -> Response:
-        """GET ``path`` politely; raise like a provider would for unclassified 4xx."""
-        response = await self._get(f"{self.base_url}{path}", params=params or None, symbol="SYM")
-        self._raise_for_status(response, "SYM")
-        return response
+        """GET ``path`` politely: the base classifies it (by status) and raises for errors."""
+        return await self._get(f"{self.base_url}{path}", params=params or None, symbol="SYM")
 
 
 MakeProbe = Callable[..., ProbeProvider]

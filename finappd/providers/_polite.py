@@ -1,10 +1,7 @@
-"""The politeness machinery every provider shares: state, admission, the retry loop, verdicts.
+"""How a request is sent politely (the base of ``BaseProvider``, which adds the contract).
 
-:class:`Politeness` is the base of :class:`~finappd.providers.base.BaseProvider`, which
-adds the provider contract; here is *how* a request is sent politely: refusals (auth
-disabled, parked, circuit open), the provider-wide pause after a 429, the semaphore,
-the quota ledger, the rate windows, the explicit timeout, the classifier's verdict,
-backoff with jitter, and the circuit breaker's bookkeeping.
+Refusals (key refused, parked, circuit open), the pause after a 429, the semaphore, the
+quota ledger, the rate windows, the timeout, the verdict, backoff with jitter, the breaker.
 """
 
 from __future__ import annotations
@@ -14,8 +11,9 @@ import dataclasses
 import random
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote
 
 import aiohttp
 import structlog
@@ -24,18 +22,16 @@ import yarl
 from finappd.config import ProviderSettings
 from finappd.errors import (
     AuthError,
-    BadResponseError,
-    PlanGatedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
     ProviderUnavailableError,
     QuotaExhaustedError,
     RateLimitedError,
-    SymbolNotFoundError,
 )
 from finappd.metrics import Gauge
-from finappd.providers._http import Response, parse_retry_after, redact_url
+from finappd.providers._http import Response, redact_url
+from finappd.providers._outcome import FINAL_ERRORS, Retrying, classify_status
 from finappd.providers.breaker import CircuitBreaker
 from finappd.providers.limits import Limits, RateWindows, effective_limits
 from finappd.providers.quota import QuotaLedger, UsageBackend
@@ -46,66 +42,6 @@ __all__ = ["Politeness", "Retrying", "classify_status"]
 log = structlog.get_logger(__name__)
 
 _E = TypeVar("_E", bound=ProviderError)
-
-#: The error raised for a verdict that ends a call at once.
-_FINAL: dict[Verdict, type[ProviderError]] = {
-    Verdict.NOT_FOUND: SymbolNotFoundError,
-    Verdict.PLAN_GATED: PlanGatedError,
-    Verdict.BAD: BadResponseError,
-}
-
-
-def classify_status(response: Response) -> Classified:
-    """The status-only verdict: 2xx ok, 404 not found, 401/403 auth, 429, 5xx, other 4xx bad."""
-    status = response.status
-    if 200 <= status < 300:
-        return Classified(Verdict.OK)
-    reason = f"HTTP {status}"
-    if status == 429:
-        retry_after = parse_retry_after(response.retry_after, datetime.now(UTC))
-        return Classified(Verdict.RATE_LIMITED, reason, retry_after)
-    if status >= 500:
-        return Classified(Verdict.TRANSIENT, reason)
-    if status in (401, 403):
-        return Classified(Verdict.AUTH, reason)
-    if status == 404:
-        return Classified(Verdict.NOT_FOUND, reason)
-    return Classified(Verdict.BAD, reason)
-
-
-class Retrying(Exception):
-    """One attempt failed in a way worth retrying; ``error`` is raised when retries run out."""
-
-    def __init__(
-        self, error: ProviderError, *, rate_limited: bool = False, retry_after: float | None = None
-    ) -> None:
-        super().__init__(str(error))
-        self.error = error
-        self.rate_limited = rate_limited  # a 429 or "slow down" body: the provider pauses
-        self.retry_after = retry_after
-
-    @classmethod
-    def from_verdict(
-        cls,
-        provider: str,
-        symbol: str | None,
-        response: Response,
-        classified: Classified,
-        message: str,
-    ) -> Retrying:
-        """The retryable failure for a RATE_LIMITED or TRANSIENT verdict."""
-        status = response.status
-        if classified.verdict is Verdict.RATE_LIMITED:
-            error: ProviderError = RateLimitedError(
-                message,
-                provider=provider,
-                symbol=symbol,
-                status=status,
-                retry_after=classified.retry_after,
-            )
-            return cls(error, rate_limited=True, retry_after=classified.retry_after)
-        error = BadResponseError(message, provider=provider, symbol=symbol, status=status)
-        return cls(error)
 
 
 class Politeness:
@@ -133,18 +69,12 @@ class Politeness:
         self.limits = effective_limits(self.default_limits, settings)
         self.semaphore = asyncio.Semaphore(self.limits.max_concurrency)
         self.windows = RateWindows(self.limits.windows())
+        limits = self.limits
         self.ledger = QuotaLedger(
-            name,
-            daily=self.limits.daily(),
-            monthly=self.limits.monthly(),
-            tz=self.limits.quota_tz,
-            backend=usage,
+            name, daily=limits.daily(), monthly=limits.monthly(), tz=limits.quota_tz, backend=usage
         )
-        self.breaker = CircuitBreaker(
-            name,
-            threshold=settings.circuit_threshold,
-            cooldown=settings.circuit_cooldown.total_seconds(),
-        )
+        cooldown = settings.circuit_cooldown.total_seconds()
+        self.breaker = CircuitBreaker(name, threshold=settings.circuit_threshold, cooldown=cooldown)
         connect = settings.connect_timeout.total_seconds()
         read = settings.read_timeout.total_seconds()
         self.timeout = aiohttp.ClientTimeout(
@@ -166,6 +96,16 @@ class Politeness:
     def auth_headers(self) -> Mapping[str, str]:
         """Headers carrying the key, e.g. ``{"Authorization": f"Token {key}"}``; default none."""
         return {}
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the configured key (raw or percent-encoded) replaced by REDACTED."""
+        key = self.settings.api_key
+        secret = key.get_secret_value() if key is not None else ""
+        if len(secret) < 4:  # too short to search for without mangling ordinary text
+            return text
+        for form in {secret, quote(secret, safe="")}:
+            text = text.replace(form, "REDACTED")
+        return text
 
     def paused_for(self) -> float:
         """Seconds until the provider-wide pause after a 429 ends (0 when not paused)."""
@@ -198,12 +138,6 @@ class Politeness:
         self.errors += 1
         return error
 
-    def _raise_for_status(self, response: Response, symbol: str | None) -> None:
-        """Raise the typed error a status-only classification gives a 4xx/5xx response."""
-        classified = classify_status(response)
-        if classified.verdict is not Verdict.OK:
-            self._judge(response, classified, symbol)
-
     def _judge(self, response: Response, classified: Classified, symbol: str | None) -> Response:
         """Act on a verdict: return the response (OK/EMPTY), or raise, disable or park."""
         verdict = classified.verdict
@@ -229,7 +163,7 @@ class Politeness:
                     message, provider=self.name, symbol=symbol, status=response.status
                 )
             )
-        kind = _FINAL[verdict]
+        kind = FINAL_ERRORS[verdict]
         raise self._fail(kind(message, provider=self.name, symbol=symbol, status=response.status))
 
     async def _retrying(self, target: yarl.URL, symbol: str | None) -> Response:
@@ -356,7 +290,7 @@ class Politeness:
 
     async def _attempt(self, target: yarl.URL, symbol: str | None) -> Response:
         """One polite attempt: admission, then send, read and classify."""
-        shown = redact_url(target)
+        shown = self.scrub(redact_url(target))
         with self.gauge.wait():
             await self._admit(symbol)
         try:
@@ -392,7 +326,9 @@ class Politeness:
                         url=shown,
                         content_type=resp.content_type,
                         retry_after=resp.headers.get("Retry-After"),
-                        text=body.decode(resp.charset or "utf-8", errors="replace"),
+                        # An API may echo the request (key included) in its body:
+                        # scrubbed here, no parser or message can ever repeat it.
+                        text=self.scrub(body.decode(resp.charset or "utf-8", errors="replace")),
                     )
         except TimeoutError as exc:  # aiohttp's timeouts subclass TimeoutError
             error: ProviderError = ProviderTimeoutError(
