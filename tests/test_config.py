@@ -214,3 +214,52 @@ def test_example_config_loads() -> None:
     """The example config shipped in deploy/ is valid."""
     settings = load_settings(REPO / "deploy" / "finappd.example.toml")
     assert [f.name for f in settings.flows] == ["eod"]
+
+
+FALLBACK = """
+[providers.yahoo]
+[providers.backup]
+kind = "yahoo"
+[providers.fx]
+kind = "frankfurter"
+
+[[flows]]
+name = "eod"
+provider = "yahoo"
+fallback = {fallback}
+tickers = ["AAPL"]
+every = "1h"
+"""
+
+
+@pytest.mark.parametrize(
+    ("fallback", "key", "problem"),
+    [
+        ('["nope"]', "flows.0.fallback.0", "'nope' is not a configured provider"),
+        ('["backup", "backup"]', "flows.0.fallback.1", "already in this flow's chain"),
+        ('["yahoo"]', "flows.0.fallback.0", "already in this flow's chain"),
+        ('["fx"]', "flows.0.fallback.0", "provider 'fx' (frankfurter) has no daily_bars"),
+    ],
+)
+def test_fallback_must_be_configured_distinct_and_capable(
+    tmp_path: Path, fallback: str, key: str, problem: str
+) -> None:
+    """Each fallback names a configured provider, once, that can serve the flow's kind."""
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, FALLBACK.format(fallback=fallback)))
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+def test_fallback_chain_loads_in_order(tmp_path: Path) -> None:
+    """A valid fallback list is kept in its order."""
+    settings = load_settings(write(tmp_path, FALLBACK.format(fallback='["backup"]')))
+    assert settings.flow("eod").fallback == ["backup"]
+
+
+def test_primary_without_the_flow_capability_is_refused(tmp_path: Path) -> None:
+    """A daily_bars flow on an FX-only provider is refused, naming flows.0.provider."""
+    text = FALLBACK.format(fallback="[]").replace('provider = "yahoo"', 'provider = "fx"')
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.key == "flows.0.provider"
