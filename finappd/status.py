@@ -15,12 +15,14 @@ expression never alarm; an ``every`` flow's is ``2 * every + deadline`` ago.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finappd.config import FlowSettings, Settings
+from finappd.errors import StoreError
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
 
@@ -194,10 +196,14 @@ def provider_health(settings: Settings) -> list[dict[str, Any]]:
     """
     health = []
     for name, provider in sorted(settings.providers.items()):
-        configured = provider.model_dump(mode="json")
         entry: dict[str, Any] = {"provider": name}
-        entry.update({k: configured[k] for k in _LIMIT_KEYS if configured.get(k) is not None})
-        entry["flows"] = [f.name for f in settings.flows if f.provider == name]
+        for key in _LIMIT_KEYS:
+            value = getattr(provider, key, None)
+            if isinstance(value, list):
+                entry[key] = [str(v) for v in value]  # rates: "8/minute", "800/day"
+            elif value is not None:
+                entry[key] = value if isinstance(value, int | str) else str(value)
+        entry["flows"] = [f.name for f in settings.flows if name in (f.provider, *f.fallback)]
         health.append(entry)
     return health
 
@@ -246,9 +252,19 @@ def print_status(
     now = now or datetime.now(UTC)
     path = settings.store.resolved_path()
     if not path.exists():
-        print(f"finappd: no database at {path} yet")
+        hint = "" if path.is_absolute() else " (a relative store.path is under $STATE_DIRECTORY)"
+        print(f"finappd: no database at {path} yet{hint}")
         return EXIT_STALE if check else 1
-    store = Store(path).open(readonly=True)
+    try:
+        store = Store(path).open(readonly=True)
+    except StoreError as exc:
+        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
+            raise
+        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
+        raise StoreError(
+            f"{exc}: is the daemon running? Without write access to {path.parent}, "
+            "the database can be read only while the daemon has it open"
+        ) from exc
     try:
         health = flow_health(settings, store, now, max_age)
         runs = store.last_runs(limit=5)
