@@ -85,6 +85,24 @@ async def test_one_runtime_shares_limits_between_concurrent_runs(
     assert summary.status == "ok"
 
 
+async def test_cancelling_the_call_records_a_cancelled_run(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Cancelling the awaiting task cancels the run and records it as cancelled."""
+    sim = await sim_server(SimConfig(latency=0.5))
+    assert sim.url is not None
+    task = asyncio.create_task(finappd.run_flow(write_config(tmp_path, sim.url), "eod"))
+    async with asyncio.timeout(20):
+        while sim.stats.requests == 0:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with sqlite3.connect(tmp_path / "app.sqlite3") as conn:
+        rows = conn.execute("SELECT status, tickers_total FROM runs").fetchall()
+    assert rows == [("cancelled", 5)]
+
+
 async def test_unknown_flow_fails_before_anything_opens(tmp_path: Path) -> None:
     """An unknown flow name is a ConfigError and no database is created."""
     config = write_config(tmp_path, "http://127.0.0.1:9")
