@@ -9,7 +9,7 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,8 @@ from finappd.demo import DEMO_TICKERS
 from finappd.scheduler import misfire_grace
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
+
+StartDaemon = Callable[[Path, dict[str, str]], Awaitable[asyncio.subprocess.Process]]
 
 CONFIG = """
 grace_period = "{grace}"
@@ -71,7 +73,24 @@ def write_config(tmp_path: Path, url: str, tickers: list[str], grace: str = "30s
     return path
 
 
-async def start_daemon(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+@pytest.fixture
+async def start_daemon() -> AsyncIterator[StartDaemon]:
+    """Factory starting ``finappd run`` children; kills any still running after the test."""
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+        proc = await _spawn(config, env)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def _spawn(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
     """Start ``finappd run`` as a child process."""
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -97,7 +116,10 @@ def test_misfire_grace_fits_the_schedule(seconds: int, grace: int) -> None:
 
 
 async def test_sigterm_mid_run_cancels_marks_and_exits_zero(
-    tmp_path: Path, sim_server: MakeServer, notify_socket: socket.socket
+    tmp_path: Path,
+    sim_server: MakeServer,
+    notify_socket: socket.socket,
+    start_daemon: StartDaemon,
 ) -> None:
     """SIGTERM during a slow run: READY then STOPPING sent, run marked cancelled, exit 0."""
     sim = await sim_server(SimConfig(latency=0.5))
@@ -127,7 +149,10 @@ async def test_sigterm_mid_run_cancels_marks_and_exits_zero(
 
 
 async def test_daemon_runs_interval_flow_at_start(
-    tmp_path: Path, sim_server: MakeServer, notify_socket: socket.socket
+    tmp_path: Path,
+    sim_server: MakeServer,
+    notify_socket: socket.socket,
+    start_daemon: StartDaemon,
 ) -> None:
     """An interval flow runs at start-up; after SIGTERM the run is ok and STATUS was reported."""
     sim = await sim_server()
@@ -135,14 +160,17 @@ async def test_daemon_runs_interval_flow_at_start(
     config = write_config(tmp_path, sim.url, ["AAPL", "MSFT", "^GSPC"])
     proc = await start_daemon(config, {"NOTIFY_SOCKET": notify_socket.getsockname()})
     db = tmp_path / "d.sqlite3"
+    rows: list[tuple[str]] = []
     async with asyncio.timeout(30):
         while True:
             await asyncio.sleep(0.1)
-            if db.exists():
-                with sqlite3.connect(db) as conn:
+            try:
+                with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
                     rows = conn.execute("SELECT status FROM runs").fetchall()
-                if rows and rows[0][0] != "running":
-                    break
+            except sqlite3.OperationalError:  # the daemon has not created the DB yet
+                continue
+            if rows and rows[0][0] != "running":
+                break
     proc.send_signal(signal.SIGTERM)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert proc.returncode == 0, err.decode()
