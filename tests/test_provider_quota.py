@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from finappd.errors import QuotaExhaustedError, StoreError
+from finappd.errors import ProviderUnavailableError, QuotaExhaustedError, StoreError
 from finappd.providers.quota import QuotaLedger, next_day_start, next_month_start
 
 
@@ -186,3 +186,30 @@ def test_reset_times(now: str, tz: str, day_start: str, month_start: str) -> Non
     moment = datetime.fromisoformat(now)
     assert next_day_start(moment, ZoneInfo(tz)) == datetime.fromisoformat(day_start)
     assert next_month_start(moment, ZoneInfo(tz)) == datetime.fromisoformat(month_start)
+
+
+async def test_unreadable_ledger_refuses_instead_of_guessing() -> None:
+    """If today's usage cannot be read, nothing is sent: ProviderUnavailableError."""
+
+    class Broken(FakeUsage):
+        async def load(self, provider: str, day: date) -> tuple[int, int]:
+            raise StoreError("database is locked")
+
+    ledger = QuotaLedger("av", daily=25, monthly=None, backend=Broken(), clock=Clock(MARCH_14))
+    with pytest.raises(ProviderUnavailableError, match="ledger unreadable"):
+        await ledger.take()
+    assert ledger.day_used == 0
+
+
+async def test_unbudgeted_provider_counts_without_reading() -> None:
+    """No quota: usage is never read back, but every request is still written."""
+
+    class WriteOnly(FakeUsage):
+        async def load(self, provider: str, day: date) -> tuple[int, int]:
+            raise AssertionError("no budget, nothing to load")
+
+    usage = WriteOnly()
+    ledger = QuotaLedger("yahoo", daily=None, monthly=None, backend=usage, clock=Clock(MARCH_14))
+    for _ in range(3):
+        await ledger.take()
+    assert usage.rows == {("yahoo", date(2026, 3, 14)): 3}

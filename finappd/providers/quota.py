@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from finappd.errors import FinappdError, QuotaExhaustedError
+from finappd.errors import FinappdError, ProviderUnavailableError, QuotaExhaustedError
 
 __all__ = ["QuotaLedger", "UsageBackend", "next_day_start", "next_month_start"]
 
@@ -109,7 +109,11 @@ class QuotaLedger:
         return next_day_start(now, self.tz)
 
     async def refresh(self) -> None:
-        """Load the current day's usage (a new day starts from what SQLite holds)."""
+        """Load the current day's usage (a new day starts from what SQLite holds).
+
+        Without a daily or monthly budget nothing needs loading: requests are still
+        counted in SQLite (for ``finappd status``), but never refused.
+        """
         today = self.today()
         if self.day == today:
             return
@@ -117,8 +121,15 @@ class QuotaLedger:
             if self.day == today:
                 return
             day_used = month_used = 0
-            if self.backend is not None:
-                day_used, month_used = await self.backend.load(self.provider, today)
+            budgeted = self.daily is not None or self.monthly is not None
+            if self.backend is not None and budgeted:
+                try:
+                    day_used, month_used = await self.backend.load(self.provider, today)
+                except FinappdError as exc:
+                    # Unknown usage must not mean "nothing spent": send nothing, say why.
+                    raise ProviderUnavailableError(
+                        f"{self.provider}: quota ledger unreadable: {exc}", provider=self.provider
+                    ) from exc
             if self.day is not None and self.day.month == today.month:
                 # Same month: increments still pending from yesterday are not in SQLite yet.
                 month_used = max(month_used, self.month_used)
