@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ import pytest
 
 from finappd.cli import main
 from finappd.config import Settings, load_settings
+from finappd.providers import PROVIDER_KINDS
 from finappd.providers.usage import effective_limits_report, format_usage, usage_report
 from finappd.status import print_status
 from finappd.store import Store
@@ -106,3 +108,49 @@ def test_status_shows_usage_in_text_and_json(
     assert print_status(settings, as_json=True) == 0
     data = json.loads(capsys.readouterr().out)
     assert {r["provider"]: r["requests"] for r in data["usage"]}["av"] == 4
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _limits_section() -> str:
+    """The README's 'Provider limits, quotas and fallback' section."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("### Provider limits, quotas and fallback")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_readme_limits_table_matches_the_declared_defaults() -> None:
+    """Every registered kind has a README row equal to its declared default limits."""
+    rows = {}
+    for line in _limits_section().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if line.startswith("| `"):
+            rows[cells[0].strip("`")] = cells[1:]
+    assert set(rows) == set(PROVIDER_KINDS)
+    for kind, cls in PROVIDER_KINDS.items():
+        d = cls.default_limits.describe()
+        expected = [
+            str(d["max_concurrency"]),
+            ", ".join(d["rates"]) or "-",
+            str(d["daily_quota"] or "-"),
+            str(d["monthly_quota"] or "-"),
+            d["quota_reset"].removeprefix("00:00 "),
+        ]
+        assert rows[kind] == expected, kind
+
+
+def test_readme_limits_example_config_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's limits example is a valid config (keys from the environment)."""
+    [block] = re.findall(r"```toml\n(.*?)```", _limits_section(), flags=re.DOTALL)
+    monkeypatch.setenv("FINAPPD_PROVIDERS__AV__API_KEY", "k")
+    monkeypatch.setenv("FINAPPD_PROVIDERS__STOOQ__API_KEY", "k")
+    path = tmp_path / "finappd.toml"
+    path.write_text(block, encoding="utf-8")
+    settings = load_settings(path)
+    assert settings.flow("eod").fallback == ["stooq", "av"]
+    report = effective_limits_report(settings)
+    assert report["av"]["daily_quota"] == 25
+    assert report["yahoo"]["rates"] == ["1/second", "60/minute"]
