@@ -549,3 +549,28 @@ async def test_connection_error_kind_is_connection(
     with pytest.raises(ProviderConnectionError) as info:
         await make_verdict_probe(retries=1).fetch("/x")
     assert info.value.kind == "connection"
+
+
+async def test_classifier_crash_during_a_probe_frees_the_probe(
+    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
+) -> None:
+    """A classifier that raises on the half-open probe leaves the next caller free to probe."""
+    provider = make_verdict_probe(retries=0, circuit_threshold=1, circuit_cooldown="10ms")
+    mocked.get(f"{BASE}/x", status=503, body="down")
+    mocked.get(f"{BASE}/x", status=200, body="CRASH")
+    mocked.get(f"{BASE}/x", status=200, body="ok")
+    with pytest.raises(BadResponseError):
+        await provider.fetch("/x")
+    await asyncio.sleep(0.02)
+    original = provider.classify
+
+    def crash(response: Response) -> Classified:
+        if response.text == "CRASH":
+            raise RuntimeError("classifier bug")
+        return original(response)
+
+    provider.classify = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        await provider.fetch("/x")
+    assert (await provider.fetch("/x")).text == "ok"
+    assert provider.breaker.state == "closed"

@@ -219,13 +219,8 @@ class Politeness:
     def _refuse(self, symbol: str | None) -> None:
         """Fail fast, sending nothing, while disabled, parked or the breaker is open."""
         if self.disabled is not None:
-            raise self._fail(
-                AuthError(
-                    f"{self.name}: disabled for this run after its key was refused",
-                    provider=self.name,
-                    symbol=symbol,
-                )
-            )
+            message = f"{self.name}: disabled for this run after its key was refused"
+            raise self._fail(AuthError(message, provider=self.name, symbol=symbol))
         if self.parked_until is not None:
             if self.ledger.clock() < self.parked_until:
                 raise self._fail(
@@ -306,7 +301,11 @@ class Politeness:
                 raise
         finally:
             self.semaphore.release()
-        classified = self.classify(response)
+        try:
+            classified = self.classify(response)
+        except BaseException:
+            self.breaker.release()  # a classifier bug must not leave a probe claimed forever
+            raise
         if classified.verdict is Verdict.TRANSIENT:
             self.breaker.failure(classified.reason or f"HTTP {response.status}")
         else:
