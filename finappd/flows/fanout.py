@@ -7,6 +7,11 @@ sends ``lanes`` events, the fetch step (``@step(num_workers=N)``) runs one lane 
 worker, and every lane awaits ``work(lane)``, which pulls tickers from the run's
 own queue. Exactly ``N`` tickers are in flight at the workflow level, and the
 engine's cost no longer grows with the number of tickers.
+
+The last lane to finish returns the ``StopEvent`` itself: no "lane done" event per lane
+and no collecting step, which halves the engine's ticks. Each tick deep-copies state
+that grows with the lanes in flight, so this is most of the run's fixed cost
+(bench/engine.py: 50 lanes took 31 ms with a collecting step, 15 ms without).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-__all__ = ["LaneDone", "LaneEvent", "LaneWork", "LaneWorkflow", "fanout_workflow"]
+__all__ = ["LaneEvent", "LaneWork", "LaneWorkflow", "fanout_workflow"]
 
 #: What one lane does: given its number, process tickers until none are left.
 LaneWork = Callable[[int], Awaitable[None]]
@@ -30,19 +35,14 @@ class LaneEvent(Event):
     lane: int
 
 
-class LaneDone(Event):
-    """Lane ``lane`` found the work queue empty."""
-
-    lane: int
-
-
 class LaneWorkflow(Workflow):
-    """A workflow given its lane count and the work each lane does."""
+    """A workflow given its lane count and the work each lane does; one instance per run."""
 
     def __init__(self, *, lanes: int, work: LaneWork, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.lanes = lanes
         self.work = work
+        self.running = lanes  # lanes not yet finished
 
 
 @cache
@@ -50,7 +50,7 @@ def fanout_workflow(num_workers: int) -> type[LaneWorkflow]:
     """The workflow class whose fetch step runs ``num_workers`` lanes at once."""
 
     class FanOut(LaneWorkflow):
-        """Dispatch lanes, run them ``num_workers`` at a time, stop when all are done."""
+        """Dispatch lanes, run them ``num_workers`` at a time, stop when the last one is done."""
 
         @step
         async def dispatch(self, ctx: Context, ev: StartEvent) -> LaneEvent | None:
@@ -60,17 +60,11 @@ def fanout_workflow(num_workers: int) -> type[LaneWorkflow]:
             return None
 
         @step(num_workers=num_workers)
-        async def fetch(self, ev: LaneEvent) -> LaneDone:
-            """Run one lane to completion."""
+        async def fetch(self, ev: LaneEvent) -> StopEvent | None:
+            """Run one lane to completion; the last lane to finish stops the workflow."""
             await self.work(ev.lane)
-            return LaneDone(lane=ev.lane)
-
-        @step
-        async def finish(self, ctx: Context, ev: LaneDone) -> StopEvent | None:
-            """Stop once every lane has reported done."""
-            if ctx.collect_events(ev, [LaneDone] * self.lanes) is None:
-                return None
-            return StopEvent(result=self.lanes)
+            self.running -= 1
+            return StopEvent(result=self.lanes) if self.running == 0 else None
 
     FanOut.__name__ = FanOut.__qualname__ = f"FanOut{num_workers}"
     return FanOut

@@ -75,16 +75,34 @@ def _now() -> datetime:
 
 
 def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> int:
-    """Write each ticker's bars in its own transaction; record errors. Runs on the writer."""
+    """Write a batch's errors and bars in one transaction; runs on the writer thread.
+
+    One commit per batch, not per ticker: a commit costs more than a ticker's ~10 rows
+    (bench/upsert.py: 0.39x raw executemany with a commit per ticker), and the bars
+    go to SQLite in one ``write_bars`` per provider, i.e. in a few multi-row
+    statements. Every ticker's rows still land whole or not at all, and the batch's
+    outcomes are counted only once the commit is done, so a failed batch is
+    recorded as failed as a whole.
+    """
     rows = 0
     now = _now()
-    for result in results:
-        if result.error_kind is None:
-            rows += store.write_bars(result.bars, provider=result.provider, fetched_at=now)
-        else:
-            store.record_error(
-                run_id, result.symbol, result.provider, result.error_kind, result.error or "", now
-            )
+    by_provider: dict[str, list[Bar]] = {}
+    with store.transaction():
+        for result in results:
+            if result.error_kind is None:
+                by_provider.setdefault(result.provider, []).extend(result.bars)
+            else:
+                store.record_error(
+                    run_id,
+                    result.symbol,
+                    result.provider,
+                    result.error_kind,
+                    result.error or "",
+                    now,
+                )
+        # One upsert call per provider, so SQLite gets the batch's rows in few statements.
+        for provider, bars in by_provider.items():
+            rows += store.write_bars(bars, provider=provider, fetched_at=now)
     return rows
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +49,7 @@ def error_body(code: str, description: str) -> Body:
     return {"chart": {"result": None, "error": {"code": code, "description": description}}}
 
 
+@lru_cache(maxsize=4096)
 def session_open(day: date, listing: Listing) -> int:
     """Epoch seconds UTC of the session open of ``day`` in the exchange's local time."""
     return int(datetime.combine(day, listing.open_time, tzinfo=listing.tz).timestamp())

@@ -1,0 +1,144 @@
+"""Engine overhead: microseconds per ticker finappd spends above a plain client, at latency 0.
+
+Two measurements, each against its own baseline in the same run:
+
+- ``engine``: the fan-out machinery alone, in this process: ``run_flow_once`` (the
+  LlamaIndex workflow with its lanes, the bounded results queue, the writer task and
+  thread, the ``runs`` row, metrics) over a fetch that only yields to the loop, vs
+  ``asyncio.gather`` + ``Semaphore(S)`` over the same fetch. This is what the engine
+  itself costs per ticker: the methodology of the issue's engine table.
+- ``end-to-end``: ``finappd run-once`` vs the plain aiohttp client against the
+  simulator at latency 0 (bench/fanout.py at L = 0): the engine plus everything a
+  real run does per ticker that a plain fetch does not (politeness, JSON parsing,
+  bar records, SQLite upserts, logging).
+
+    python bench/engine.py              # N = 1k, 5k
+    python bench/engine.py --quick      # N = 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, cast
+
+from _common import Sim, compare, tickers, warm_up
+
+from finappd.flows import TickerResult, run_flow_once
+from finappd.logging import configure_logging
+from finappd.providers import BaseProvider
+from finappd.store import Store, Writer
+
+SIZES = (1000, 5000)
+
+
+class _NoProvider:
+    """Stands in for the provider a run reports on; the fetch below never calls it."""
+
+    name = "none"
+
+    def metrics(self) -> dict[str, Any]:
+        """No figures: nothing was requested."""
+        return {"provider": self.name}
+
+
+async def _yield_fetch(symbol: str) -> TickerResult:
+    """A fetch that costs nothing but one trip through the event loop."""
+    await asyncio.sleep(0)
+    return TickerResult(symbol, "none")
+
+
+async def plain_engine(symbols: list[str], limit: int) -> float:
+    """Seconds for gather + semaphore over ``_yield_fetch`` of every symbol."""
+    semaphore = asyncio.Semaphore(limit)
+
+    async def one(symbol: str) -> TickerResult:
+        async with semaphore:
+            return await _yield_fetch(symbol)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(s) for s in symbols))
+    return time.perf_counter() - started
+
+
+async def finappd_engine(symbols: list[str], limit: int, db: Path) -> float:
+    """Seconds for ``run_flow_once`` over ``_yield_fetch`` of every symbol, writer included."""
+    with Store(db) as store:
+        writer = Writer(store)
+        try:
+            started = time.perf_counter()
+            summary = await run_flow_once(
+                flow="bench",
+                trigger="manual",
+                tickers=symbols,
+                num_workers=limit,
+                deadline=600,
+                fetch=_yield_fetch,
+                providers=[cast(BaseProvider, _NoProvider())],
+                store=store,
+                writer=writer,
+            )
+            elapsed = time.perf_counter() - started
+        finally:
+            writer.close()
+    if summary.tickers_ok != len(symbols):
+        raise RuntimeError(f"engine run was {summary}")
+    return elapsed
+
+
+def engine_only(sizes: list[int], limit: int, repeat: int, workdir: Path) -> None:
+    """Print the engine-only figures for each size."""
+    # The run's own log lines are rendered as in the daemon, but not shown here.
+    configure_logging("info", "json", stream=open(os.devnull, "w"))  # noqa: SIM115
+    # One untimed run first: building the workflow class and first-use caches is start-up.
+    asyncio.run(finappd_engine(tickers(limit), limit, workdir / "engine-warm-up.sqlite3"))
+    for n in sizes:
+        symbols = tickers(n)
+        plain = finappd = float("inf")
+        for i in range(repeat):
+            gc.collect()
+            plain = min(plain, asyncio.run(plain_engine(symbols, limit)))
+            gc.collect()
+            db = workdir / f"engine-{n}-{i}.sqlite3"
+            finappd = min(finappd, asyncio.run(finappd_engine(symbols, limit, db)))
+        print(
+            f"engine part=engine-only n={n} limit={limit} plain_s={plain:.4f} "
+            f"finappd_s={finappd:.4f} ratio={finappd / plain:.2f} "
+            f"overhead_us_per_ticker={(finappd - plain) / n * 1e6:.1f}",
+            flush=True,
+        )
+
+
+def main() -> int:
+    """Run the engine-overhead benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated N")
+    parser.add_argument("--limit", type=int, default=50, help="S = num_workers")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--quick", action="store_true", help="N = 200, once")
+    args = parser.parse_args()
+    sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
+    repeat = 1 if args.quick else args.repeat
+    print(f"# engine overhead: L = 0, S = {args.limit}, best of {repeat}")
+    with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
+        engine_only(sizes, args.limit, repeat, Path(tmp))
+        with Sim(latency=0.0, max_concurrency=args.limit) as sim:
+            warm_up(sim, max(sizes), args.limit)
+            for n in sizes:
+                c = compare(sim, Path(tmp), n, limit=args.limit, repeat=repeat)
+                print(
+                    f"engine part=end-to-end n={n} limit={args.limit} "
+                    f"plain_s={c.plain.wall_s:.4f} finappd_s={c.finappd.duration_s:.4f} "
+                    f"ratio={c.ratio:.2f} overhead_us_per_ticker={c.overhead_us:.1f}",
+                    flush=True,
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Idle daemon: start-up time to READY=1, then CPU per hour and RSS with nothing due.
+
+``finappd run`` with two cron flows far in the future, ``$NOTIFY_SOCKET`` pointing at
+a datagram socket this script owns (start-up is timed from spawn to ``READY=1``) and
+``$WATCHDOG_USEC`` as the shipped unit sets it (pings every 30 s). CPU is read from
+``/proc/<pid>/task/*/schedstat`` (nanoseconds, every thread) over the measuring window
+and extrapolated to an hour. The baseline is a bare ``python`` idling in ``asyncio``:
+its start-up, CPU per hour and RSS, measured the same way in the same run.
+
+    python bench/idle.py               # 25 s window
+    python bench/idle.py --quick       # 0.5 s window
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import tickers, write_config
+
+CRON_FAR_AWAY = "0 3 1 1 *"  # 03:00 on January 1st
+IDLE_PYTHON = "import asyncio, os; os.write(1, b'up\\n'); asyncio.run(asyncio.sleep(86400))"
+
+
+def cpu_ns(pid: int) -> int:
+    """CPU time of every thread of ``pid`` so far, in nanoseconds."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread just exited
+            total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    """Resident set size of ``pid`` now, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def idle_figures(pid: int, window: float) -> tuple[float, float]:
+    """CPU seconds per hour over ``window`` seconds, and RSS at the end, of ``pid``."""
+    before = cpu_ns(pid)
+    time.sleep(window)
+    used = (cpu_ns(pid) - before) / 1e9
+    return used / window * 3600, rss_mb(pid)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM ``proc`` and wait for it (SIGKILL after 20 s)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def baseline(window: float, settle: float) -> tuple[float, float, float]:
+    """Start-up, CPU s/h and RSS MB of a bare python idling in asyncio."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", IDLE_PYTHON], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        up = time.perf_counter() - started
+        time.sleep(settle)
+        cpu, rss = idle_figures(proc.pid, window)
+    finally:
+        stop(proc)
+    return up, cpu, rss
+
+
+def daemon(workdir: Path, window: float, settle: float) -> tuple[float, float, float, int]:
+    """Start-up to READY=1, CPU s/h and RSS MB of ``finappd run``; and its exit code."""
+    config = write_config(
+        workdir,
+        "http://127.0.0.1:9",  # never contacted: nothing is due
+        {"eod": tickers(500), "eod-eu": tickers(500)},
+        limit=4,
+        workers=8,
+        cron=CRON_FAR_AWAY,
+    )
+    notify_path = workdir / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(notify_path))
+        notify.settimeout(30)
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "60000000"}
+        argv = [sys.executable, "-m", "finappd", "--config", str(config), "run"]
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            while not notify.recv(4096).startswith(b"READY=1"):
+                pass
+            ready = time.perf_counter() - started
+            time.sleep(settle)
+            cpu, rss = idle_figures(proc.pid, window)
+        finally:
+            stop(proc)
+    if proc.returncode != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise RuntimeError(f"finappd run exited {proc.returncode}: {err[-2000:]}")
+    return ready, cpu, rss, proc.returncode
+
+
+def main() -> int:
+    """Run the idle benchmark and print its figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--window", type=float, default=25.0, help="seconds of idle measured")
+    parser.add_argument("--quick", action="store_true", help="0.5 s window")
+    args = parser.parse_args()
+    window, settle = (0.5, 0.2) if args.quick else (args.window, 2.0)
+    print(f"# idle: two cron flows far away, {window:g} s window after {settle:g} s settling")
+    with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
+        base_up, base_cpu, base_rss = baseline(window, settle)
+        print(
+            f"idle process=python-asyncio startup_s={base_up:.3f} cpu_s_per_h={base_cpu:.4f} "
+            f"rss_mb={base_rss:.1f}",
+            flush=True,
+        )
+        ready, cpu, rss, _ = daemon(Path(tmp), window, settle)
+        print(
+            f"idle process=finappd-run ready_s={ready:.3f} cpu_s_per_h={cpu:.4f} "
+            f"rss_mb={rss:.1f} ready_ratio={ready / base_up:.2f} rss_ratio={rss / base_rss:.2f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Upsert: rows/s of finappd's store path vs raw ``sqlite3.executemany`` of the same statement.
+
+100k daily bars (10k symbols x 10 days) upserted into a table already holding the
+first 5 days of every symbol, so half the rows are new and half are updates; the
+same file settings for every path (WAL, ``synchronous=NORMAL``, finappd's schema).
+
+- ``raw``: one ``executemany`` of prebuilt positional tuples in one transaction (the floor);
+- ``write_bars``: ``Store.write_bars`` once with all 100k ``Bar`` records;
+- ``run-writer``: what a run's writer does with results: ``_write_results`` over batches of
+  100 tickers (each batch one call on the writer thread), from ``TickerResult`` records.
+
+    python bench/upsert.py              # 100k rows, best of 3
+    python bench/upsert.py --quick      # 2k rows, once
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from finappd.flows.run import TickerResult, _write_results
+from finappd.records import Bar
+from finappd.store import Store
+from finappd.store.store import _UPSERT_BARS
+
+DAYS = 10
+BATCH = 100  # tickers per writer call: about what a 50-worker run's queue holds
+FETCHED_AT = datetime(2026, 1, 2, 22, 0, tzinfo=UTC)
+
+
+def make_bars(symbols: int) -> list[list[Bar]]:
+    """``DAYS`` bars for each of ``symbols`` symbols, grouped by symbol."""
+    first = date(2025, 6, 2)
+    return [
+        [
+            Bar(f"S{s:05d}", first + timedelta(days=d), 10.0 + d, 11 + d, 9.0, 10.5 + d, 10.4, 1e6)
+            for d in range(DAYS)
+        ]
+        for s in range(symbols)
+    ]
+
+
+def positional(bars: list[list[Bar]], provider: str = "bench") -> list[tuple[object, ...]]:
+    """The positional parameter tuples of ``bars`` for ``_UPSERT_BARS``."""
+    fetched = FETCHED_AT.isoformat()
+    return [
+        (
+            b.symbol,
+            b.interval,
+            b.ts_text(),
+            b.open,
+            b.high,
+            b.low,
+            b.close,
+            b.adj_close,
+            b.volume,
+            provider,
+            fetched,
+        )
+        for group in bars
+        for b in group
+    ]
+
+
+def prepared(path: Path, bars: list[list[Bar]]) -> None:
+    """Create finappd's schema at ``path`` and load the first half of every symbol's bars."""
+    Store(path).open().close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("BEGIN")
+    conn.executemany(_UPSERT_BARS, positional([group[: DAYS // 2] for group in bars], "old"))
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def time_raw(path: Path, bars: list[list[Bar]]) -> float:
+    """Seconds for one positional ``executemany`` of every row in one transaction."""
+    rows = positional(bars)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    started = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(_UPSERT_BARS, rows)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def time_write_bars(path: Path, bars: list[list[Bar]]) -> float:
+    """Seconds for ``Store.write_bars`` of every bar in one call."""
+    flat = [b for group in bars for b in group]
+    with Store(path) as store:
+        started = time.perf_counter()
+        store.write_bars(flat, provider="bench", fetched_at=FETCHED_AT)
+        return time.perf_counter() - started
+
+
+def time_run_writer(path: Path, bars: list[list[Bar]]) -> float:
+    """Seconds for ``_write_results`` over batches of ``BATCH`` tickers, as a run writes."""
+    results = [TickerResult(group[0].symbol, "bench", bars=group) for group in bars]
+    with Store(path) as store:
+        run_id = store.start_run("bench", "manual", len(results), FETCHED_AT)
+        started = time.perf_counter()
+        for i in range(0, len(results), BATCH):
+            _write_results(store, run_id, results[i : i + BATCH])
+        return time.perf_counter() - started
+
+
+def best(
+    timer: Callable[[Path, list[list[Bar]]], float],
+    workdir: Path,
+    bars: list[list[Bar]],
+    repeat: int,
+) -> float:
+    """The fastest of ``repeat`` timings, each on a freshly prepared database."""
+    times = []
+    for i in range(repeat):
+        path = workdir / f"{timer.__name__}-{i}.sqlite3"
+        prepared(path, bars)
+        times.append(timer(path, bars))
+    return min(times)
+
+
+def main() -> int:
+    """Run the upsert benchmark and print one line per path."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows upserted (x10 bars)")
+    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--quick", action="store_true", help="2k rows, once")
+    args = parser.parse_args()
+    rows, repeat = (2000, 1) if args.quick else (args.rows, args.repeat)
+    bars = make_bars(rows // DAYS)
+    total = sum(len(g) for g in bars)
+    print(
+        f"# upsert: {total} rows, half new, half updates; WAL, synchronous=NORMAL; best of {repeat}"
+    )
+    with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
+        raw = best(time_raw, Path(tmp), bars, repeat)
+        print(f"upsert path=raw rows={total} s={raw:.3f} rows_per_s={total / raw:.0f} ratio=1.000")
+        for name, timer in (("write_bars", time_write_bars), ("run-writer", time_run_writer)):
+            took = best(timer, Path(tmp), bars, repeat)
+            print(
+                f"upsert path={name} rows={total} s={took:.3f} rows_per_s={total / took:.0f} "
+                f"ratio={raw / took:.3f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
