@@ -4,11 +4,18 @@ Every write method runs in one ``BEGIN IMMEDIATE`` transaction, so its rows land
 or not at all, and a second writer (another process) waits up to ``busy_timeout``
 instead of failing. The connection may be used from a thread other than the one that
 opened it, but only from one thread at a time: in the daemon, ``Writer``'s thread.
+
+A read-write store holds a shared ``flock`` on ``<db>.lock`` while open, which the
+kernel drops when the process dies, even by ``kill -9``. A run left ``running`` is a
+crash's leftover only when no other process holds that lock: ``finappd run-once``
+started by hand beside the daemon must not mark the daemon's live run ``interrupted``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +23,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import IO, Any, Literal, Self
 
 from finappd.errors import StoreError
 from finappd.records import Bar
@@ -89,6 +96,15 @@ FROM (
 WHERE n = 1
 """
 
+#: A WAL file past this size after a commit is checkpointed and truncated, so that readers
+#: who are always reading cannot make it grow without bound (checkpoint starvation).
+WAL_LIMIT = 16 * 2**20
+#: How long (ms) that checkpoint waits for readers: the writer must not stall behind a query.
+_WAL_WAIT_MS = 250
+#: Checkpoint passes per try, and seconds before a try that readers kept busy is repeated.
+_WAL_PASSES = 3
+_WAL_RETRY_S = 1.0
+
 _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
 
 
@@ -144,6 +160,8 @@ class Store:
         self.readonly = False
         self.schema_version: int | None = None
         self._conn: sqlite3.Connection | None = None
+        self._lock: IO[bytes] | None = None
+        self._wal_retry_at = 0.0  # time.monotonic() before which no checkpoint is tried
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "read-only" if self.readonly else "open"
@@ -184,6 +202,8 @@ class Store:
             conn.close()
             raise
         self._conn, self.readonly = conn, readonly
+        if not readonly:
+            self._lock = self._hold_lock()
         return self
 
     def _prepare(self, conn: sqlite3.Connection, *, readonly: bool) -> int:
@@ -211,6 +231,9 @@ class Store:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()  # releases the flock
         try:
             if not self.readonly:
                 conn.execute("PRAGMA optimize")
@@ -245,6 +268,36 @@ class Store:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            self._bound_wal(conn)
+
+    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+        """After a commit, checkpoint and truncate a WAL file grown past ``WAL_LIMIT``.
+
+        SQLite's own (passive) checkpoint can only rewind the WAL at a moment when no
+        reader is using it; a reader querying in a loop may never leave such a moment.
+        ``TRUNCATE`` waits (briefly) for the readers' current transactions instead.
+        """
+        try:
+            size = self.path.with_name(self.path.name + "-wal").stat().st_size
+        except OSError:
+            return
+        if size < WAL_LIMIT or time.monotonic() < self._wal_retry_at:
+            return
+        busy = 1
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_WAL_WAIT_MS:d}")
+            # The first pass copies what the oldest reader's snapshot allows; readers that
+            # began meanwhile no longer need the WAL, so a second pass usually completes.
+            for _ in range(_WAL_PASSES):
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                if not busy:
+                    break
+        except sqlite3.Error:
+            busy = 1
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000):d}")
+        if busy:  # a reader's snapshot still needed the WAL: try again a little later
+            self._wal_retry_at = time.monotonic() + _WAL_RETRY_S
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -257,13 +310,44 @@ class Store:
         with self._guard("pragmas") as conn:
             return {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in _PRAGMAS}
 
+    def _hold_lock(self) -> IO[bytes] | None:
+        """Take a shared flock on ``<db>.lock`` for as long as the store is open."""
+        try:
+            lock = self.path.with_name(self.path.name + ".lock").open("ab")
+        except OSError:
+            return None  # e.g. a read-only directory: nothing can be written there anyway
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        return lock
+
+    def _alone(self) -> bool:
+        """Whether no other process has this store open read-write (upgrades the lock)."""
+        if self._lock is None:
+            return True  # cannot tell; behave as before locks existed
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # A refused upgrade drops the shared lock (flock(2)): take it again.
+            fcntl.flock(self._lock, fcntl.LOCK_SH)
+            return False
+        return True
+
     def mark_interrupted(self, now: datetime) -> int:
-        """Mark every run still ``running`` (left by a crash) ``interrupted``; return how many."""
-        with self._write("mark_interrupted") as conn:
-            cursor = conn.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'",
-                (_utc_text(now),),
-            )
+        """Mark runs a crashed process left ``running`` as ``interrupted``; return how many.
+
+        Nothing is marked while another process has the store open: its runs are alive.
+        """
+        if not self._alone():
+            return 0
+        try:
+            with self._write("mark_interrupted") as conn:
+                cursor = conn.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_at = ? "
+                    "WHERE status = 'running'",
+                    (_utc_text(now),),
+                )
+        finally:
+            if self._lock is not None:
+                fcntl.flock(self._lock, fcntl.LOCK_SH)
         return cursor.rowcount
 
     def start_run(self, flow: str, trigger: str, tickers_total: int, now: datetime) -> int:
