@@ -79,13 +79,15 @@ class DaemonLog:
         self.stream = stream
         self.events: list[dict[str, Any]] = []
 
-    async def wait_for(self, event: str, within: float = 60, **fields: Any) -> dict[str, Any]:
-        """The first line (already read or coming) with this ``event`` and ``fields``."""
+    async def wait_for(
+        self, event: str, within: float = 60, after: int = 0, **fields: Any
+    ) -> dict[str, Any]:
+        """The first line from index ``after`` on (read or coming) with ``event`` and ``fields``."""
 
         def match(line: dict[str, Any]) -> bool:
             return line.get("event") == event and all(line.get(k) == v for k, v in fields.items())
 
-        for line in self.events:
+        for line in self.events[after:]:
             if match(line):
                 return line
         async with asyncio.timeout(within):

@@ -363,3 +363,33 @@ async def test_run_once_process_exits_by_run_status(
     summary = json.loads(out.decode().splitlines()[-1])
     assert (summary["status"], summary["tickers_failed"]) == (status, faulty)
     assert summary["failures"] == {"bad_response": faulty}
+
+
+async def test_a_bug_met_by_one_ticker_fails_only_that_ticker(
+    tmp_path: Path, sim_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fetch raising an unexpected exception for one ticker records it as crashed, with the
+    exception, and every other ticker still lands."""
+    from finappd.flows import build_fetch as original
+
+    def build_fetch(*args: Any, **kwargs: Any) -> Any:
+        fetch = original(*args, **kwargs)
+
+        async def buggy(symbol: str) -> Any:
+            if symbol == "BOOM":
+                raise KeyError("surprise")
+            return await fetch(symbol)
+
+        return buggy
+
+    monkeypatch.setattr("finappd.runtime.build_fetch", build_fetch)
+    sim = await sim_server()
+    assert sim.url is not None
+    tickers = ["A1", "BOOM", "A2", "A3"]
+    async with Runtime(settings_for(tmp_path, sim.url, tickers)) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+    stored, errors, runs = outcome(tmp_path / "faults.sqlite3")
+    assert stored == {"A1", "A2", "A3"}
+    assert errors == {"BOOM": ("crashed", "KeyError: 'surprise'")}
+    assert runs == [("partial", 3, 1)]
+    assert summary.failures == {"crashed": 1}
