@@ -8,11 +8,13 @@ import random
 import signal
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from finappd.sim import SimConfig, SimStats
+from finappd.store import Store
 from tests.conftest import MakeServer
 from tests.procs import (
     DaemonLog,
@@ -238,3 +240,18 @@ async def test_sigterm_lets_a_run_finish_within_grace(
     assert "daemon.cancelled_runs" not in {e["event"] for e in await log.drain()}
     assert runs(db) == [(1, "ok", len(tickers), 0)]
     assert set(assert_batches_whole(db, LOOKBACK, started, symbols=tickers)) == set(tickers)
+
+
+def test_a_live_process_runs_are_never_taken_for_a_crash(tmp_path: Path) -> None:
+    """While another store (process) has the file open, its running run is left alone; once
+    it is gone (closed, or killed: the kernel drops its lock), the run is marked interrupted."""
+    db = tmp_path / "lock.sqlite3"
+    now = datetime.now(UTC)
+    live = Store(db).open()
+    run_id = live.start_run("eod", "schedule", 3, now)
+    with Store(db).open() as other:
+        assert other.mark_interrupted(now) == 0
+        assert [r.status for r in other.last_runs()] == ["running"]
+        live.close()
+        assert other.mark_interrupted(now) == 1
+        assert [(r.id, r.status) for r in other.last_runs()] == [(run_id, "interrupted")]
