@@ -157,10 +157,11 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
     history = runs(db)
     assert history[-1][1:] == ("ok", len(TICKERS), 0)
     earlier = [status for _, status, _, _ in history[:-1]]
-    assert "running" not in earlier
-    assert earlier.count("ok") == finished_alone
-    assert earlier.count("interrupted") == len(earlier) - finished_alone
-    assert earlier.count("interrupted") >= killed // 2  # most kills came after start_run
+    # A killed run is interrupted; one killed after its run was recorded (while closing
+    # down) stays ok. Nothing is left running.
+    assert set(earlier) <= {"ok", "interrupted"}
+    assert earlier.count("ok") >= finished_alone
+    assert earlier.count("interrupted") >= killed // 2  # most kills came mid-run
 
 
 async def test_sigterm_mid_run_cancels_within_grace_and_keeps_batches_whole(
