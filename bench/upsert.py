@@ -61,6 +61,8 @@ def positional(bars: list[list[Bar]], provider: str = "bench") -> list[tuple[obj
             b.volume,
             provider,
             fetched,
+            int(b.provisional),
+            None,
         )
         for group in bars
         for b in group

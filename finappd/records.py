@@ -3,7 +3,8 @@
 Prices are ``float`` because SQLite stores REAL and every reader (pandas, the
 app) works in floats; providers that send decimal strings are parsed once.
 A daily bar's ``ts`` is the exchange-local trading ``date``; an intraday bar's
-``ts`` is a tz-aware UTC ``datetime``.
+``ts`` is a tz-aware UTC ``datetime``. ``provisional`` marks a bar of a session that
+was still open when it was fetched: its numbers will change until the close.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Bar:
     adj_close: float | None
     volume: float | None
     interval: str = "1d"
+    provisional: bool = False
 
     def ts_text(self) -> str:
         """``YYYY-MM-DD`` for a daily bar, ISO-8601 UTC for an intraday one."""

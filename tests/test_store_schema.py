@@ -42,12 +42,55 @@ def test_empty_database_is_migrated_to_current_version(tmp_path: Path) -> None:
     assert objects(path) == [
         ("index", "ix_fetch_errors_run_id"),
         ("index", "ix_runs_flow_started_at"),
+        ("table", "backfill_chunks"),
         ("table", "bars"),
+        ("table", "dividends"),
         ("table", "fetch_errors"),
+        ("table", "fx_rates"),
         ("table", "provider_usage"),
+        ("table", "quotes"),
         ("table", "runs"),
+        ("table", "splits"),
         ("view", "latest_close"),
+        ("view", "latest_quote"),
     ]
+
+
+def test_v2_database_with_bars_is_migrated_to_v3(tmp_path: Path) -> None:
+    """A v2 database keeps its bars, which read provisional 0 and adjustment NULL after v3."""
+    path = tmp_path / "v2.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for step in schema.MIGRATIONS[:2]:
+        step(conn)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO bars (symbol, interval, ts, close, provider, fetched_at) "
+        "VALUES ('AAPL', '1d', '2025-03-10', 1.5, 'yahoo', '2025-03-10T21:00:00+00:00')"
+    )
+    conn.close()
+    with Store(path) as store:
+        assert store.schema_version == 3
+        bar = Bar("MSFT", date(2025, 3, 10), None, None, None, 2.0, None, None, provisional=True)
+        store.write_bars([bar], provider="yahoo", fetched_at=NOW, adjustment="split")
+    assert query(path, "SELECT symbol, close, provisional, adjustment FROM bars ORDER BY 1") == [
+        ("AAPL", 1.5, 0, None),
+        ("MSFT", 2.0, 1, "split"),
+    ]
+
+
+def test_latest_quote_view_returns_newest_quote_per_symbol(tmp_path: Path) -> None:
+    """latest_quote has one row per symbol: its quote with the newest ts."""
+    path = tmp_path / "quotes.db"
+    with Store(path):
+        pass
+    conn = sqlite3.connect(path)
+    conn.executemany(
+        "INSERT INTO quotes (symbol, ts, price, provider, fetched_at) VALUES (?, ?, ?, 'y', 'x')",
+        [("A", "2025-03-10T14:00:00+00:00", 1.0), ("A", "2025-03-10T14:05:00+00:00", 2.0)],
+    )
+    conn.commit()
+    conn.close()
+    assert query(path, "SELECT symbol, price FROM latest_quote") == [("A", 2.0)]
 
 
 def test_current_database_is_left_untouched(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ NOW = datetime(2026, 3, 14, 21, 30, tzinfo=UTC)
 
 
 def test_v1_database_gains_provider_usage_and_keeps_its_bars(tmp_path: Path) -> None:
-    """A version-1 database with bars is migrated to v2: provider_usage added, bars kept."""
+    """A version-1 database with bars is migrated forward: provider_usage added, bars kept."""
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -26,7 +26,7 @@ def test_v1_database_gains_provider_usage_and_keeps_its_bars(tmp_path: Path) -> 
     finally:
         conn.close()
     with Store(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION
         assert store.bar_counts() == {"AAPL": 1}
         assert store.usage("yahoo", "2026-03-14") == (0, 0)
 

@@ -25,6 +25,7 @@ from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.quality import screen
 from finappd.records import Bar
+from finappd.store.tables import CLOSE_ADJUSTMENT
 
 __all__ = ["daily_bars_fetch", "lookback_range"]
 
@@ -63,7 +64,8 @@ def daily_bars_fetch(providers: Sequence[BaseProvider], start: date, end: date) 
                     provider=provider.name,
                     after=[f"{f.provider}: {f.kind}" for f in failures],
                 )
-            return TickerResult(symbol, provider.name, bars=bars)
+            adjustment = CLOSE_ADJUSTMENT.get(provider.kind)
+            return TickerResult(symbol, provider.name, bars=bars, adjustment=adjustment)
         # The primary's failure names the ticker's problem; the others follow in the text.
         first = failures[0]
         message = "; then ".join(str(f) for f in failures)

@@ -3,7 +3,9 @@
 ``MIGRATIONS[n]`` takes a database from version ``n`` to ``n + 1``. Each step runs in
 its own ``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump, so a
 crash leaves the database at a whole version. Steps are append-only: a change to the
-table classes in ``tables.py`` needs a new step, never an edit of an old one.
+table classes in ``tables.py`` needs a new step, never an edit of an old one. A step
+that changes a table an older step created from its class freezes that older step's
+DDL as text first (v1's ``bars``, since v3 added columns to ``BarTable``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,33 @@ import sqlite3
 from collections.abc import Callable
 
 from finappd.errors import StoreError
-from finappd.store.tables import VIEWS_DDL, tables_ddl
+from finappd.store.tables import LATEST_QUOTE_DDL, VIEWS_DDL, tables_ddl
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
 
 
+#: ``bars`` as version 1 created it (v3 added ``provisional`` and ``adjustment``).
+_BARS_V1 = """
+CREATE TABLE bars (
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    open REAL,
+    high REAL,
+    low REAL,
+    close REAL NOT NULL,
+    adj_close REAL,
+    volume REAL,
+    provider TEXT NOT NULL,
+    fetched_at TEXT NOT NULL,
+    PRIMARY KEY (symbol, interval, ts)
+)
+"""
+
+
 def _create_v1(conn: sqlite3.Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
-    for statement in (*tables_ddl("bars", "runs", "fetch_errors"), *VIEWS_DDL):
+    for statement in (_BARS_V1, *tables_ddl("runs", "fetch_errors"), *VIEWS_DDL):
         conn.execute(statement)
 
 
@@ -29,10 +50,20 @@ def _add_provider_usage_v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _add_market_data_v3(conn: sqlite3.Connection) -> None:
+    """Version 3: bars.provisional and bars.adjustment, corporate actions, quotes, FX, backfill."""
+    conn.execute("ALTER TABLE bars ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE bars ADD COLUMN adjustment TEXT")
+    names = ("dividends", "splits", "quotes", "fx_rates", "backfill_chunks")
+    for statement in (*tables_ddl(*names), LATEST_QUOTE_DDL):
+        conn.execute(statement)
+
+
 #: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_v1,
     _add_provider_usage_v2,
+    _add_market_data_v3,
 )
 
 #: The schema version this code reads and writes.

@@ -34,19 +34,21 @@ __all__ = ["RunRow", "Store"]
 
 _UPSERT_BARS_INTO = """
 INSERT INTO bars (
-    symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at
+    symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at,
+    provisional, adjustment
 ) VALUES """
-_UPSERT_BARS_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_BARS_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_BARS_ON_CONFLICT = """
 ON CONFLICT (symbol, interval, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     adj_close = excluded.adj_close, volume = excluded.volume,
-    provider = excluded.provider, fetched_at = excluded.fetched_at
+    provider = excluded.provider, fetched_at = excluded.fetched_at,
+    provisional = excluded.provisional, adjustment = excluded.adjustment
 """
 #: The single-row upsert (what ``bench/upsert.py`` runs raw, with ``executemany``).
 _UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + _UPSERT_BARS_ON_CONFLICT
-_BAR_PARAMS = 11
-#: Most rows one upsert statement carries (11 parameters each).
+_BAR_PARAMS = 13
+#: Most rows one upsert statement carries (13 parameters each).
 _UPSERT_CHUNK = 256
 
 
@@ -383,8 +385,18 @@ class Store:
             if cursor.rowcount != 1:
                 raise StoreError(f"finish_run on {self.path}: no run with id {run_id}")
 
-    def write_bars(self, bars: Sequence[Bar], *, provider: str, fetched_at: datetime) -> int:
+    def write_bars(
+        self,
+        bars: Sequence[Bar],
+        *,
+        provider: str,
+        fetched_at: datetime,
+        adjustment: str | None = None,
+    ) -> int:
         """Upsert ``bars`` in one transaction, up to 256 rows per statement; return rows written.
+
+        ``adjustment`` is the basis of the bars' OHLC (``bars.adjustment``, see
+        ``finappd.store.tables``); each bar's ``provisional`` flag is stored as 0/1.
 
         Multi-row ``VALUES`` rather than ``executemany``: sqlite3 releases and retakes
         the GIL around every statement step, i.e. per row with ``executemany``, and on
@@ -396,7 +408,7 @@ class Store:
         params: list[object] = []
         for b in bars:
             params += (b.symbol, b.interval, b.ts_text(), b.open, b.high, b.low, b.close)
-            params += (b.adj_close, b.volume, provider, fetched)
+            params += (b.adj_close, b.volume, provider, fetched, int(b.provisional), adjustment)
         count = len(bars)
         with self._write(f"write_bars of {count} rows from {provider}") as conn:
             done = 0

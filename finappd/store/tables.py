@@ -1,7 +1,23 @@
 """The public SQLite schema: SQLModel table classes, the reader views, and their DDL.
 
 Readers use plain SQL; these classes only define the tables (no ORM sessions are
-used for writing). Times are ISO-8601 UTC text; daily ``bars.ts`` is ``YYYY-MM-DD``.
+used for writing). Times are ISO-8601 UTC text; daily ``bars.ts`` is ``YYYY-MM-DD``
+(the exchange-local trading date, never derived from a UTC instant).
+
+Raw vs adjusted prices (schema v3, PROVIDERS.md §10.7). ``bars.open/high/low/close``
+are what the provider calls its prices, and ``bars.adjustment`` says on which basis:
+
+- ``'none'``: as traded, no adjustment (Alpha Vantage free, Tiingo ``close``);
+- ``'split'``: split-adjusted only, retroactively for every past split (Yahoo ``close``
+  -- Yahoo has no unadjusted series --, Stooq, Polygon ``adjusted=true``, Twelve Data
+  daily, Finnhub candles);
+- ``NULL``: unknown (rows written before v3, or a provider not in ``CLOSE_ADJUSTMENT``).
+
+``bars.adj_close`` is always split **and** dividend adjusted (Yahoo ``adjclose``,
+Tiingo ``adjClose``), ``NULL`` where the provider has none. Never compare closes of two
+rows with different ``adjustment``; the ``splits`` and ``dividends`` tables hold the
+events to convert between bases. ``bars.provisional`` is 1 for a bar of a session that
+was still open when it was fetched; the first run after the close replaces it with 0.
 """
 
 from __future__ import annotations
@@ -13,18 +29,38 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "CLOSE_ADJUSTMENT",
+    "LATEST_QUOTE_DDL",
     "RUN_STATUSES",
     "VIEWS_DDL",
+    "BackfillChunkTable",
     "BarTable",
+    "DividendTable",
     "FetchErrorTable",
+    "FxRateTable",
     "ProviderUsageTable",
+    "QuoteTable",
     "RunTable",
+    "SplitTable",
     "StoreModel",
     "tables_ddl",
 ]
 
 #: Every value ``runs.status`` may hold; ``running`` until the run finishes.
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled")
+
+#: ``bars.adjustment`` of each provider kind's OHLC (PROVIDERS.md §10.7 and the
+#: per-provider "Response shape" notes); a kind missing here is written as ``NULL``.
+CLOSE_ADJUSTMENT: dict[str, str] = {
+    "yahoo": "split",
+    "stooq": "split",
+    "polygon": "split",
+    "twelvedata": "split",
+    "finnhub": "split",
+    "alphavantage": "none",
+    "tiingo": "none",
+    "coingecko": "none",
+}
 
 
 class StoreModel(SQLModel, registry=registry()):
@@ -47,6 +83,9 @@ class BarTable(StoreModel, table=True):
     volume: float | None = Field(default=None, sa_type=REAL)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
+    # v3: added by ALTER TABLE, so they come last in the table's column order.
+    provisional: int = Field(default=0, sa_type=Integer, sa_column_kwargs={"server_default": "0"})
+    adjustment: str | None = Field(default=None, sa_type=Text)
 
 
 class RunTable(StoreModel, table=True):
@@ -96,6 +135,73 @@ class ProviderUsageTable(StoreModel, table=True):
     requests: int = Field(default=0, sa_type=Integer)
 
 
+class DividendTable(StoreModel, table=True):
+    """``dividends``: a cash dividend of ``amount`` per share going ex on ``ex_date``."""
+
+    __tablename__ = "dividends"
+
+    symbol: str = Field(primary_key=True, sa_type=Text)
+    ex_date: str = Field(primary_key=True, sa_type=Text)
+    amount: float = Field(sa_type=REAL)
+    currency: str | None = Field(default=None, sa_type=Text)
+    provider: str = Field(sa_type=Text)
+    fetched_at: str = Field(sa_type=Text)
+
+
+class SplitTable(StoreModel, table=True):
+    """``splits``: ``numerator``:``denominator`` on ``ex_date`` (4:1, one share became four)."""
+
+    __tablename__ = "splits"
+
+    symbol: str = Field(primary_key=True, sa_type=Text)
+    ex_date: str = Field(primary_key=True, sa_type=Text)
+    numerator: float = Field(sa_type=REAL)
+    denominator: float = Field(sa_type=REAL)
+    provider: str = Field(sa_type=Text)
+    fetched_at: str = Field(sa_type=Text)
+
+
+class QuoteTable(StoreModel, table=True):
+    """``quotes``: price snapshots over time, ``ts`` the provider's UTC instant."""
+
+    __tablename__ = "quotes"
+
+    symbol: str = Field(primary_key=True, sa_type=Text)
+    ts: str = Field(primary_key=True, sa_type=Text)
+    price: float = Field(sa_type=REAL)
+    currency: str | None = Field(default=None, sa_type=Text)
+    previous_close: float | None = Field(default=None, sa_type=REAL)
+    provider: str = Field(sa_type=Text)
+    fetched_at: str = Field(sa_type=Text)
+
+
+class FxRateTable(StoreModel, table=True):
+    """``fx_rates``: ``rate`` units of ``quote`` per ``base`` on the publisher's ``day``."""
+
+    __tablename__ = "fx_rates"
+
+    base: str = Field(primary_key=True, sa_type=Text)
+    quote: str = Field(primary_key=True, sa_type=Text)
+    day: str = Field(primary_key=True, sa_type=Text)
+    rate: float = Field(sa_type=REAL)
+    provider: str = Field(sa_type=Text)
+    fetched_at: str = Field(sa_type=Text)
+
+
+class BackfillChunkTable(StoreModel, table=True):
+    """``backfill_chunks``: one chunk of a backfill, ``[start, end]``, and how far it got."""
+
+    __tablename__ = "backfill_chunks"
+
+    flow: str = Field(primary_key=True, sa_type=Text)
+    symbol: str = Field(primary_key=True, sa_type=Text)
+    start: str = Field(primary_key=True, sa_type=Text)
+    end: str = Field(sa_type=Text)
+    status: str = Field(sa_type=Text)
+    rows: int = Field(default=0, sa_type=Integer)
+    updated_at: str = Field(sa_type=Text)
+
+
 #: Reader views. ``latest_close``'s subquery is answered from the bars primary key.
 VIEWS_DDL = (
     """
@@ -108,6 +214,15 @@ VIEWS_DDL = (
       )
     """,
 )
+
+
+#: v3 view: the newest quote per symbol, answered from the quotes primary key.
+LATEST_QUOTE_DDL = """
+CREATE VIEW latest_quote AS
+SELECT q.symbol, q.ts, q.price, q.currency, q.previous_close, q.provider
+FROM quotes AS q
+WHERE q.ts = (SELECT MAX(m.ts) FROM quotes AS m WHERE m.symbol = q.symbol)
+"""
 
 
 def tables_ddl(*names: str) -> list[str]:
