@@ -1,5 +1,5 @@
-"""Command line: ``run``, ``run-once``, ``status``, ``check-config``, ``export-snapshot``,
-``sim``, ``demo``.
+"""Command line: ``run``, ``run-once``, ``backfill``, ``status``, ``check-config``,
+``export-snapshot``, ``sim``, ``demo``.
 
 Exit codes: 0 ok; 1 a run failed (or was cancelled), or the database could not be
 read; 2 ``status --check`` found a stale flow; 3 a run was partial; 78 (EX_CONFIG)
@@ -14,7 +14,7 @@ import json
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from finappd import __version__
@@ -35,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the daemon: every flow on its schedule")
     once = sub.add_parser("run-once", help="run one flow now and print its summary as JSON")
     once.add_argument("flow")
+    back = sub.add_parser(
+        "backfill", help="fetch a flow's history in chunks (resumable) and print the run as JSON"
+    )
+    back.add_argument("flow")
+    back.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
+    back.add_argument("--end", type=_day, default=None, help="last day (default: today, UTC)")
+    back.add_argument("--tickers", nargs="+", default=None, help="only these (default: all)")
     status = sub.add_parser("status", help="each flow's health: last runs, next fire, failures")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument(
@@ -65,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _day(text: str) -> date:
+    """argparse type: a ``YYYY-MM-DD`` date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {text!r}") from exc
+
+
 def _duration(text: str) -> timedelta:
     """argparse type: a duration like ``26h`` or ``90m``."""
     try:
@@ -86,7 +101,7 @@ def _config_error(exc: ConfigError) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
     path = find_config_file(args.config)
-    if path is None and args.command in {"run", "run-once"}:
+    if path is None and args.command in {"run", "run-once", "backfill"}:
         raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
     # Absolute, so a reload re-reads the same file whatever the working directory is.
     path = None if path is None else path.absolute()
@@ -153,6 +168,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
     if args.command == "run-once":
         settings.flow(args.flow)  # a ConfigError names an unknown flow before anything opens
         return asyncio.run(_run_once(settings, args.flow))
+    if args.command == "backfill":
+        settings.flow(args.flow)
+        return asyncio.run(_backfill(settings, args))
     from finappd.scheduler import Daemon
 
     return asyncio.run(Daemon(settings, config_path=path).run())
@@ -163,6 +181,29 @@ async def _run_once(settings: Settings, flow: str) -> int:
 
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow(flow, "manual")
+    print(json.dumps(summary.as_dict()), flush=True)
+    return RUN_EXIT.get(summary.status, 1)
+
+
+async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from finappd.flows.backfill import run_backfill
+    from finappd.runtime import Runtime
+
+    flow = settings.flow(args.flow)
+    end = args.end or datetime.now(UTC).date()
+    async with Runtime(settings) as runtime:
+        chain = [runtime.providers[p] for p in (flow.provider, *flow.fallback)]
+        summary = await run_backfill(
+            flow=flow.name,
+            kind=flow.kind,
+            tickers=args.tickers or flow.tickers,
+            start=args.start,
+            end=end,
+            providers=chain,
+            store=runtime.store,
+            writer=runtime.writer,
+            num_workers=flow.num_workers,
+        )
     print(json.dumps(summary.as_dict()), flush=True)
     return RUN_EXIT.get(summary.status, 1)
 

@@ -53,9 +53,9 @@ __all__ = [
 ]
 
 EX_CONFIG = 78
-FLOW_KINDS = ("daily_bars",)
+FLOW_KINDS = ("daily_bars", "quotes", "fx", "crypto")
 #: The provider capability (``providers.base.Capability``) each flow kind needs.
-FLOW_CAPABILITIES = {"daily_bars": "daily_bars"}
+FLOW_CAPABILITIES = {"daily_bars": "daily_bars", "quotes": "quote", "fx": "fx", "crypto": "crypto"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -203,7 +203,7 @@ class FlowSettings(_Model):
     """One scheduled ingestion job."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["daily_bars"] = "daily_bars"
+    kind: Literal["daily_bars", "quotes", "fx", "crypto"] = "daily_bars"
     provider: str
     fallback: list[str] = Field(default_factory=list)  # tried in order when provider fails
     tickers: list[str] = Field(default_factory=list)

@@ -13,7 +13,8 @@ import aiohttp
 import structlog
 
 from finappd.config import ProviderSettings, Settings
-from finappd.flows import RunSummary, build_fetch, run_flow_once
+from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
+from finappd.flows.backfill import refetch_splits
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
@@ -75,21 +76,35 @@ class Runtime:
         assert self._session is not None, "the runtime is not open"
         self.providers[name] = make_provider(name, settings, self._session, usage=self.usage)
 
-    async def run_flow(self, name: str, trigger: str) -> RunSummary:
-        """Run the flow called ``name`` once, now."""
+    async def run_flow(self, name: str, trigger: str, *, now: datetime | None = None) -> RunSummary:
+        """Run the flow called ``name`` once, as of ``now`` (default: the clock's now).
+
+        New splits met on the way have their older stored history re-fetched afterwards
+        (a second run, trigger ``split-refetch``); the flow's own summary is returned.
+        """
         flow = self.settings.flow(name)
         chain = [self.providers[p] for p in (flow.provider, *flow.fallback)]
         for provider in chain:
             provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
-        return await run_flow_once(
+        splits = SplitWatch()
+        summary = await run_flow_once(
             flow=flow.name,
             trigger=trigger,
             tickers=flow.tickers,
             num_workers=flow.num_workers,
             deadline=flow.deadline.total_seconds(),
-            fetch=build_fetch(flow, chain, datetime.now(UTC)),
+            fetch=build_fetch(flow, chain, now or datetime.now(UTC), splits=splits),
             providers=chain,
             store=self.store,
             writer=self.writer,
         )
+        await refetch_splits(
+            flow=flow.name,
+            pending=splits.pending,
+            providers=chain,
+            store=self.store,
+            writer=self.writer,
+            num_workers=flow.num_workers,
+        )
+        return summary

@@ -410,12 +410,13 @@ async def test_symbol_override_replaces_the_path_symbol(
 
 
 def test_yahoo_declares_its_contract() -> None:
-    """Yahoo: kind, capabilities (bars, quote, actions), keyless, polite default limits."""
+    """Yahoo: kind, capabilities (bars, quote, actions, crypto), keyless, polite limits."""
     assert YahooProvider.kind == "yahoo"
     assert YahooProvider.capabilities == {
         Capability.DAILY_BARS,
         Capability.QUOTE,
         Capability.ACTIONS,
+        Capability.CRYPTO,
     }
     assert not YahooProvider.requires_key
     assert YahooProvider.default_limits.max_concurrency <= 2

@@ -6,16 +6,45 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from finappd.config import FlowSettings
+from finappd.flows.actions import SplitWatch
+from finappd.flows.crypto import crypto_fetch
 from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
+from finappd.flows.fx import fx_fetch
+from finappd.flows.quotes import IsOpen, quotes_fetch, weekday_open
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 
-__all__ = ["Fetch", "RunSummary", "TickerResult", "build_fetch", "run_flow_once"]
+__all__ = [
+    "Fetch",
+    "RunSummary",
+    "SplitWatch",
+    "TickerResult",
+    "build_fetch",
+    "run_flow_once",
+]
 
 
-def build_fetch(flow: FlowSettings, providers: Sequence[BaseProvider], now: datetime) -> Fetch:
-    """The per-ticker fetch for ``flow``'s kind over its provider chain (primary first)."""
+def build_fetch(
+    flow: FlowSettings,
+    providers: Sequence[BaseProvider],
+    now: datetime,
+    *,
+    splits: SplitWatch | None = None,
+    is_open: IsOpen | None = None,
+) -> Fetch:
+    """The per-ticker fetch for ``flow``'s kind over its provider chain (primary first).
+
+    ``splits`` (daily_bars) collects new splits whose history must be re-fetched;
+    ``is_open`` (quotes) says whether a ticker's market is in session.
+    """
     if flow.kind == "daily_bars":
         start, end = lookback_range(flow, now)
-        return daily_bars_fetch(providers, start, end)
+        return daily_bars_fetch(providers, start, end, actions=splits)
+    if flow.kind == "quotes":
+        return quotes_fetch(providers, now, is_open or weekday_open(flow.timezone))
+    if flow.kind == "fx":
+        start, end = lookback_range(flow, now)
+        return fx_fetch(providers, start, end)
+    if flow.kind == "crypto":
+        return crypto_fetch(flow, providers, now)
     raise AssertionError(f"unhandled flow kind {flow.kind!r}")  # config validation forbids it

@@ -21,6 +21,7 @@ import structlog
 
 from finappd.config import FlowSettings
 from finappd.errors import ProviderError
+from finappd.flows.actions import ActionsHook
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.quality import screen
@@ -43,8 +44,17 @@ def _as_ticker(bars: list[Bar], symbol: str) -> list[Bar]:
     return [b if b.symbol == symbol else dataclasses.replace(b, symbol=symbol) for b in bars]
 
 
-def daily_bars_fetch(providers: Sequence[BaseProvider], start: date, end: date) -> Fetch:
-    """A per-ticker fetch down the provider chain; failures become recorded results."""
+def daily_bars_fetch(
+    providers: Sequence[BaseProvider],
+    start: date,
+    end: date,
+    *,
+    actions: ActionsHook | None = None,
+) -> Fetch:
+    """A per-ticker fetch down the provider chain; failures become recorded results.
+
+    With ``actions``, the dividends/splits a provider's bar response carries are handed to
+    it (flows/actions.py) and written with the bars: no extra request."""
     if not providers:
         raise ValueError("a daily_bars fetch needs at least one provider")
 
@@ -52,7 +62,7 @@ def daily_bars_fetch(providers: Sequence[BaseProvider], start: date, end: date) 
         failures: list[ProviderError] = []
         for provider in providers:
             try:
-                bars = await provider.daily_bars(symbol, start, end)
+                bars, found = await provider.bars_and_actions(symbol, start, end)
                 bars = screen(_as_ticker(bars, symbol), provider.name)
             except ProviderError as exc:
                 failures.append(exc)
@@ -65,7 +75,12 @@ def daily_bars_fetch(providers: Sequence[BaseProvider], start: date, end: date) 
                     after=[f"{f.provider}: {f.kind}" for f in failures],
                 )
             adjustment = CLOSE_ADJUSTMENT.get(provider.kind)
-            return TickerResult(symbol, provider.name, bars=bars, adjustment=adjustment)
+            write = None
+            if actions is not None and found is not None:
+                write = actions(symbol, provider.name, start, found)
+            return TickerResult(
+                symbol, provider.name, bars=bars, adjustment=adjustment, write=write
+            )
         # The primary's failure names the ticker's problem; the others follow in the text.
         first = failures[0]
         message = "; then ".join(str(f) for f in failures)

@@ -45,6 +45,9 @@ class TickerResult:
     error: str | None = None
     #: The basis of the bars' OHLC (``bars.adjustment``): ``none``, ``split`` or unknown.
     adjustment: str | None = None
+    #: Rows other than bars (quotes, FX, actions, chunk status): written on the writer
+    #: thread in the batch's transaction, only when the fetch succeeded; returns rows.
+    write: Callable[[Store, datetime], int] | None = None
 
 
 #: Fetch one ticker; must not raise for a provider failure (return an error result).
@@ -94,6 +97,8 @@ def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> in
             if result.error_kind is None:
                 key = (result.provider, result.adjustment)
                 by_provider.setdefault(key, []).extend(result.bars)
+                if result.write is not None:
+                    rows += result.write(store, now)
             else:
                 store.record_error(
                     run_id,
@@ -105,9 +110,7 @@ def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> in
                 )
         # One upsert call per provider, so SQLite gets the batch's rows in few statements.
         for (provider, adjustment), bars in by_provider.items():
-            rows += store.write_bars(
-                bars, provider=provider, fetched_at=now, adjustment=adjustment
-            )
+            rows += store.write_bars(bars, provider=provider, fetched_at=now, adjustment=adjustment)
     return rows
 
 
@@ -144,7 +147,12 @@ class _Run:
         while work:
             symbol = work.popleft()
             with self.fetch_gauge.active():
-                result = await self.fetch(symbol)
+                try:
+                    result = await self.fetch(symbol)
+                except Exception as exc:  # a bug met by one ticker must not end the run
+                    log.exception("ticker.crashed", symbol=symbol)
+                    reason = f"{type(exc).__name__}: {exc}"
+                    result = TickerResult(symbol, self.provider, error_kind="crashed", error=reason)
             await self.results.put(result)
 
     async def write_loop(self) -> None:
@@ -174,6 +182,7 @@ class _Run:
         except FinappdError as exc:
             # A failed write fails these tickers but never loses the others or the run row.
             log.error("store.write_failed", error=str(exc), tickers=len(batch))
+            self.summary.error = self.summary.error or f"store: {exc}"
             batch = [
                 TickerResult(r.symbol, r.provider, error_kind="store", error=str(exc))
                 for r in batch
@@ -202,12 +211,14 @@ class _Run:
         cancelled: bool,
         elapsed: float,
         providers: Sequence[BaseProvider],
+        unreached: str = "deadline",
     ) -> None:
-        """Record tickers never reached, close the ``runs`` row, log the run's metrics."""
+        """Record tickers never reached (as ``unreached``, or ``cancelled``), close the
+        ``runs`` row, log the run's metrics."""
         summary = self.summary
         missing = [s for s in tickers if s not in self.done]
         if missing:
-            kind = "cancelled" if cancelled else "deadline"
+            kind = "cancelled" if cancelled else unreached
             await self._write(
                 [
                     TickerResult(s, self.provider, error_kind=kind, error=summary.error)
@@ -216,16 +227,23 @@ class _Run:
             )
         summary.status = "cancelled" if cancelled else _status(summary)
         summary.duration_s = round(elapsed, 3)
-        await self.writer.call(
-            self.store.finish_run,
-            summary.run_id,
-            status=summary.status,
-            tickers_ok=summary.tickers_ok,
-            tickers_failed=summary.tickers_failed,
-            rows_written=summary.rows_written,
-            error=summary.error,
-            now=_now(),
-        )
+        try:
+            await self.writer.call(
+                self.store.finish_run,
+                summary.run_id,
+                status=summary.status,
+                tickers_ok=summary.tickers_ok,
+                tickers_failed=summary.tickers_failed,
+                rows_written=summary.rows_written,
+                error=summary.error,
+                now=_now(),
+            )
+        except FinappdError as exc:
+            # The row stays 'running' until a later start marks it interrupted; say so now.
+            log.error(
+                "store.write_failed", operation="finish_run", status=summary.status, error=str(exc)
+            )
+            raise
         emit = log.info if summary.status == "ok" else log.warning
         emit("run.finished", **summary.as_dict())
         for gauge in (self.fetch_gauge, self.write_gauge):
@@ -266,7 +284,12 @@ async def run_flow_once(
 ) -> RunSummary:
     """Run one flow over ``tickers`` within ``deadline`` seconds and record it."""
     started = time.monotonic()
-    run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
+    try:
+        run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
+    except FinappdError as exc:
+        # No run row, so nothing else can record it: the log line is the record.
+        log.error("store.write_failed", flow=flow, operation="start_run", error=str(exc))
+        raise
     summary = RunSummary(run_id=run_id, flow=flow, trigger=trigger, tickers_total=len(tickers))
     structlog.contextvars.bind_contextvars(run_id=run_id, flow=flow)
     log.info("run.started", trigger=trigger, tickers=len(tickers), num_workers=num_workers)
@@ -281,6 +304,7 @@ async def run_flow_once(
     writer_task = asyncio.create_task(run.write_loop(), name=f"finappd-writer-{flow}")
     progress_task = asyncio.create_task(run.progress_loop(), name=f"finappd-progress-{flow}")
     cancelled: asyncio.CancelledError | None = None
+    unreached = "deadline"
     handler = workflow.run()
     try:
         async with asyncio.timeout(deadline):
@@ -292,6 +316,7 @@ async def run_flow_once(
         summary.error = "cancelled"
     except Exception as exc:  # a run must always end recorded, whatever broke
         summary.error = f"{type(exc).__name__}: {exc}"
+        unreached = "crashed"
         log.exception("run.crashed")
     finally:
         work.clear()
@@ -300,7 +325,9 @@ async def run_flow_once(
         progress_task.cancel()
         await run.results.put(_DONE)
         await writer_task
-    await run.finish(tickers, cancelled is not None, time.monotonic() - started, providers)
+    await run.finish(
+        tickers, cancelled is not None, time.monotonic() - started, providers, unreached
+    )
     structlog.contextvars.unbind_contextvars("run_id", "flow")
     if cancelled is not None:
         raise cancelled

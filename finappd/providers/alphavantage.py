@@ -192,6 +192,8 @@ class AlphaVantageProvider(BaseProvider):
         quota_tz="America/New_York",
     )
     requires_key: ClassVar[bool] = True
+    # ``compact`` = the last 100 days; anything older is ``full``, which is premium.
+    max_range_days: ClassVar[int | None] = 100
 
     def auth_params(self) -> Mapping[str, str]:
         """Alpha Vantage takes its key only in the URL (``apikey``)."""

@@ -63,6 +63,9 @@ class BaseProvider(Politeness):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     #: Whether ``api_key`` must be configured.
     requires_key: ClassVar[bool] = False
+    #: Longest ``start..end`` span, in days, one history request may ask for (a backfill
+    #: splits its range into chunks that fit); None: any span in one request.
+    max_range_days: ClassVar[int | None] = None
     # Inherited from Politeness and set by each provider module as well: default_base_url,
     # default_limits (Limits), headers (static headers); hooks classify() and auth_headers().
 
@@ -106,6 +109,16 @@ class BaseProvider(Politeness):
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
         """Daily bars for trading dates ``start..end`` inclusive; failures raise typed errors."""
         raise NotImplementedError(f"{self.kind} does not serve {Capability.DAILY_BARS}")
+
+    async def bars_and_actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Bar], tuple[list[Dividend], list[Split]] | None]:
+        """Daily bars and the dividends/splits *the same request* carries (None: it has none).
+
+        Providers whose bar response includes the actions (Yahoo's chart events, Tiingo's
+        ``divCash``/``splitFactor``) override this, so storing actions costs no request.
+        """
+        return await self.daily_bars(symbol, start, end), None
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol``."""

@@ -246,6 +246,7 @@ class CoinGeckoProvider(BaseProvider):
     )
     requires_key: ClassVar[bool] = False
     headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    max_range_days: ClassVar[int | None] = 365  # Demo/keyless history reaches 365 days back
 
     @property
     def pro(self) -> bool:

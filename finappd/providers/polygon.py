@@ -228,6 +228,7 @@ class PolygonProvider(BaseProvider):
     default_base_url: ClassVar[str] = "https://api.massive.com"
     default_limits: ClassVar[Limits] = Limits(max_concurrency=1, rates=("5/minute",))
     requires_key: ClassVar[bool] = True
+    max_range_days: ClassVar[int | None] = 730  # the free plan's ~2 years of history
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels as a bearer token, never in the URL."""

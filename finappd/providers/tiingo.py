@@ -214,6 +214,7 @@ class TiingoProvider(BaseProvider):
     default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("50/hour", "1000/day"))
     requires_key: ClassVar[bool] = True
     headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    max_range_days: ClassVar[int | None] = 3650  # no documented cap; keeps answers small
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels in ``Authorization: Token <key>``, never in the URL."""
@@ -234,6 +235,19 @@ class TiingoProvider(BaseProvider):
         response, payload = await self._prices(symbol, start, end)
         try:
             return parse_daily(payload, symbol, start, end)
+        except _MALFORMED as exc:
+            raise self._bad(response, symbol, f"malformed daily prices: {exc!r}") from exc
+
+    async def bars_and_actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Bar], tuple[list[Dividend], list[Split]] | None]:
+        """Bars and the ``divCash``/``splitFactor`` actions of ``start..end``, one request."""
+        if end < start:
+            return [], ([], [])
+        response, payload = await self._prices(symbol, start, end)
+        try:
+            bars = parse_daily(payload, symbol, start, end)
+            return bars, parse_actions(payload, symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed daily prices: {exc!r}") from exc
 

@@ -224,6 +224,7 @@ class TwelveDataProvider(BaseProvider):
     )
     requires_key: ClassVar[bool] = True
     headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    max_range_days: ClassVar[int | None] = 5000  # outputsize caps at 5000 rows per call
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels in ``Authorization: apikey <key>``, not in the URL."""

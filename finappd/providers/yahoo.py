@@ -92,10 +92,11 @@ class YahooProvider(BaseProvider):
 
     kind: ClassVar[str] = "yahoo"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS}
+        {Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS, Capability.CRYPTO}
     )
     default_base_url: ClassVar[str] = "https://query2.finance.yahoo.com"
     default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("1/second",))
+    max_range_days: ClassVar[int | None] = 3650  # ~10 years of daily bars per chart call
     headers: ClassVar[Mapping[str, str]] = {
         "User-Agent": _CHROME_UA,
         "Accept": "application/json,text/plain,*/*",
@@ -111,6 +112,21 @@ class YahooProvider(BaseProvider):
             return []
         try:
             return parse_chart(result.data, symbol, start, end)
+        except MALFORMED as exc:
+            raise self._bad(result.response, symbol, f"malformed chart: {exc!r}") from exc
+
+    async def bars_and_actions(
+        self, symbol: str, start: date, end: date
+    ) -> tuple[list[Bar], tuple[list[Dividend], list[Split]] | None]:
+        """Bars and ``events`` (dividends, splits) of ``start..end`` from one chart call."""
+        if end < start:
+            return [], ([], [])
+        result = await self._chart(symbol, range_params(start, end, events="div,splits"))
+        if result is None:
+            return [], ([], [])
+        try:
+            bars = parse_chart(result.data, symbol, start, end)
+            return bars, parse_events(result.data, symbol, start, end)
         except MALFORMED as exc:
             raise self._bad(result.response, symbol, f"malformed chart: {exc!r}") from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from typing import Any
 
 from finappd.sim.faults import FaultPlan
@@ -33,6 +34,9 @@ class SimConfig:
     """Changes every synthetic series at once; 0 is the default universe."""
     faults: FaultPlan | None = None
     """Errors, hangs, resets and bad bodies to inject (:mod:`finappd.sim.faults`)."""
+    splits: dict[str, tuple[date, int, int]] = field(default_factory=dict)
+    """Per Yahoo symbol, a split ``(ex_date, numerator, denominator)``: once it has gone ex,
+    the chart lists it in ``events.splits`` and divides every older price by the ratio."""
 
 
 @dataclass(slots=True)

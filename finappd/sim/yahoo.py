@@ -157,6 +157,11 @@ def chart_response(
             if period1 <= stamp < end:
                 stamps.append(stamp)
                 bars.append(bar_on(key, day))
+    split = config.splits.get(symbol)
+    if split is not None and bars and split[0] <= datetime.fromtimestamp(now, listing.tz).date():
+        adjusted = _split_adjusted(bars, split)
+        body = _full(symbol, listing, stamps, adjusted, null_last=symbol in config.null_symbols)
+        return 200, _with_split(body, split, listing, (period1, end))
     if not bars:
         last_day = datetime.fromtimestamp(max(min(end, period2) - 1, 0), listing.tz).date()
         anchor = _last_before(key, listing, last_day)
@@ -191,6 +196,47 @@ def _full(
         "indicators": {"quote": [quote], "adjclose": [{"adjclose": adjclose}]},
     }
     return {"chart": {"result": [result], "error": None}}
+
+
+def _split_adjusted(bars: list[SimBar], split: tuple[date, int, int]) -> list[SimBar]:
+    """Bars before the ex-date divided by the split ratio, as Yahoo rewrites history."""
+    ex_date, numerator, denominator = split
+    ratio = numerator / denominator
+    return [
+        bar
+        if bar.day >= ex_date
+        else SimBar(
+            day=bar.day,
+            open=round(bar.open / ratio, 4),
+            high=round(bar.high / ratio, 4),
+            low=round(bar.low / ratio, 4),
+            close=round(bar.close / ratio, 4),
+            adj_close=round(bar.adj_close / ratio, 4),
+            volume=int(bar.volume * ratio),
+        )
+        for bar in bars
+    ]
+
+
+def _with_split(
+    body: Body, split: tuple[date, int, int], listing: Listing, period: tuple[int, int]
+) -> Body:
+    """``body`` with the split in ``events.splits`` when its ex-date is in the range."""
+    ex_date, numerator, denominator = split
+    stamp = session_open(ex_date, listing)
+    if period[0] <= stamp < period[1]:
+        result = body["chart"]["result"][0]
+        result["events"] = {
+            "splits": {
+                str(stamp): {
+                    "date": stamp,
+                    "numerator": numerator,
+                    "denominator": denominator,
+                    "splitRatio": f"{numerator}:{denominator}",
+                }
+            }
+        }
+    return body
 
 
 def chart_routes(

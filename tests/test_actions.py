@@ -1,0 +1,118 @@
+"""Corporate actions: a split the daily flow meets rewrites the stored history to its basis."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from structlog.testing import capture_logs
+
+from finappd.config import Settings
+from finappd.flows.backfill import run_backfill
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig
+from finappd.sim.prices import bar_on, symbol_key
+from tests.conftest import MakeServer
+
+D = date.fromisoformat
+#: The run's injected clock: Friday 2024-06-28 after the New York close.
+NOW = datetime(2024, 6, 28, 22, 0, tzinfo=UTC)
+EX_DATE = D("2024-06-24")  # inside the flow's 10-day lookback window of NOW
+
+
+def make_settings(tmp_path: Path, url: str) -> Settings:
+    """One Yahoo daily_bars flow over SPLT and PLAIN against the simulator."""
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": {"yahoo": {"base_url": url, "rates": [], "backoff": "1ms"}},
+            "flows": [
+                {
+                    "name": "eod",
+                    "provider": "yahoo",
+                    "tickers": ["SPLT", "PLAIN"],
+                    "every": "1h",
+                    "lookback_days": 10,
+                }
+            ],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the DB as a reader would."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def close_on(tmp_path: Path, symbol: str, day: str) -> float:
+    """The stored close of ``symbol`` on ``day``."""
+    rows = query(tmp_path, f"SELECT close FROM bars WHERE symbol = '{symbol}' AND ts = '{day}'")  # noqa: S608 - test constants
+    return float(rows[0][0])
+
+
+async def test_new_split_in_window_refetches_older_history(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A split first seen inside the window re-fetches all older stored bars on the new basis."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = make_settings(tmp_path, sim.url)
+    async with Runtime(settings) as runtime:
+        provider = runtime.providers["yahoo"]
+        setattr(provider, "max_range_days", 60)  # noqa: B010 - several refetch chunks
+        await run_backfill(
+            flow="eod",
+            kind="daily_bars",
+            tickers=["SPLT", "PLAIN"],
+            start=D("2024-01-02"),
+            end=D("2024-06-28"),
+            providers=[provider],
+            store=runtime.store,
+            writer=runtime.writer,
+            num_workers=2,
+        )
+        raw = bar_on(symbol_key("SPLT"), D("2024-03-01")).close
+        assert close_on(tmp_path, "SPLT", "2024-03-01") == raw
+        sim.config.splits = {"SPLT": (EX_DATE, 4, 1)}
+        sim.reset()
+        with capture_logs() as logs:
+            summary = await runtime.run_flow("eod", "manual", now=NOW)
+        assert summary.status == "ok"
+        # 2 daily requests + SPLT's history 2024-01-02..2024-06-17 in 60-day chunks (3).
+        assert sim.stats.requests == 2 + 3
+        events = [e["event"] for e in logs]
+        assert events.count("split.detected") == 1
+        assert events.count("split.refetch") == 1
+        assert close_on(tmp_path, "SPLT", "2024-03-01") == round(raw / 4, 4)
+        assert close_on(tmp_path, "SPLT", "2024-06-20") == round(
+            bar_on(symbol_key("SPLT"), D("2024-06-20")).close / 4, 4
+        )
+        assert close_on(tmp_path, "SPLT", "2024-06-24") == bar_on(symbol_key("SPLT"), EX_DATE).close
+        plain = bar_on(symbol_key("PLAIN"), D("2024-03-01")).close
+        assert close_on(tmp_path, "PLAIN", "2024-03-01") == plain
+        assert query(tmp_path, "SELECT symbol, ex_date, numerator, denominator FROM splits") == [
+            ("SPLT", "2024-06-24", 4.0, 1.0)
+        ]
+        # The split is known now: the next run re-fetches nothing.
+        sim.reset()
+        with capture_logs() as logs:
+            await runtime.run_flow("eod", "manual", now=NOW)
+        assert sim.stats.requests == 2
+        assert "split.refetch" not in [e["event"] for e in logs]
+
+
+async def test_split_without_older_history_is_stored_without_refetch(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A split met on a first run (no older bars stored) is recorded and nothing is re-fetched."""
+    sim = await sim_server(SimConfig(splits={"SPLT": (EX_DATE, 3, 2)}))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url)) as runtime:
+        await runtime.run_flow("eod", "manual", now=NOW)
+    assert sim.stats.requests == 2
+    assert query(tmp_path, "SELECT symbol, numerator, denominator FROM splits") == [
+        ("SPLT", 3.0, 2.0)
+    ]

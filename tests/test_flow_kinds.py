@@ -1,0 +1,141 @@
+"""The quotes, fx and crypto flow kinds end to end against the simulator, with injected ``now``."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finappd.config import Settings, load_settings
+from finappd.errors import ConfigError
+from finappd.flows.quotes import weekday_open
+from finappd.runtime import Runtime
+from tests.conftest import MakeServer
+
+
+def make_settings(tmp_path: Path, providers: dict[str, Any], **flow: Any) -> Settings:
+    """One flow of the given kind over ``providers`` (the first is the flow's provider)."""
+    return Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "f.sqlite3")},
+            "providers": providers,
+            "flows": [{"name": "f", "provider": next(iter(providers)), "every": "1h", **flow}],
+        }
+    )
+
+
+def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the DB as a reader would."""
+    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("symbol", "now", "is_open"),
+    [
+        ("AAPL", datetime(2024, 6, 29, 15, 0, tzinfo=UTC), False),  # Saturday
+        ("AAPL", datetime(2024, 7, 1, 15, 0, tzinfo=UTC), True),  # Monday
+        ("AAPL", datetime(2024, 7, 1, 3, 0, tzinfo=UTC), False),  # still Sunday in New York
+        ("BTC-USD", datetime(2024, 6, 29, 15, 0, tzinfo=UTC), True),  # crypto: 24/7
+        ("EURUSD=X", datetime(2024, 6, 30, 15, 0, tzinfo=UTC), True),
+    ],
+)
+def test_weekday_open(symbol: str, now: datetime, is_open: bool) -> None:
+    """The stand-in session check: weekdays in the flow's zone, always for crypto and FX."""
+    assert weekday_open("America/New_York")(symbol, now) is is_open
+
+
+async def test_quotes_flow_skips_closed_markets_and_keeps_a_series(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A weekend run asks only for the 24/7 ticker; snapshots land in quotes and latest_quote."""
+    sim = await sim_server()
+    settings = make_settings(
+        tmp_path,
+        {"yahoo": {"base_url": sim.url, "rates": []}},
+        kind="quotes",
+        tickers=["AAPL", "BTC-USD"],
+        timezone="America/New_York",
+    )
+    async with Runtime(settings) as runtime:
+        weekend = await runtime.run_flow("f", "manual", now=datetime(2024, 6, 29, 15, tzinfo=UTC))
+        assert weekend.status == "ok"
+        assert sim.stats.requests == 1
+        sim.reset()
+        await runtime.run_flow("f", "manual", now=datetime(2024, 7, 1, 15, tzinfo=UTC))
+        assert sim.stats.requests == 2
+    rows = query(tmp_path, "SELECT symbol, price, provider FROM latest_quote ORDER BY symbol")
+    assert [(r[0], r[2]) for r in rows] == [("AAPL", "yahoo"), ("BTC-USD", "yahoo")]
+    assert all(r[1] > 0 for r in rows)
+    assert query(tmp_path, "SELECT COUNT(*) FROM bars") == [(0,)]
+
+
+async def test_fx_flow_writes_reference_rates(tmp_path: Path, sim_server: MakeServer) -> None:
+    """EURUSD=X and GBP/JPY become fx_rates rows for each ECB publication day of the window."""
+    sim = await sim_server()
+    settings = make_settings(
+        tmp_path,
+        {"frankfurter": {"base_url": f"{sim.url}/frankfurter/v1"}},
+        kind="fx",
+        tickers=["EURUSD=X", "GBP/JPY"],
+        lookback_days=7,
+    )
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("f", "manual", now=datetime(2024, 3, 8, 18, tzinfo=UTC))
+    assert summary.status == "ok"
+    assert sim.stats.requests == 2
+    rows = query(tmp_path, "SELECT base, quote, day FROM fx_rates ORDER BY base, day")
+    days = ["2024-03-01", "2024-03-04", "2024-03-05", "2024-03-06", "2024-03-07", "2024-03-08"]
+    assert rows == [("EUR", "USD", d) for d in days] + [("GBP", "JPY", d) for d in days]
+    assert summary.rows_written == len(rows)
+
+
+async def test_crypto_flow_writes_utc_days(tmp_path: Path, sim_server: MakeServer) -> None:
+    """BTC-USD from CoinGecko lands as daily bars for every UTC day, weekends included."""
+    sim = await sim_server()
+    now = datetime.now(UTC)  # CoinGecko's 365-day cap is judged by the provider's clock
+    settings = make_settings(
+        tmp_path,
+        {"coingecko": {"base_url": f"{sim.url}/coingecko", "rates": []}},
+        kind="crypto",
+        tickers=["BTC-USD"],
+        lookback_days=9,
+    )
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("f", "manual", now=now)
+    assert summary.status == "ok"
+    days = [r[0] for r in query(tmp_path, "SELECT ts FROM bars WHERE symbol = 'BTC-USD'")]
+    today = now.date()
+    expected = [(today - timedelta(days=n)).isoformat() for n in range(9, 0, -1)]
+    assert [d for d in days if d < today.isoformat()] == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "provider", "problem"),
+    [
+        ("fx", "yahoo", "has no fx"),
+        ("quotes", "frankfurter", "has no quote"),
+        ("crypto", "stooq", "has no crypto"),
+    ],
+)
+def test_flow_kind_needs_the_capability(
+    tmp_path: Path, kind: str, provider: str, problem: str
+) -> None:
+    """A flow whose provider cannot serve its kind is a config error naming the provider."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[providers.{provider}]\napi_key = "k"\n'
+        f'[[flows]]\nname = "f"\nkind = "{kind}"\nprovider = "{provider}"\n'
+        'tickers = ["X"]\nevery = "1h"\n'
+    )
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(config)
+
+
+def test_daily_bars_still_default_kind(tmp_path: Path) -> None:
+    """A flow without ``kind`` is a daily_bars flow."""
+    settings = make_settings(tmp_path, {"yahoo": {}}, tickers=["A"])
+    assert settings.flows[0].kind == "daily_bars"
