@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import sqlite3
 from datetime import date
 from pathlib import Path
@@ -26,6 +27,7 @@ from finappd.providers import PROVIDER_KINDS
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
+from tests.procs import spawn_finappd
 
 D = date.fromisoformat
 
@@ -221,3 +223,37 @@ async def test_failed_chunks_are_marked_and_retried(tmp_path: Path, sim_server: 
     async with Runtime(settings) as runtime:
         await backfill(runtime, D("2024-01-01"), D("2024-02-29"), 30)
     assert sim.stats.requests == 2
+
+
+async def test_cli_backfill_killed_with_sigkill_resumes(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """``finappd backfill`` killed by SIGKILL mid-way asks, when re-run, only for the rest."""
+    sim = await sim_server(SimConfig(latency=0.05))
+    assert sim.url is not None
+    tickers = [f"K{i:02d}" for i in range(16)]  # one chunk each: Yahoo takes 10 years a call
+    config = tmp_path / "finappd.toml"
+    config.write_text(
+        f'[store]\npath = "{tmp_path / "f.sqlite3"}"\n'
+        f'[providers.yahoo]\nbase_url = "{sim.url}"\nmax_concurrency = 1\nrates = []\n'
+        f'[[flows]]\nname = "eod"\nprovider = "yahoo"\nevery = "1h"\nnum_workers = 1\n'
+        f"tickers = {tickers!r}\n".replace("'", '"')
+    )
+    args = ["--config", str(config), "backfill", "eod", "--start", "2024-01-01"]
+    args += ["--end", "2024-03-31"]
+    child = await spawn_finappd(*args)
+    while sim.stats.requests < 5:
+        await asyncio.sleep(0.005)
+    child.kill()
+    await child.wait()
+    done = query(tmp_path, "SELECT COUNT(*) FROM backfill_chunks WHERE status = 'done'")[0][0]
+    assert 3 <= done < len(tickers)
+    await asyncio.sleep(0.1)  # let the killed child's last request finish on the server
+    sim.reset()
+    child = await spawn_finappd(*args)
+    out, _ = await child.communicate()
+    assert child.returncode == 0
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    assert summary["tickers_total"] == len(tickers) - done
+    assert sim.stats.requests == len(tickers) - done
+    assert query(tmp_path, "SELECT DISTINCT status FROM backfill_chunks") == [("done",)]
