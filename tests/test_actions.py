@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -9,17 +10,24 @@ from typing import Any
 
 from structlog.testing import capture_logs
 
-from finappd.config import Settings
+from finappd.config import ProviderSettings, Settings
 from finappd.flows.backfill import run_backfill
+from finappd.providers import TiingoProvider, make_session
+from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from finappd.sim.prices import bar_on, symbol_key
 from tests.conftest import MakeServer
+from tests.test_provider_support import mock_http
+from tests.test_tiingo_parse import row
 
 D = date.fromisoformat
 #: The run's injected clock: Friday 2024-06-28 after the New York close.
 NOW = datetime(2024, 6, 28, 22, 0, tzinfo=UTC)
-EX_DATE = D("2024-06-24")  # inside the flow's 10-day lookback window of NOW
+EX_DATE = D("2024-06-24")
+TIINGO_PRICES = re.compile(
+    r"^http://127\.0\.0\.1:9/tiingo/daily/[^/]+/prices\?.*$"
+)  # inside the flow's 10-day lookback window of NOW
 
 
 def make_settings(tmp_path: Path, url: str) -> Settings:
@@ -116,3 +124,45 @@ async def test_split_without_older_history_is_stored_without_refetch(
     assert query(tmp_path, "SELECT symbol, numerator, denominator FROM splits") == [
         ("SPLT", 3.0, 2.0)
     ]
+
+
+async def test_yahoo_bars_and_actions_from_one_chart_call(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Yahoo's bars_and_actions reads bars and the split from a single chart request."""
+    sim = await sim_server(SimConfig(splits={"SPLT": (EX_DATE, 4, 1)}))
+    assert sim.url is not None
+    async with Runtime(make_settings(tmp_path, sim.url)) as runtime:
+        provider = runtime.providers["yahoo"]
+        bars, actions = await provider.bars_and_actions("SPLT", D("2024-06-17"), D("2024-06-28"))
+    assert sim.stats.requests == 1
+    assert actions == ([], [Split("SPLT", EX_DATE, 4.0, 1.0)])
+    before = next(b for b in bars if b.ts == D("2024-06-21"))
+    assert before.close == round(bar_on(symbol_key("SPLT"), D("2024-06-21")).close / 4, 4)
+
+
+async def test_tiingo_bars_and_actions_from_one_request() -> None:
+    """Tiingo's bars_and_actions turns divCash and splitFactor of the same rows into actions."""
+    rows = [
+        row("2020-08-07", 444.45, divCash=0.82),
+        row("2020-08-31", 129.04, splitFactor=4.0),
+    ]
+    session = make_session()
+    settings = ProviderSettings.model_validate(
+        {"base_url": "http://127.0.0.1:9", "api_key": "k", "rates": []}
+    )
+    try:
+        with mock_http() as mocked:
+            mocked.get(TIINGO_PRICES, payload=rows)
+            provider = TiingoProvider("tiingo", settings, session)
+            bars, actions = await provider.bars_and_actions(
+                "AAPL", D("2020-08-01"), D("2020-08-31")
+            )
+    finally:
+        await session.close()
+    assert [b.ts for b in bars] == [D("2020-08-07"), D("2020-08-31")]
+    assert actions == (
+        [Dividend("AAPL", D("2020-08-07"), 0.82, "USD")],
+        [Split("AAPL", D("2020-08-31"), 4.0, 1.0)],
+    )
+    assert provider.requests == 1
