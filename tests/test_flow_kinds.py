@@ -11,7 +11,7 @@ import pytest
 
 from finappd.config import Settings, load_settings
 from finappd.errors import ConfigError
-from finappd.flows.quotes import weekday_open
+from finappd.flows.quotes import in_session
 from finappd.runtime import Runtime
 from tests.conftest import MakeServer
 
@@ -37,15 +37,21 @@ def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
     ("symbol", "now", "is_open"),
     [
         ("AAPL", datetime(2024, 6, 29, 15, 0, tzinfo=UTC), False),  # Saturday
-        ("AAPL", datetime(2024, 7, 1, 15, 0, tzinfo=UTC), True),  # Monday
-        ("AAPL", datetime(2024, 7, 1, 3, 0, tzinfo=UTC), False),  # still Sunday in New York
+        ("AAPL", datetime(2024, 7, 1, 15, 0, tzinfo=UTC), True),  # Monday 11:00 New York
+        ("AAPL", datetime(2024, 7, 1, 13, 29, tzinfo=UTC), False),  # 09:29, before the open
+        ("AAPL", datetime(2024, 7, 1, 20, 0, tzinfo=UTC), False),  # 16:00, the close
+        ("AAPL", datetime(2024, 7, 3, 17, 30, tzinfo=UTC), False),  # half day: closed 13:00
+        ("AAPL", datetime(2024, 7, 4, 15, 0, tzinfo=UTC), False),  # Independence Day
+        ("AAPL", datetime(2024, 3, 11, 13, 45, tzinfo=UTC), True),  # 09:45 EDT after DST
+        ("7203.T", datetime(2024, 7, 1, 1, 0, tzinfo=UTC), True),  # 10:00 Tokyo
+        ("VOD.L", datetime(2024, 7, 1, 7, 30, tzinfo=UTC), True),  # 08:30 BST
         ("BTC-USD", datetime(2024, 6, 29, 15, 0, tzinfo=UTC), True),  # crypto: 24/7
-        ("EURUSD=X", datetime(2024, 6, 30, 15, 0, tzinfo=UTC), True),
+        ("EURUSD=X", datetime(2024, 6, 30, 15, 0, tzinfo=UTC), False),  # FX: weekdays
     ],
 )
-def test_weekday_open(symbol: str, now: datetime, is_open: bool) -> None:
-    """The stand-in session check: weekdays in the flow's zone, always for crypto and FX."""
-    assert weekday_open("America/New_York")(symbol, now) is is_open
+def test_in_session(symbol: str, now: datetime, is_open: bool) -> None:
+    """A quote is asked for only inside the exchange's session, holidays and half days known."""
+    assert in_session(symbol, now) is is_open
 
 
 async def test_quotes_flow_skips_closed_markets_and_keeps_a_series(

@@ -10,7 +10,7 @@ from finappd.flows.actions import SplitWatch
 from finappd.flows.crypto import crypto_fetch
 from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
 from finappd.flows.fx import fx_fetch
-from finappd.flows.quotes import IsOpen, quotes_fetch, weekday_open
+from finappd.flows.quotes import IsOpen, in_session, quotes_fetch
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 
@@ -41,7 +41,7 @@ def build_fetch(
         start, end = lookback_range(flow, now)
         return daily_bars_fetch(providers, start, end, actions=splits)
     if flow.kind == "quotes":
-        return quotes_fetch(providers, now, is_open or weekday_open(flow.timezone))
+        return quotes_fetch(providers, now, is_open or in_session)
     if flow.kind == "fx":
         start, end = lookback_range(flow, now)
         return fx_fetch(providers, start, end)

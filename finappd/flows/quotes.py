@@ -1,8 +1,8 @@
 """The ``quotes`` flow kind: the latest price of each ticker, kept as a time series.
 
 Each run asks the provider chain for one snapshot per ticker whose market is open
-*now* (the ``is_open`` check is injected: the trading calendar decides; a closed
-market costs no request) and appends it to ``quotes`` keyed by (symbol, the
+*now* (the ``is_open`` check is injected, by default :func:`in_session` on the trading
+calendar; a closed market costs no request) and appends it to ``quotes`` keyed by (symbol, the
 provider's quote time), so a snapshot repeated while the price is unchanged is one
 row. Readers take the newest per symbol from the ``latest_quote`` view.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
+from finappd.calendar import exchange_for, session_bounds
 from finappd.errors import ProviderError
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
@@ -21,25 +21,21 @@ from finappd.records import Quote
 from finappd.store import Store
 from finappd.store.market import write_quotes
 
-__all__ = ["IsOpen", "quotes_fetch", "weekday_open"]
+__all__ = ["IsOpen", "in_session", "quotes_fetch"]
 
 #: ``is_open(symbol, now)``: whether ``symbol``'s market is in session at ``now``.
 IsOpen = Callable[[str, datetime], bool]
 
 
-def weekday_open(timezone: str) -> IsOpen:
-    """Open on weekdays in ``timezone``, always for crypto (``BTC-USD``) and FX (``=X``).
+def in_session(symbol: str, now: datetime) -> bool:
+    """Whether ``symbol``'s exchange (by its Yahoo suffix) is in its regular session at ``now``.
 
-    A stand-in until the trading calendar (sessions, holidays) is injected instead.
+    Holidays and early closes come from :mod:`finappd.calendar`; crypto trades 24/7, FX on
+    weekdays.
     """
-    zone = ZoneInfo(timezone)
-
-    def is_open(symbol: str, now: datetime) -> bool:
-        if symbol.endswith("=X") or symbol.upper().endswith(("-USD", "-EUR", "-BTC")):
-            return True
-        return now.astimezone(zone).weekday() < 5
-
-    return is_open
+    exchange = exchange_for(symbol)
+    bounds = session_bounds(exchange, now.astimezone(exchange.tz).date())
+    return bounds is not None and bounds[0] <= now < bounds[1]
 
 
 def _writer(quote: Quote, provider: str) -> Callable[[Store, datetime], int]:
