@@ -194,8 +194,18 @@ class RunOnce:
 # ``python -m finappd`` with one addition: at exit, the peak RSS of its own address space
 # (VmHWM) goes to stderr. wait4's ru_maxrss cannot be used: Linux carries the parent's
 # RSS over fork/exec into the child's, so a big benchmark process would pollute it.
+# Diagnostic only (``--skip-usage-writes``): with BENCH_SKIP_USAGE_WRITES set, the quota
+# ledger counts requests in memory but never awaits its SQLite write before a request.
 _WITH_PEAK_RSS = """\
-import atexit, runpy, sys
+import atexit, os, runpy, sys
+
+if os.environ.get("BENCH_SKIP_USAGE_WRITES"):
+    from finappd.providers.quota import QuotaLedger
+
+    async def _skip(self, day):
+        self._pending.clear()
+
+    QuotaLedger._persist = _skip
 
 def _report_peak():
     with open("/proc/self/status") as status:
@@ -227,13 +237,16 @@ def _read_all(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
     return b"".join(chunks[1]), b"".join(chunks[2])
 
 
-def run_once(config: Path, flow: str) -> RunOnce:
+def run_once(config: Path, flow: str, *, skip_usage_writes: bool = False) -> RunOnce:
     """Run ``python -m finappd --config CONFIG run-once FLOW``: its summary, CPU and peak RSS."""
     argv = [sys.executable, "-c", _WITH_PEAK_RSS, "--config", str(config), "run-once", flow]
+    env = dict(os.environ)
+    if skip_usage_writes:
+        env["BENCH_SKIP_USAGE_WRITES"] = "1"
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # communicate() reads both pipes without deadlock; it leaves the child for wait4 to reap,
-    # which is what gives its CPU time (Popen.wait would reap it and lose the rusage).
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # Read both pipes to the end, then reap with wait4, which is what gives the child's
+    # CPU time (Popen.wait would reap it and lose the rusage).
     out, err = _read_all(proc)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -323,7 +336,8 @@ class Comparison:
     n: int
     finappd: RunOnce
     plain: PlainResult
-    sim_stats: dict[str, Any]
+    rejected_429: int
+    startup_cpu_s: float  # CPU of a one-ticker run-once: imports, opening, one run
     plain_sim_cpu_s: float
     finappd_sim_cpu_s: float
 
@@ -337,8 +351,32 @@ class Comparison:
         """Wall microseconds per ticker finappd spends above the plain client."""
         return (self.finappd.duration_s - self.plain.wall_s) / self.n * 1e6
 
+    @property
+    def finappd_cpu_us(self) -> float:
+        """CPU microseconds per ticker of the run-once process beyond its start-up."""
+        return (self.finappd.cpu_s - self.startup_cpu_s) / self.n * 1e6
 
-def compare(sim: Sim, workdir: Path, n: int, *, limit: int, repeat: int) -> Comparison:
+    @property
+    def plain_cpu_us(self) -> float:
+        """CPU microseconds per ticker of the plain client."""
+        return self.plain.cpu_s / self.n * 1e6
+
+    def figures(self) -> str:
+        """The ``key=value`` figures every fan-out line shares."""
+        return (
+            f"plain_s={self.plain.wall_s:.3f} finappd_s={self.finappd.duration_s:.3f} "
+            f"ratio={self.ratio:.3f} overhead_us_per_ticker={self.overhead_us:.1f} "
+            f"cpu_us_per_ticker_plain={self.plain_cpu_us:.0f} "
+            f"cpu_us_per_ticker_finappd={self.finappd_cpu_us:.0f} "
+            f"sim_cpu_us_per_request_plain={self.plain_sim_cpu_s / self.n * 1e6:.0f} "
+            f"sim_cpu_us_per_request_finappd={self.finappd_sim_cpu_s / self.n * 1e6:.0f} "
+            f"rows={self.finappd.summary['rows_written']} rejected_429={self.rejected_429}"
+        )
+
+
+def compare(
+    sim: Sim, workdir: Path, n: int, *, limit: int, repeat: int, skip_usage_writes: bool = False
+) -> Comparison:
     """Best of ``repeat`` runs of each client over ``n`` tickers (fresh database per run)."""
     symbols = tickers(n)
     urls = chart_urls(sim.url, symbols)
@@ -359,7 +397,7 @@ def compare(sim: Sim, workdir: Path, n: int, *, limit: int, repeat: int) -> Comp
             workdir / f"n{n}-{attempt}", sim.url, {"bench": symbols}, limit=limit, workers=limit
         )
         cpu = sim.cpu_seconds()
-        run = run_once(config, "bench")
+        run = run_once(config, "bench", skip_usage_writes=skip_usage_writes)
         if run.summary["tickers_ok"] != n:
             raise RuntimeError(f"finappd: run was {run.summary}")
         if best_run is None or run.duration_s < best_run.duration_s:
@@ -368,9 +406,12 @@ def compare(sim: Sim, workdir: Path, n: int, *, limit: int, repeat: int) -> Comp
         rejected += sim.stats()["rejected_429"]
     assert best_plain is not None
     assert best_run is not None
-    return Comparison(
-        n, best_run, best_plain, {"rejected_429": rejected}, plain_sim_cpu, run_sim_cpu
-    )
+    startup = run_once(
+        write_config(workdir / "n1", sim.url, {"bench": symbols[:1]}, limit=limit, workers=limit),
+        "bench",
+        skip_usage_writes=skip_usage_writes,
+    ).cpu_s
+    return Comparison(n, best_run, best_plain, rejected, startup, plain_sim_cpu, run_sim_cpu)
 
 
 def warm_up(sim: Sim, n: int, limit: int) -> float:

@@ -121,22 +121,33 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=50, help="S = num_workers")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
     parser.add_argument("--quick", action="store_true", help="N = 200, once")
+    parser.add_argument(
+        "--skip-usage-writes",
+        action="store_true",
+        help="diagnostic: the quota ledger does not await its SQLite write per request",
+    )
     args = parser.parse_args()
     sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeat = 1 if args.quick else args.repeat
-    print(f"# engine overhead: L = 0, S = {args.limit}, best of {repeat}")
+    note = ", usage writes skipped (diagnostic)" if args.skip_usage_writes else ""
+    print(
+        f"# engine overhead: L = 0, S = {args.limit}, best of {repeat}{note}; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
         engine_only(sizes, args.limit, repeat, Path(tmp))
         with Sim(latency=0.0, max_concurrency=args.limit) as sim:
             warm_up(sim, max(sizes), args.limit)
             for n in sizes:
-                c = compare(sim, Path(tmp), n, limit=args.limit, repeat=repeat)
-                print(
-                    f"engine part=end-to-end n={n} limit={args.limit} "
-                    f"plain_s={c.plain.wall_s:.4f} finappd_s={c.finappd.duration_s:.4f} "
-                    f"ratio={c.ratio:.2f} overhead_us_per_ticker={c.overhead_us:.1f}",
-                    flush=True,
+                c = compare(
+                    sim,
+                    Path(tmp),
+                    n,
+                    limit=args.limit,
+                    repeat=repeat,
+                    skip_usage_writes=args.skip_usage_writes,
                 )
+                print(f"engine part=end-to-end n={n} limit={args.limit} {c.figures()}", flush=True)
     return 0
 
 

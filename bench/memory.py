@@ -12,6 +12,7 @@ process); the peak is the child's ``ru_maxrss`` from ``wait4``. The baseline is 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -27,7 +28,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="N = 500")
     args = parser.parse_args()
     n = 500 if args.quick else args.tickers
-    print(f"# memory: peak RSS of run-once, N = {n} vs 1, L = {args.latency * 1000:g} ms")
+    print(
+        f"# memory: peak RSS of run-once, N = {n} vs 1, L = {args.latency * 1000:g} ms; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     with (
         tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp,
         Sim(latency=args.latency, max_concurrency=args.limit) as sim,

@@ -16,6 +16,7 @@ same file settings for every path (WAL, ``synchronous=NORMAL``, finappd's schema
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import tempfile
 import time
@@ -143,7 +144,8 @@ def main() -> int:
     bars = make_bars(rows // DAYS)
     total = sum(len(g) for g in bars)
     print(
-        f"# upsert: {total} rows, half new, half updates; WAL, synchronous=NORMAL; best of {repeat}"
+        f"# upsert: {total} rows, half new, half updates; WAL, synchronous=NORMAL; "
+        f"best of {repeat}; load average {os.getloadavg()[0]:.2f}"
     )
     with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
         raw = best(time_raw, Path(tmp), bars, repeat)

@@ -11,7 +11,9 @@ trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``.
 
 from __future__ import annotations
 
+import json
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -23,7 +25,7 @@ from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import Listing, listing_of
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
 
-__all__ = ["CHART_PATH", "chart_response", "chart_routes", "session_open"]
+__all__ = ["CHART_PATH", "chart_body", "chart_response", "chart_routes", "session_open"]
 
 CHART_PATH = "/v8/finance/chart/{symbol}"
 EARLIEST = 631152000  # 1990-01-01T00:00:00Z: older ranges get Yahoo's 400.
@@ -239,15 +241,89 @@ def _with_split(
     return body
 
 
+#: Longest ``period1``..``period2`` span (seconds) whose answers are cached: a lookback
+#: window, not ``range=max`` (whose thousands of bars per symbol would hog memory).
+_CACHED_SPAN = 400 * _DAY
+
+
+def _explicit_period(query: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(period1, period2)`` when the query gives both as a valid, cacheable span."""
+    try:
+        period1, period2 = int(query["period1"]), int(query["period2"])
+    except (KeyError, ValueError):
+        return None
+    if EARLIEST <= period1 <= period2 <= period1 + _CACHED_SPAN:
+        return period1, period2
+    return None
+
+
+@lru_cache(maxsize=65536)
+def _window(symbol: str, period1: int, period2: int) -> tuple[tuple[int, ...], tuple[date, ...]]:
+    """Session opens (ascending) and their trading days with an open in [period1, period2)."""
+    listing = listing_of(symbol)
+    first = datetime.fromtimestamp(period1, listing.tz).date()
+    last = datetime.fromtimestamp(period2 - 1, listing.tz).date()
+    stamps: list[int] = []
+    days: list[date] = []
+    for day in trading_days(first, last, weekends=listing.trades_weekends):
+        stamp = session_open(day, listing)
+        if period1 <= stamp < period2:
+            stamps.append(stamp)
+            days.append(day)
+    return tuple(stamps), tuple(days)
+
+
+@lru_cache(maxsize=32768)
+def _full_json(
+    symbol: str, seed: int, period1: int, period2: int, count: int, null_last: bool
+) -> bytes:
+    """The encoded answer carrying the first ``count`` bars of the window."""
+    stamps, days = _window(symbol, period1, period2)
+    key = symbol_key(symbol, seed)
+    bars = [bar_on(key, day) for day in days[:count]]
+    body = _full(symbol, listing_of(symbol), list(stamps[:count]), bars, null_last=null_last)
+    return json.dumps(body).encode()
+
+
+def chart_body(
+    symbol: str, query: Mapping[str, str], config: SimConfig, now: float
+) -> tuple[int, bytes]:
+    """:func:`chart_response` encoded as JSON; answers with bars to explicit periods are cached.
+
+    Such an answer depends on ``now`` only through how many of the window's bars have
+    opened, so (symbol, seed, period, that count, null flag) is its exact cache key. A
+    fan-out asks for the same window of every symbol on every run; encoding each
+    answer afresh made the simulator, not the client under test, the bottleneck.
+    """
+    period = _explicit_period(query)
+    if (
+        period is not None
+        and query.get("interval", "1d") == "1d"
+        and not symbol.startswith("ZZZ")
+        and symbol not in config.unknown_symbols
+        and symbol not in config.splits
+    ):
+        period1, period2 = period
+        stamps, _ = _window(symbol, period1, period2)
+        count = bisect_left(stamps, min(period2, int(now) + 1))
+        if count:
+            null_last = symbol in config.null_symbols
+            return 200, _full_json(symbol, config.seed, period1, period2, count, null_last)
+    status, body = chart_response(symbol, query, config, now)
+    return status, json.dumps(body).encode()
+
+
 def chart_routes(
     get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
 ) -> list[web.RouteDef]:
     """aiohttp routes serving the chart endpoint with the config ``get_config`` returns now."""
 
     async def chart(request: web.Request) -> web.Response:
-        status, body = chart_response(
+        status, body = chart_body(
             request.match_info["symbol"], request.query, get_config(), clock()
         )
-        return web.json_response(body, status=status)
+        return web.Response(
+            body=body, status=status, content_type="application/json", charset="utf-8"
+        )
 
     return [web.get(CHART_PATH, chart)]
