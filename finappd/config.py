@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     AfterValidator,
@@ -38,6 +39,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from finappd.calendar import EXCHANGES, exchange_for
+from finappd.calendar.trigger import CloseTrigger
 from finappd.errors import ConfigError
 
 __all__ = [
@@ -210,9 +213,16 @@ class FlowSettings(_Model):
     tickers_file: Path | None = None
     every: Duration | None = None
     cron: str | None = None
+    # Run at each session close of the tickers' exchanges (or ``exchange``) + this delay.
+    at_close: Duration | None = None
+    exchange: str | None = None  # a calendar code (XNYS, XLON, ...); default: by suffix
     timezone: TimezoneName = "UTC"
     num_workers: int = Field(default=8, ge=1, le=1000)
     lookback_days: int = Field(default=10, ge=1, le=36500)
+    # Trading days before the newest stored bar that every run fetches again.
+    revision_days: int = Field(default=5, ge=0, le=365)
+    # False: every run re-fetches the whole lookback window (no skipping, no revision window).
+    incremental: bool = True
     deadline: Duration | None = None
 
     @field_validator("tickers")
@@ -235,8 +245,10 @@ class FlowSettings(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> FlowSettings:
-        if (self.every is None) == (self.cron is None):
-            raise ValueError("set exactly one of 'every' or 'cron'")
+        if sum(x is not None for x in (self.every, self.cron, self.at_close)) != 1:
+            raise ValueError("set exactly one of 'every', 'cron' or 'at_close'")
+        if self.exchange is not None and self.exchange not in EXCHANGES:
+            raise ValueError(f"unknown exchange {self.exchange!r}; one of {sorted(EXCHANGES)}")
         if not self.tickers and self.tickers_file is None:
             raise ValueError("set 'tickers' or 'tickers_file'")
         if self.tickers_file is not None:
@@ -250,10 +262,16 @@ class FlowSettings(_Model):
             )
         return self
 
-    def trigger(self) -> CronTrigger | timedelta:
-        """The schedule: a cron trigger in the flow's timezone, or a fixed interval."""
+    def trigger(self) -> BaseTrigger | timedelta:
+        """The schedule: a cron or session-close trigger, or a fixed interval."""
         if self.cron is not None:
             return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
+        if self.at_close is not None:
+            if self.exchange is not None:
+                exchanges = [EXCHANGES[self.exchange]]
+            else:
+                exchanges = [exchange_for(t) for t in self.tickers]
+            return CloseTrigger(exchanges, self.at_close)
         assert self.every is not None  # guaranteed by _check
         return self.every
 

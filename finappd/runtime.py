@@ -15,6 +15,7 @@ import structlog
 from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
+from finappd.flows.incremental import load_state, window_since
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
@@ -87,6 +88,11 @@ class Runtime:
         for provider in chain:
             provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
+        now = now or datetime.now(UTC)
+        state = None
+        if flow.kind == "daily_bars" and flow.incremental:
+            since = window_since(now, flow.revision_days)
+            state = await self.writer.call(load_state, self.store, flow.tickers, since)
         splits = SplitWatch()
         summary = await run_flow_once(
             flow=flow.name,
@@ -94,7 +100,7 @@ class Runtime:
             tickers=flow.tickers,
             num_workers=flow.num_workers,
             deadline=flow.deadline.total_seconds(),
-            fetch=build_fetch(flow, chain, now or datetime.now(UTC), splits=splits),
+            fetch=build_fetch(flow, chain, now, splits=splits, state=state),
             providers=chain,
             store=self.store,
             writer=self.writer,

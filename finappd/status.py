@@ -64,6 +64,8 @@ def schedule_text(flow: FlowSettings) -> str:
     """``cron 30 22 * * mon-fri America/New_York`` or ``every 0:15:00``."""
     if flow.cron is not None:
         return f"cron {flow.cron} {flow.timezone}"
+    if flow.at_close is not None:
+        return f"at close + {flow.at_close} {flow.exchange or 'per ticker exchange'}"
     return f"every {flow.every}"
 
 

@@ -50,6 +50,8 @@ every = "1h"
 timezone = "UTC"
 num_workers = {workers}
 lookback_days = {lookback}
+# Every run rewrites the whole window, so each ticker's rows are one batch of one run.
+incremental = false
 """
 
 #: New York, crypto (weekends, UTC days) and Tokyo (a day ahead of UTC) listings.

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from finappd.calendar import EXCHANGES
 from finappd.config import FlowSettings
 from finappd.flows.actions import SplitWatch
 from finappd.flows.crypto import crypto_fetch
 from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
 from finappd.flows.fx import fx_fetch
+from finappd.flows.incremental import BarState, Incremental
 from finappd.flows.quotes import IsOpen, in_session, quotes_fetch
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
@@ -31,15 +33,27 @@ def build_fetch(
     *,
     splits: SplitWatch | None = None,
     is_open: IsOpen | None = None,
+    state: BarState | None = None,
 ) -> Fetch:
     """The per-ticker fetch for ``flow``'s kind over its provider chain (primary first).
 
     ``splits`` (daily_bars) collects new splits whose history must be re-fetched;
-    ``is_open`` (quotes) says whether a ticker's market is in session.
+    ``is_open`` (quotes) says whether a ticker's market is in session;
+    ``state`` (daily_bars) makes the fetch incremental (flows/incremental.py).
     """
     if flow.kind == "daily_bars":
         start, end = lookback_range(flow, now)
-        return daily_bars_fetch(providers, start, end, actions=splits)
+        incremental = None
+        if state is not None:
+            exchange = EXCHANGES[flow.exchange] if flow.exchange else None
+            incremental = Incremental(
+                state,
+                now,
+                lookback_days=flow.lookback_days,
+                revision_days=flow.revision_days,
+                exchange=exchange,
+            )
+        return daily_bars_fetch(providers, start, end, actions=splits, incremental=incremental)
     if flow.kind == "quotes":
         return quotes_fetch(providers, now, is_open or in_session)
     if flow.kind == "fx":

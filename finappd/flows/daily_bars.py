@@ -22,6 +22,7 @@ import structlog
 from finappd.config import FlowSettings
 from finappd.errors import ProviderError
 from finappd.flows.actions import ActionsHook
+from finappd.flows.incremental import Incremental
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.quality import screen
@@ -50,20 +51,34 @@ def daily_bars_fetch(
     end: date,
     *,
     actions: ActionsHook | None = None,
+    incremental: Incremental | None = None,
 ) -> Fetch:
     """A per-ticker fetch down the provider chain; failures become recorded results.
 
     With ``actions``, the dividends/splits a provider's bar response carries are handed to
-    it (flows/actions.py) and written with the bars: no extra request."""
+    it (flows/actions.py) and written with the bars: no extra request.
+
+    With ``incremental``, each ticker's range comes from its stored bars and the
+    calendar instead (``start``/``end`` unused); a ticker with nothing new is not
+    requested at all (flows/incremental.py)."""
     if not providers:
         raise ValueError("a daily_bars fetch needs at least one provider")
 
     async def fetch(symbol: str) -> TickerResult:
+        first_day, last_day = start, end
+        if incremental is not None:
+            wanted = incremental.range_for(symbol)
+            if wanted is None:
+                return TickerResult(symbol, providers[0].name)
+            first_day, last_day = wanted
         failures: list[ProviderError] = []
         for provider in providers:
             try:
-                bars, found = await provider.bars_and_actions(symbol, start, end)
-                bars = screen(_as_ticker(bars, symbol), provider.name)
+                bars, found = await provider.bars_and_actions(symbol, first_day, last_day)
+                now = incremental.now if incremental is not None else None
+                bars = screen(_as_ticker(bars, symbol), provider.name, now)
+                if incremental is not None:
+                    bars = incremental.finish(symbol, bars)
             except ProviderError as exc:
                 failures.append(exc)
                 continue
@@ -77,7 +92,7 @@ def daily_bars_fetch(
             adjustment = CLOSE_ADJUSTMENT.get(provider.kind)
             write = None
             if actions is not None and found is not None:
-                write = actions(symbol, provider.name, start, found)
+                write = actions(symbol, provider.name, first_day, found)
             return TickerResult(
                 symbol, provider.name, bars=bars, adjustment=adjustment, write=write
             )

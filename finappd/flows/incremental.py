@@ -1,0 +1,138 @@
+"""Incremental daily bars: what each ticker still needs, decided from the store and the calendar.
+
+A run asks a provider only for what can have changed: from the newest stored bar
+minus ``revision_days`` trading days (PROVIDERS.md §10.8: providers revise and fill
+recent days) up to the newest session that has opened. A ticker whose newest stored
+bar is final and is already the newest session's is skipped without a request, so a
+run on a weekend or holiday sends nothing. A ticker with no bars gets ``lookback_days``.
+
+The bar of a session still open at ``now`` is stored ``provisional``, and every run
+fetches it again until one after the session's close stores it final.
+A stored final close that a re-fetch changes is logged ``bar.revised``.
+
+Everything here is a pure function of the stored state, the calendar and ``now``;
+the state comes from two queries per run (:func:`load_state`), not one per ticker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import structlog
+
+from finappd.calendar import (
+    Exchange,
+    exchange_for,
+    latest_session,
+    session_bounds,
+    shift_trading_days,
+)
+from finappd.records import Bar
+from finappd.store import Store
+
+__all__ = ["BarState", "Incremental", "load_state"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BarState:
+    """The stored daily bars a run plans from: newest per symbol, and recent closes."""
+
+    #: symbol → (newest stored daily bar's date, whether it is provisional)
+    last: Mapping[str, tuple[date, bool]]
+    #: (symbol, date) → (close, provisional) for the bars inside the revision window
+    closes: Mapping[tuple[str, date], tuple[float, bool]]
+
+
+def window_since(now: datetime, revision_days: int) -> date:
+    """The oldest date whose closes are loaded for revision checks (calendar-day margin)."""
+    return now.date() - timedelta(days=revision_days * 2 + 7)
+
+
+def load_state(store: Store, symbols: Sequence[str], since: date) -> BarState:
+    """The newest daily bar of each of ``symbols`` and their closes from ``since``; two queries.
+
+    Runs on the writer thread like every store call.
+    """
+    wanted = set(symbols)
+    with store._guard("load bar state") as conn:
+        # SQLite returns the other bare columns from the row holding MAX(ts).
+        rows = conn.execute(
+            "SELECT symbol, MAX(ts), provisional FROM bars WHERE interval = '1d' GROUP BY symbol"
+        ).fetchall()
+        last = {s: (date.fromisoformat(ts[:10]), bool(p)) for s, ts, p in rows if s in wanted}
+        window = conn.execute(
+            "SELECT symbol, ts, close, provisional FROM bars WHERE interval = '1d' AND ts >= ?",
+            (since.isoformat(),),
+        ).fetchall()
+    closes = {
+        (s, date.fromisoformat(ts[:10])): (c, bool(p)) for s, ts, c, p in window if s in wanted
+    }
+    return BarState(last, closes)
+
+
+class Incremental:
+    """Per-ticker ranges and post-processing for one run as of ``now``."""
+
+    def __init__(
+        self,
+        state: BarState,
+        now: datetime,
+        *,
+        lookback_days: int,
+        revision_days: int,
+        exchange: Exchange | None = None,
+    ) -> None:
+        if now.utcoffset() is None:
+            raise ValueError(f"naive datetime {now!r}: an incremental run needs a tz-aware now")
+        self.state = state
+        self.now = now
+        self.lookback_days = lookback_days
+        self.revision_days = revision_days
+        self.exchange = exchange
+
+    def exchange_of(self, symbol: str) -> Exchange:
+        """The flow's configured exchange, else the one the ticker's suffix names."""
+        return self.exchange or exchange_for(symbol)
+
+    def range_for(self, symbol: str) -> tuple[date, date] | None:
+        """The inclusive dates to request for ``symbol``, or ``None``: nothing can be new."""
+        exchange = self.exchange_of(symbol)
+        newest = latest_session(exchange, self.now)
+        stored = self.state.last.get(symbol)
+        if stored is None:
+            return newest - timedelta(days=self.lookback_days), newest
+        last, provisional = stored
+        if last >= newest and not provisional:
+            return None  # the newest session's final bar is stored: nothing can be new
+        return shift_trading_days(exchange, min(last, newest), self.revision_days), newest
+
+    def _closed(self, exchange: Exchange, day: date) -> bool:
+        bounds = session_bounds(exchange, day)
+        return bounds is None or bounds[1] <= self.now
+
+    def finish(self, symbol: str, bars: list[Bar]) -> list[Bar]:
+        """Mark bars of still-open sessions provisional; log stored final closes that changed."""
+        exchange = self.exchange_of(symbol)
+        out: list[Bar] = []
+        for bar in bars:
+            if isinstance(bar.ts, datetime):
+                out.append(bar)
+                continue
+            if not self._closed(exchange, bar.ts):
+                bar = dataclasses.replace(bar, provisional=True)
+            old = self.state.closes.get((symbol, bar.ts))
+            if old is not None and not old[1] and old[0] != bar.close:
+                log.info(
+                    "bar.revised",
+                    symbol=symbol,
+                    ts=bar.ts.isoformat(),
+                    old_close=old[0],
+                    new_close=bar.close,
+                )
+            out.append(bar)
+        return out
