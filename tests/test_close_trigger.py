@@ -41,6 +41,7 @@ def test_at_close_fire_times(extra: dict[str, object], now: datetime, fires: lis
     previous = None
     for _ in fires:
         fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None
         got.append(fire.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
         previous = now = fire
     assert got == fires
