@@ -1,4 +1,4 @@
-"""Command line: ``run``, ``run-once``, ``backfill``, ``status``, ``check-config``,
+"""Command line: ``run``, ``run-once``, ``backfill``, ``gaps``, ``status``, ``check-config``,
 ``export-snapshot``, ``sim``, ``demo``.
 
 Exit codes: 0 ok; 1 a run failed (or was cancelled), or the database could not be
@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("run", help="run the daemon: every flow on its schedule")
     once = sub.add_parser("run-once", help="run one flow now and print its summary as JSON")
     once.add_argument("flow")
+    once.add_argument(
+        "--dry-run", action="store_true", help="print what it would request; send nothing"
+    )
     back = sub.add_parser(
         "backfill", help="fetch a flow's history in chunks (resumable) and print the run as JSON"
     )
@@ -42,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
     back.add_argument("--end", type=_day, default=None, help="last day (default: today, UTC)")
     back.add_argument("--tickers", nargs="+", default=None, help="only these (default: all)")
+    gaps = sub.add_parser(
+        "gaps", help="expected trading days with no bar: holiday, not_yet_published, missing"
+    )
+    gaps.add_argument("flow", nargs="?", default=None, help="one flow (default: all bar flows)")
+    gaps.add_argument("--fill", action="store_true", help="fetch the missing days only")
+    gaps.add_argument("--json", action="store_true", help="print JSON")
+    gaps.add_argument("--all", action="store_true", help="list holidays too")
     status = sub.add_parser("status", help="each flow's health: last runs, next fire, failures")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument(
@@ -101,7 +111,7 @@ def _config_error(exc: ConfigError) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
     path = find_config_file(args.config)
-    if path is None and args.command in {"run", "run-once", "backfill"}:
+    if path is None and args.command in {"run", "run-once", "backfill", "gaps"}:
         raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
     # Absolute, so a reload re-reads the same file whatever the working directory is.
     path = None if path is None else path.absolute()
@@ -167,10 +177,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
         return 0
     if args.command == "run-once":
         settings.flow(args.flow)  # a ConfigError names an unknown flow before anything opens
+        if args.dry_run:
+            return asyncio.run(_dry_run(settings, args.flow))
         return asyncio.run(_run_once(settings, args.flow))
     if args.command == "backfill":
         settings.flow(args.flow)
         return asyncio.run(_backfill(settings, args))
+    if args.command == "gaps":
+        from finappd.flows.gaps import run_gaps
+
+        return asyncio.run(
+            run_gaps(settings, args.flow, fill=args.fill, as_json=args.json, show_all=args.all)
+        )
     from finappd.scheduler import Daemon
 
     return asyncio.run(Daemon(settings, config_path=path).run())
@@ -183,6 +201,16 @@ async def _run_once(settings: Settings, flow: str) -> int:
         summary = await runtime.run_flow(flow, "manual")
     print(json.dumps(summary.as_dict()), flush=True)
     return RUN_EXIT.get(summary.status, 1)
+
+
+async def _dry_run(settings: Settings, flow: str) -> int:
+    from finappd.flows.dryrun import dry_run
+    from finappd.runtime import Runtime
+
+    async with Runtime(settings) as runtime:
+        plan = await dry_run(settings, flow, runtime.store, runtime.writer, datetime.now(UTC))
+    print(json.dumps(plan), flush=True)
+    return 0
 
 
 async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
