@@ -195,17 +195,18 @@ class RunOnce:
 # (VmHWM) goes to stderr. wait4's ru_maxrss cannot be used: Linux carries the parent's
 # RSS over fork/exec into the child's, so a big benchmark process would pollute it.
 # Diagnostic only (``--skip-usage-writes``): with BENCH_SKIP_USAGE_WRITES set, the quota
-# ledger counts requests in memory but never awaits its SQLite write before a request.
+# ledger counts requests in memory but never writes them (its write-behind flush is a no-op).
 _WITH_PEAK_RSS = """\
 import atexit, os, runpy, sys
 
 if os.environ.get("BENCH_SKIP_USAGE_WRITES"):
     from finappd.providers.quota import QuotaLedger
 
-    async def _skip(self, day):
+    async def _skip(self):
         self._pending.clear()
+        return True
 
-    QuotaLedger._persist = _skip
+    QuotaLedger.flush = _skip
 
 def _report_peak():
     with open("/proc/self/status") as status:

@@ -1,11 +1,15 @@
 """The runtime: store, writer, HTTP session and providers, opened once and shared by every run.
 
 A provider instance is shared by every flow that names it, so two flows hitting
-the same API at once still respect one set of limits.
+the same API at once still respect one set of limits. Its quota ledger is kept per
+provider name and outlives a config reload's rebuilt instance; its writes go behind
+(see :mod:`~finappd.providers.quota`) and are drained at the end of every run and when
+the runtime closes, before the writer thread stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -17,12 +21,16 @@ from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
 from finappd.flows.incremental import load_state, window_since
 from finappd.providers import BaseProvider, make_provider, make_session
+from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
 
 __all__ = ["Runtime"]
 
 log = structlog.get_logger(__name__)
+
+#: Seconds one quota ledger's drain may take (end of a run, shutdown) before it is logged.
+USAGE_DRAIN_S = 10.0
 
 
 class Runtime:
@@ -39,6 +47,7 @@ class Runtime:
         self.writer = Writer(self.store)
         # The providers' quota ledgers persist through the one writer thread.
         self.usage = StoreUsage(self.store, self.writer)
+        self.ledgers: dict[str, QuotaLedger] = {}
         self._session: aiohttp.ClientSession | None = None
         self.providers: dict[str, BaseProvider] = {}
 
@@ -52,7 +61,7 @@ class Runtime:
             log.warning("store.runs_interrupted", runs=marked)
         self._session = make_session()
         self.providers = {
-            name: make_provider(name, provider, self._session, usage=self.usage)
+            name: self._make_provider(name, provider)
             for name, provider in self.settings.providers.items()
         }
         return self
@@ -63,9 +72,12 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._session is not None:
-            await self._session.close()
-        await self.writer.call(self.store.close)
+        try:
+            await self.drain_usage()
+        finally:
+            if self._session is not None:
+                await self._session.close()
+            await self.writer.call(self.store.close)
         self.writer.close()
 
     def rebuild_provider(self, name: str, settings: ProviderSettings | None) -> None:
@@ -74,8 +86,29 @@ class Runtime:
         if settings is None:
             self.providers.pop(name, None)
             return
+        self.providers[name] = self._make_provider(name, settings)
+
+    def _make_provider(self, name: str, settings: ProviderSettings) -> BaseProvider:
+        """Provider ``name`` counting in its name's one quota ledger (made on first use)."""
         assert self._session is not None, "the runtime is not open"
-        self.providers[name] = make_provider(name, settings, self._session, usage=self.usage)
+        ledger = self.ledgers.get(name)
+        if ledger is None:
+            ledger = QuotaLedger(name, daily=None, monthly=None, backend=self.usage)
+            self.ledgers[name] = ledger
+        return make_provider(name, settings, self._session, usage=self.usage, ledger=ledger)
+
+    async def drain_usage(self) -> None:
+        """Write every quota ledger's unwritten increments now (the runtime's shutdown)."""
+        await self._drain(list(self.ledgers.values()))
+
+    async def _drain(self, ledgers: list[QuotaLedger]) -> None:
+        """Drain ``ledgers``, each within USAGE_DRAIN_S; a stuck writer is logged, not waited."""
+        for ledger in ledgers:
+            try:
+                async with asyncio.timeout(USAGE_DRAIN_S):
+                    await ledger.drain()
+            except TimeoutError:
+                log.error("provider.usage_drain_timeout", ledger=repr(ledger))
 
     async def run_flow(self, name: str, trigger: str, *, now: datetime | None = None) -> RunSummary:
         """Run the flow called ``name`` once, as of ``now`` (default: the clock's now).
@@ -94,23 +127,27 @@ class Runtime:
             since = window_since(now, flow.revision_days)
             state = await self.writer.call(load_state, self.store, flow.tickers, since)
         splits = SplitWatch()
-        summary = await run_flow_once(
-            flow=flow.name,
-            trigger=trigger,
-            tickers=flow.tickers,
-            num_workers=flow.num_workers,
-            deadline=flow.deadline.total_seconds(),
-            fetch=build_fetch(flow, chain, now, splits=splits, state=state),
-            providers=chain,
-            store=self.store,
-            writer=self.writer,
-        )
-        await refetch_splits(
-            flow=flow.name,
-            pending=splits.pending,
-            providers=chain,
-            store=self.store,
-            writer=self.writer,
-            num_workers=flow.num_workers,
-        )
+        try:
+            summary = await run_flow_once(
+                flow=flow.name,
+                trigger=trigger,
+                tickers=flow.tickers,
+                num_workers=flow.num_workers,
+                deadline=flow.deadline.total_seconds(),
+                fetch=build_fetch(flow, chain, now, splits=splits, state=state),
+                providers=chain,
+                store=self.store,
+                writer=self.writer,
+            )
+            await refetch_splits(
+                flow=flow.name,
+                pending=splits.pending,
+                providers=chain,
+                store=self.store,
+                writer=self.writer,
+                num_workers=flow.num_workers,
+            )
+        finally:
+            # A run's usage is in SQLite when it ends, whatever the flush timer says.
+            await self._drain([provider.ledger for provider in chain])
         return summary

@@ -133,6 +133,9 @@ class Daemon:
                     await asyncio.wait_for(self.stopping.wait(), timeout=self.stop_after)
                 except TimeoutError:
                     self.request_stop("stop_after")
+                if watchdog is not None:
+                    # No ping may follow STOPPING=1, however long the shutdown's drains take.
+                    watchdog.cancel()
                 systemd.notify("STOPPING=1", "STATUS=stopping")
                 self._scheduler.shutdown(wait=False)
                 for task in list(self._reload_tasks):

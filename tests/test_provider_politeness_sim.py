@@ -179,3 +179,38 @@ async def test_limits_hold_under_a_429_storm(tmp_path: Path, sim_server: MakeSer
     assert sim.stats.max_arrivals["1s"] <= 10
     assert gauge.peak_in_flight <= 3
     assert sim.stats.peak_in_flight <= 2
+
+
+async def test_unbudgeted_usage_is_written_when_the_run_ends(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Without a quota, usage is counted in memory and in SQLite by the end of the run."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = settings_for(tmp_path, {"yahoo": {"base_url": sim.url, "rates": []}}, ["A", "B"])
+    async with Runtime(settings) as runtime:
+        summary = await runtime.run_flow("eod", "manual")
+        assert summary.tickers_ok == 2
+        assert query(tmp_path, "SELECT requests FROM provider_usage") == [(sim.stats.requests,)]
+
+
+async def test_a_rebuilt_provider_spends_the_same_budget(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A config reload's new instance counts in the same ledger, under the new budget."""
+    sim = await sim_server()
+    assert sim.url is not None
+    provider = {"base_url": sim.url, "rates": [], "daily_quota": 10}
+    settings = settings_for(tmp_path, {"yahoo": provider}, ["A", "B"])
+    async with Runtime(settings) as runtime:
+        await runtime.run_flow("eod", "manual")
+        before = runtime.providers["yahoo"]
+        reloaded = settings.providers["yahoo"].model_copy(update={"daily_quota": 3})
+        runtime.rebuild_provider("yahoo", reloaded)
+        after = runtime.providers["yahoo"]
+        assert after is not before
+        assert after.ledger is before.ledger
+        assert (after.ledger.daily, after.ledger.day_used) == (3, 2)
+        await after.ledger.take()
+        assert after.ledger.spent() == "daily"
+    assert query(tmp_path, "SELECT requests FROM provider_usage") == [(3,)]

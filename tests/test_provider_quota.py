@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from finappd.errors import ProviderUnavailableError, QuotaExhaustedError, StoreError
+from finappd.providers import quota
 from finappd.providers.quota import QuotaLedger, next_day_start, next_month_start
 
 
@@ -66,6 +67,7 @@ async def test_daily_budget_refuses_the_request_after_the_last() -> None:
     assert (info.value.provider, info.value.symbol) == ("av", "IBM")
     assert "daily quota of 3" in str(info.value)
     assert "2026-03-15T00:00:00+00:00" in str(info.value)
+    await ledger.drain()
     assert usage.rows == {("av", date(2026, 3, 14)): 3}
     assert (ledger.day_used, ledger.refused) == (3, 1)
 
@@ -110,6 +112,7 @@ async def test_concurrent_takers_never_overshoot_and_writes_are_batched() -> Non
     results = await asyncio.gather(*(ledger.take() for _ in range(50)), return_exceptions=True)
     assert sum(r is None for r in results) == 20
     assert all(isinstance(r, QuotaExhaustedError) for r in results if r is not None)
+    await ledger.drain()
     assert usage.rows == {("x", date(2026, 3, 14)): 20}
     assert len(usage.writes) < 20
 
@@ -122,20 +125,25 @@ async def test_quota_day_follows_the_configured_timezone() -> None:
         "av", daily=5, monthly=None, tz="America/New_York", backend=usage, clock=clock
     )
     await ledger.take()
+    await ledger.drain()
     assert usage.rows == {("av", date(2026, 3, 14)): 1}
     assert ledger.resets_at("daily") == datetime(2026, 3, 15, 4, 0, tzinfo=UTC)
 
 
 async def test_failed_write_is_logged_and_memory_still_enforces() -> None:
-    """A store failure is one error log; the request still counts against the budget."""
+    """A store failure is one error log; the request still counts and a later flush writes it."""
     usage = FakeUsage()
     usage.fail = True
     ledger = QuotaLedger("x", daily=1, monthly=None, backend=usage, clock=Clock(MARCH_14))
     with capture_logs() as logs:
         await ledger.take()
+        assert await ledger.flush() is False
     assert [e["event"] for e in logs] == ["provider.usage_write_failed"]
     with pytest.raises(QuotaExhaustedError):
         await ledger.take()
+    usage.fail = False
+    await ledger.drain()
+    assert usage.rows == {("x", date(2026, 3, 14)): 1}
 
 
 async def test_without_backend_or_budget_nothing_is_refused() -> None:
@@ -212,4 +220,88 @@ async def test_unbudgeted_provider_counts_without_reading() -> None:
     ledger = QuotaLedger("yahoo", daily=None, monthly=None, backend=usage, clock=Clock(MARCH_14))
     for _ in range(3):
         await ledger.take()
+    await ledger.drain()
     assert usage.rows == {("yahoo", date(2026, 3, 14)): 3}
+
+
+async def test_take_now_counts_at_once_and_writes_behind() -> None:
+    """take_now decrements the budget synchronously; the write follows without being awaited."""
+    usage = FakeUsage()
+    ledger = QuotaLedger("av", daily=2, monthly=None, backend=usage, clock=Clock(MARCH_14))
+    await ledger.refresh()
+    assert ledger.take_now("A")
+    assert ledger.take_now("B")
+    with pytest.raises(QuotaExhaustedError):
+        ledger.take_now("C")
+    assert (ledger.day_used, usage.rows) == (2, {})
+    for _ in range(50):  # the budgeted flush starts on the next loop turn
+        if usage.rows:
+            break
+        await asyncio.sleep(0.001)
+    assert usage.rows == {("av", date(2026, 3, 14)): 2}
+    assert usage.writes == [{date(2026, 3, 14): 2}]
+
+
+async def test_unbudgeted_usage_is_flushed_every_few_seconds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without a budget the increments wait UNBUDGETED_FLUSH_S, then go in one write."""
+    monkeypatch.setattr(quota, "UNBUDGETED_FLUSH_S", 0.05)
+    usage = FakeUsage()
+    ledger = QuotaLedger("yahoo", daily=None, monthly=None, backend=usage, clock=Clock(MARCH_14))
+    for _ in range(10):
+        assert ledger.take_now()
+    await asyncio.sleep(0.01)
+    assert usage.rows == {}
+    await asyncio.sleep(0.1)
+    assert usage.writes == [{date(2026, 3, 14): 10}]
+
+
+async def test_take_now_asks_for_a_refresh_when_the_budgeted_day_turns() -> None:
+    """A budgeted ledger counts nothing on a new quota day until refresh() has read it."""
+    clock = Clock(datetime(2026, 3, 14, 23, 59, tzinfo=UTC))
+    usage = FakeUsage({("av", date(2026, 3, 15)): 4})
+    ledger = QuotaLedger("av", daily=5, monthly=None, backend=usage, clock=clock)
+    await ledger.take()
+    clock.now = datetime(2026, 3, 15, 0, 0, 1, tzinfo=UTC)
+    assert ledger.take_now() is False
+    await ledger.take()  # reads the 15th's 4, counts the 5th
+    with pytest.raises(QuotaExhaustedError):
+        await ledger.take()
+
+
+async def test_a_reread_day_adds_what_is_not_written_yet() -> None:
+    """Reading the day again (a quota_tz change) keeps the increments still pending."""
+    usage = FakeUsage({("av", date(2026, 3, 14)): 2})
+    ledger = QuotaLedger("av", daily=5, monthly=None, backend=usage, clock=Clock(MARCH_14))
+    await ledger.refresh()
+    assert ledger.take_now()
+    assert ledger.take_now()
+    ledger.retune(daily=5, monthly=None, tz="Europe/Warsaw")  # same date at noon UTC
+    await ledger.refresh()
+    assert ledger.day_used == 4
+    await ledger.drain()
+    assert usage.rows == {("av", date(2026, 3, 14)): 4}
+
+
+async def test_a_stuck_writer_never_blocks_counting() -> None:
+    """Counting goes on while a write hangs; drain waits for it and then writes the rest."""
+    release = asyncio.Event()
+
+    class Stuck(FakeUsage):
+        async def add(self, provider: str, counts: Mapping[date, int]) -> None:
+            await release.wait()
+            await super().add(provider, counts)
+
+    usage = Stuck()
+    ledger = QuotaLedger("av", daily=100, monthly=None, backend=usage, clock=Clock(MARCH_14))
+    await ledger.take()
+    await asyncio.sleep(0.01)  # the first write is now in flight, waiting
+    for _ in range(9):
+        await asyncio.wait_for(ledger.take(), timeout=0.1)
+    drained = asyncio.create_task(ledger.drain())
+    await asyncio.sleep(0.01)
+    assert not drained.done()
+    release.set()
+    await drained
+    assert usage.writes == [{date(2026, 3, 14): 1}, {date(2026, 3, 14): 9}]

@@ -11,7 +11,7 @@ from finappd.providers.coingecko import CoinGeckoProvider
 from finappd.providers.finnhub import FinnhubProvider
 from finappd.providers.frankfurter import FrankfurterProvider
 from finappd.providers.polygon import PolygonProvider
-from finappd.providers.quota import UsageBackend
+from finappd.providers.quota import QuotaLedger, UsageBackend
 from finappd.providers.stooq import StooqProvider
 from finappd.providers.tiingo import TiingoProvider
 from finappd.providers.twelvedata import TwelveDataProvider
@@ -54,11 +54,14 @@ def make_provider(
     session: aiohttp.ClientSession,
     *,
     usage: UsageBackend | None = None,
+    ledger: QuotaLedger | None = None,
 ) -> BaseProvider:
     """The provider called ``name``, of class ``PROVIDER_KINDS[settings.kind or name]``.
 
     ``usage`` persists its quota ledger (the runtime passes the store's); without it
-    the daily and monthly quotas are kept in memory only.
+    the daily and monthly quotas are kept in memory only. ``ledger`` is the quota
+    ledger to count in (the runtime keeps one per provider name, so a rebuilt instance
+    goes on spending the same budget); without it the provider makes its own.
     """
     kind = settings.kind or name
     try:
@@ -66,4 +69,4 @@ def make_provider(
     except KeyError:
         known = ", ".join(sorted(PROVIDER_KINDS))
         raise ValueError(f"unknown provider kind {kind!r} (known: {known})") from None
-    return cls(name, settings, session, usage=usage)
+    return cls(name, settings, session, usage=usage, ledger=ledger)

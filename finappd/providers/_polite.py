@@ -61,6 +61,7 @@ class Politeness:
         session: aiohttp.ClientSession,
         *,
         usage: UsageBackend | None = None,
+        ledger: QuotaLedger | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -70,9 +71,11 @@ class Politeness:
         self.semaphore = asyncio.Semaphore(self.limits.max_concurrency)
         self.windows = RateWindows(self.limits.windows())
         limits = self.limits
-        self.ledger = QuotaLedger(
-            name, daily=limits.daily(), monthly=limits.monthly(), tz=limits.quota_tz, backend=usage
-        )
+        if ledger is None:
+            ledger = QuotaLedger(name, daily=None, monthly=None, backend=usage)
+        # A ledger handed over (the runtime's, one per provider name) keeps its counts.
+        ledger.retune(daily=limits.daily(), monthly=limits.monthly(), tz=limits.quota_tz)
+        self.ledger = ledger
         cooldown = settings.circuit_cooldown.total_seconds()
         self.breaker = CircuitBreaker(name, threshold=settings.circuit_threshold, cooldown=cooldown)
         connect = settings.connect_timeout.total_seconds()
@@ -260,28 +263,39 @@ class Politeness:
             await asyncio.sleep(remaining)
 
     async def _admit(self, symbol: str | None) -> None:
-        """Wait for pause, semaphore, quota and rate windows; on return the semaphore is held."""
+        """Wait for pause, semaphore, quota and rate windows; on return the semaphore is held.
+
+        The quota ledger's one read per quota day is awaited before the semaphore; under
+        it the budget is checked and counted synchronously (its write goes behind), so a
+        slot never waits on SQLite.
+        """
         self._refuse(symbol)
         await self._wait_turn(symbol)
-        await self.semaphore.acquire()
-        try:
-            self._refuse(symbol)  # things may have changed while this caller waited
+        while True:
+            await self.ledger.refresh()
+            await self.semaphore.acquire()
             try:
-                await self.ledger.take(symbol)
-            except QuotaExhaustedError as exc:
-                which = self.ledger.spent() or "daily"
-                self.park(self.ledger.resets_at(which), str(exc))
-                raise self._fail(exc) from None
-            while True:
-                await self.windows.acquire()
-                if self.paused_for() <= 0:
-                    break
-                # A 429 arrived while this caller waited: sleep it out, then queue again
-                # for the windows so the callers released by the pause do not burst.
-                await self._wait_turn(symbol)
-        except BaseException:
+                self._refuse(symbol)  # things may have changed while this caller waited
+                try:
+                    counted = self.ledger.take_now(symbol)
+                except QuotaExhaustedError as exc:
+                    which = self.ledger.spent() or "daily"
+                    self.park(self.ledger.resets_at(which), str(exc))
+                    raise self._fail(exc) from None
+                if counted:
+                    while True:
+                        await self.windows.acquire()
+                        if self.paused_for() <= 0:
+                            return
+                        # A 429 arrived while this caller waited: sleep it out, then queue
+                        # again for the windows so the callers released by the pause do
+                        # not burst.
+                        await self._wait_turn(symbol)
+            except BaseException:
+                self.semaphore.release()
+                raise
+            # The quota day turned while this caller waited: read it outside the semaphore.
             self.semaphore.release()
-            raise
 
     async def _attempt(self, target: yarl.URL, symbol: str | None) -> Response:
         """One polite attempt: admission, then send, read and classify."""

@@ -13,8 +13,9 @@ every request goes through :meth:`BaseProvider._get`, which per provider instanc
   breaker is open;
 - waits out a provider-wide pause after a 429 (``Retry-After`` when given, else
   exponential backoff with jitter);
-- holds the semaphore (``max_concurrency``), counts the request in the quota ledger
-  (persisted, see :mod:`~finappd.providers.quota`), waits for every rate window
+- reads the quota ledger's day once (before the semaphore), holds the semaphore
+  (``max_concurrency``), counts the request in the ledger in memory (persisted behind,
+  never awaited, see :mod:`~finappd.providers.quota`), waits for every rate window
   (:class:`~finappd.providers.limits.RateWindows`), then sends with an explicit timeout;
 - classifies the response and acts on the :class:`Verdict`: OK/EMPTY return, NOT_FOUND,
   PLAN_GATED and BAD raise, AUTH disables, QUOTA_EXHAUSTED parks, RATE_LIMITED pauses
