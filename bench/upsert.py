@@ -27,7 +27,7 @@ from pathlib import Path
 from finappd.flows.run import TickerResult, _write_results
 from finappd.records import Bar
 from finappd.store import Store
-from finappd.store.store import _UPSERT_BARS
+from finappd.store.bars import _UPSERT_BARS
 
 DAYS = 10
 BATCH = 100  # tickers per writer call: about what a 50-worker run's queue holds
