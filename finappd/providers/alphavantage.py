@@ -35,7 +35,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
 from finappd.records import Bar, FxRate, Quote
 
@@ -277,13 +276,3 @@ class AlphaVantageProvider(BaseProvider):
             except _MALFORMED as exc:
                 raise self._bad(response, pair, f"malformed FX_DAILY: {exc!r}") from exc
         return rates
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import yarl
 
-from finappd.errors import AuthError
+from finappd.errors import AuthError, BadResponseError
 from finappd.providers._http import Response, make_session, parse_retry_after, redact_url
 from finappd.providers._polite import Politeness, classify_status
 from finappd.providers.limits import Limits
@@ -156,6 +156,17 @@ class BaseProvider(Politeness):
             "quota_used_today": self.ledger.day_used,
             "quota_refused": self.ledger.refused,
         }
+
+    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
+        """A counted :class:`BadResponseError` for ``response``: reason, status, redacted URL."""
+        return self._fail(
+            BadResponseError(
+                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
+                provider=self.name,
+                symbol=symbol,
+                status=response.status,
+            )
+        )
 
     async def _get(
         self, url: str, *, params: Mapping[str, str] | None = None, symbol: str | None = None

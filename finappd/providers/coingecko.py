@@ -43,7 +43,7 @@ from urllib.parse import quote
 
 import yarl
 
-from finappd.errors import BadResponseError, SymbolNotFoundError
+from finappd.errors import SymbolNotFoundError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -329,13 +329,3 @@ class CoinGeckoProvider(BaseProvider):
                 )
             )
         return coin
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

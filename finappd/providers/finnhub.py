@@ -33,7 +33,6 @@ from zoneinfo import ZoneInfo
 
 import yarl
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
 from finappd.records import Bar, Quote
 
@@ -220,13 +219,3 @@ class FinnhubProvider(BaseProvider):
             return parse_candles(payload, symbol, start, end, exchange_tz(api_symbol))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed candles: {exc!r}") from exc
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import ClassVar
 
-from finappd.errors import BadResponseError, SymbolNotFoundError
+from finappd.errors import SymbolNotFoundError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -166,12 +166,4 @@ class FrankfurterProvider(BaseProvider):
         try:
             return parse_rates(json.loads(response.text), base, wanted, start, end)
         except _MALFORMED as exc:
-            raise self._fail(
-                BadResponseError(
-                    f"{self.name}: malformed rates: {exc!r} "
-                    f"(HTTP {response.status} from {response.url})",
-                    provider=self.name,
-                    symbol=label,
-                    status=response.status,
-                )
-            ) from exc
+            raise self._bad(response, label, f"malformed rates: {exc!r}") from exc

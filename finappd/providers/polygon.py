@@ -41,7 +41,6 @@ from zoneinfo import ZoneInfo
 import structlog
 import yarl
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -323,13 +322,3 @@ class PolygonProvider(BaseProvider):
             except _MALFORMED as exc:
                 raise self._bad(response, symbol, f"malformed {kind}: {exc!r}") from exc
         return dividends, splits
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

@@ -36,7 +36,6 @@ from zoneinfo import ZoneInfo
 
 import yarl
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
 from finappd.records import Bar, Quote
 
@@ -227,13 +226,3 @@ class StooqProvider(BaseProvider):
             return parse_quote_csv(response.text, symbol)
         except (*_MALFORMED, StopIteration) as exc:
             raise self._bad(response, symbol, f"malformed quote CSV: {exc!r}") from exc
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

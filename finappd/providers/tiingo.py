@@ -32,7 +32,6 @@ from fractions import Fraction
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -282,13 +281,3 @@ class TiingoProvider(BaseProvider):
             return response, json.loads(response.text)
         except json.JSONDecodeError as exc:
             raise self._bad(response, symbol, f"body is not JSON: {exc}") from exc
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

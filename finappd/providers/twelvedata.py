@@ -36,7 +36,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
-from finappd.errors import BadResponseError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -288,13 +287,3 @@ class TwelveDataProvider(BaseProvider):
             return parse_time_series(json.loads(response.text), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed time_series: {exc!r}") from exc
-
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._fail(
-            BadResponseError(
-                f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
-                provider=self.name,
-                symbol=symbol,
-                status=response.status,
-            )
-        )

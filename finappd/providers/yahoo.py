@@ -195,11 +195,6 @@ class YahooProvider(BaseProvider):
             return Classified(Verdict.TRANSIENT, problem)
         return Classified(Verdict.OK)
 
-    def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
-        return self._bad_response(
-            symbol, f"{reason} (HTTP {response.status} from {response.url})", response.status
-        )
-
     def _bad_response(
         self, symbol: str, reason: str, status: int | None = None
     ) -> BadResponseError:
