@@ -1,0 +1,194 @@
+"""Loading: the TOML file, ``FINAPPD_*`` environment overrides, secrets from files.
+
+Precedence, highest first: environment (``FINAPPD_PROVIDERS__YAHOO__MAX_CONCURRENCY=2``),
+credential files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``; a file
+named ``<provider>_api_key``), then the TOML file. Any problem becomes one
+:class:`~finappd.errors.ConfigError` naming the key, which the CLI turns into one
+line on stderr and exit code 78 (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
+from finappd.config.values import FLOW_CAPABILITIES, Duration
+from finappd.errors import ConfigError
+
+__all__ = ["Settings", "find_config_file", "load_settings"]
+
+
+class _CredentialsSource(PydanticBaseSettingsSource):
+    """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this
+
+    def __call__(self) -> dict[str, Any]:
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory or not Path(directory).is_dir():
+            return {}
+        providers: dict[str, Any] = {}
+        for entry in sorted(Path(directory).glob("*_api_key")):
+            name = entry.name.removesuffix("_api_key")
+            try:
+                providers[name] = {"api_key": entry.read_text(encoding="utf-8").strip()}
+            except (OSError, UnicodeDecodeError) as exc:
+                # Raised from a settings source, outside validation: say it the same way.
+                problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
+                raise ConfigError(
+                    f"providers.{name}.api_key", f"cannot read credential {str(entry)!r}: {problem}"
+                ) from exc
+        return {"providers": providers} if providers else {}
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FINAPPD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    grace_period: Duration = timedelta(seconds=30)
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    flows: list[FlowSettings] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs, so it must rank lowest.
+        return (env_settings, _CredentialsSource(settings_cls), init_settings)
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Settings:
+        # Late import: the provider registry imports this module.
+        from finappd.providers import PROVIDER_KINDS
+
+        for name, provider in self.providers.items():
+            provider.kind = provider.kind or name
+            if provider.kind not in PROVIDER_KINDS:
+                known = ", ".join(sorted(PROVIDER_KINDS))
+                raise ValueError(
+                    f"providers.{name}.kind: unknown provider {provider.kind!r} (known: {known})"
+                )
+        seen: set[str] = set()
+        for i, flow in enumerate(self.flows):
+            if flow.name in seen:
+                raise ValueError(f"flows.{i}.name: duplicate flow name {flow.name!r}")
+            seen.add(flow.name)
+            if flow.provider not in self.providers:
+                if flow.provider not in PROVIDER_KINDS:
+                    raise ValueError(f"flows.{i}.provider: unknown provider {flow.provider!r}")
+                self.providers[flow.provider] = ProviderSettings(kind=flow.provider)
+            self._check_chain(i, flow, PROVIDER_KINDS)
+        return self
+
+    def _check_chain(self, i: int, flow: FlowSettings, kinds: Mapping[str, Any]) -> None:
+        """A flow's provider and fallbacks: configured, distinct, able to serve its kind."""
+        need = FLOW_CAPABILITIES[flow.kind]
+        chain = [("provider", flow.provider)]
+        chain += [(f"fallback.{j}", name) for j, name in enumerate(flow.fallback)]
+        seen: set[str] = set()
+        for key, name in chain:
+            if name not in self.providers:
+                raise ValueError(
+                    f"flows.{i}.{key}: {name!r} is not a configured provider "
+                    f"(configured: {', '.join(sorted(self.providers))})"
+                )
+            if name in seen:
+                raise ValueError(f"flows.{i}.{key}: {name!r} is already in this flow's chain")
+            seen.add(name)
+            kind = self.providers[name].kind or name
+            if need not in kinds[kind].capabilities:
+                raise ValueError(f"flows.{i}.{key}: provider {name!r} ({kind}) has no {need}")
+            if kinds[kind].requires_key and self.providers[name].api_key is None:
+                raise ValueError(
+                    f"providers.{name}.api_key: {kind} needs an API key (set "
+                    f"FINAPPD_PROVIDERS__{name.upper()}__API_KEY or a {name}_api_key credential)"
+                )
+
+    def flow(self, name: str) -> FlowSettings:
+        """The flow called ``name``."""
+        for flow in self.flows:
+            if flow.name == name:
+                return flow
+        raise ConfigError("flows", f"no flow named {name!r}")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as JSON-able data, secrets shown as ``**********``."""
+        return self.model_dump(mode="json")
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """The config file: ``--config``, ``$FINAPPD_CONFIG``, systemd's dir, or ``./finappd.toml``."""
+    if explicit:
+        return Path(explicit)
+    if env := os.environ.get("FINAPPD_CONFIG"):
+        return Path(env)
+    candidates = [
+        Path(d) / "finappd.toml"
+        for d in os.environ.get("CONFIGURATION_DIRECTORY", "").split(":")
+        if d
+    ]
+    candidates.append(Path("finappd.toml"))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _error_key(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "config"
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Read, merge and validate the configuration, or raise one ConfigError naming the key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {str(path)!r}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"TOML syntax error in {str(path)!r}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError("config", f"{str(path)!r} is not UTF-8 text: {exc.reason}") from exc
+    try:
+        return Settings(**data)
+    except SettingsError as exc:
+        # An environment override pydantic-settings could not even parse (e.g. not JSON).
+        m = re.search(r'field "(\w+)"', str(exc))
+        key = m[1] if m else "config"
+        raise ConfigError(
+            key, f"cannot parse FINAPPD_{key.upper()} from the environment: {exc.__cause__ or exc}"
+        ) from exc
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        message = str(first["msg"]).removeprefix("Value error, ")
+        key = _error_key(first["loc"])
+        # Cross-field checks name their own key as "key: problem".
+        if m := re.match(r"^([\w.]+): (.*)$", message):
+            key, message = m[1], m[2]
+        raise ConfigError(key, message) from exc
