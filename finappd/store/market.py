@@ -46,24 +46,32 @@ def _conn(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
+def _upsert(
+    store: Store, table: str, sql: str, rows: Sequence[tuple[object, ...]], fetched_at: datetime
+) -> int:
+    """Run ``sql`` once per row, ``fetched_at`` appended, in one transaction; return rows."""
+    if rows:
+        fetched = _text(fetched_at)
+        with _conn(store, f"write_{table} of {len(rows)} rows") as conn:
+            conn.executemany(sql, [(*row, fetched) for row in rows])
+    return len(rows)
+
+
 def write_dividends(
     store: Store, dividends: Sequence[Dividend], *, provider: str, fetched_at: datetime
 ) -> int:
     """Upsert dividends by (symbol, ex_date); return rows written."""
-    rows = [
-        (d.symbol, d.ex_date.isoformat(), d.amount, d.currency, provider, _text(fetched_at))
-        for d in dividends
-    ]
-    if rows:
-        with _conn(store, f"write_dividends of {len(rows)} rows") as conn:
-            conn.executemany(
-                "INSERT INTO dividends (symbol, ex_date, amount, currency, provider, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ex_date) DO UPDATE SET "
-                "amount = excluded.amount, currency = excluded.currency, "
-                "provider = excluded.provider, fetched_at = excluded.fetched_at",
-                rows,
-            )
-    return len(rows)
+    rows = [(d.symbol, d.ex_date.isoformat(), d.amount, d.currency, provider) for d in dividends]
+    return _upsert(
+        store,
+        "dividends",
+        "INSERT INTO dividends (symbol, ex_date, amount, currency, provider, fetched_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ex_date) DO UPDATE SET "
+        "amount = excluded.amount, currency = excluded.currency, "
+        "provider = excluded.provider, fetched_at = excluded.fetched_at",
+        rows,
+        fetched_at,
+    )
 
 
 def known_splits(store: Store, symbol: str) -> set[date]:
@@ -78,17 +86,16 @@ def write_splits(
 ) -> int:
     """Upsert splits by (symbol, ex_date); return rows written."""
     rows = [(s.symbol, s.ex_date.isoformat(), s.numerator, s.denominator, provider) for s in splits]
-    if rows:
-        fetched = _text(fetched_at)
-        with _conn(store, f"write_splits of {len(rows)} rows") as conn:
-            conn.executemany(
-                "INSERT INTO splits (symbol, ex_date, numerator, denominator, provider, "
-                "fetched_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ex_date) DO UPDATE "
-                "SET numerator = excluded.numerator, denominator = excluded.denominator, "
-                "provider = excluded.provider, fetched_at = excluded.fetched_at",
-                [(*row, fetched) for row in rows],
-            )
-    return len(rows)
+    return _upsert(
+        store,
+        "splits",
+        "INSERT INTO splits (symbol, ex_date, numerator, denominator, provider, "
+        "fetched_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ex_date) DO UPDATE "
+        "SET numerator = excluded.numerator, denominator = excluded.denominator, "
+        "provider = excluded.provider, fetched_at = excluded.fetched_at",
+        rows,
+        fetched_at,
+    )
 
 
 def first_bar_day(store: Store, symbol: str, provider: str) -> date | None:
@@ -108,18 +115,17 @@ def write_quotes(
     rows = [
         (q.symbol, _text(q.ts), q.price, q.currency, q.previous_close, provider) for q in quotes
     ]
-    if rows:
-        fetched = _text(fetched_at)
-        with _conn(store, f"write_quotes of {len(rows)} rows") as conn:
-            conn.executemany(
-                "INSERT INTO quotes (symbol, ts, price, currency, previous_close, provider, "
-                "fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ts) DO UPDATE "
-                "SET price = excluded.price, currency = excluded.currency, "
-                "previous_close = excluded.previous_close, provider = excluded.provider, "
-                "fetched_at = excluded.fetched_at",
-                [(*row, fetched) for row in rows],
-            )
-    return len(rows)
+    return _upsert(
+        store,
+        "quotes",
+        "INSERT INTO quotes (symbol, ts, price, currency, previous_close, provider, "
+        "fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (symbol, ts) DO UPDATE "
+        "SET price = excluded.price, currency = excluded.currency, "
+        "previous_close = excluded.previous_close, provider = excluded.provider, "
+        "fetched_at = excluded.fetched_at",
+        rows,
+        fetched_at,
+    )
 
 
 def write_fx_rates(
@@ -127,17 +133,16 @@ def write_fx_rates(
 ) -> int:
     """Upsert FX rates by (base, quote, day); return rows written."""
     rows = [(r.base, r.quote, r.day.isoformat(), r.rate, provider) for r in rates]
-    if rows:
-        fetched = _text(fetched_at)
-        with _conn(store, f"write_fx_rates of {len(rows)} rows") as conn:
-            conn.executemany(
-                "INSERT INTO fx_rates (base, quote, day, rate, provider, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (base, quote, day) DO UPDATE SET "
-                "rate = excluded.rate, provider = excluded.provider, "
-                "fetched_at = excluded.fetched_at",
-                [(*row, fetched) for row in rows],
-            )
-    return len(rows)
+    return _upsert(
+        store,
+        "fx_rates",
+        "INSERT INTO fx_rates (base, quote, day, rate, provider, fetched_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (base, quote, day) DO UPDATE SET "
+        "rate = excluded.rate, provider = excluded.provider, "
+        "fetched_at = excluded.fetched_at",
+        rows,
+        fetched_at,
+    )
 
 
 @dataclass(frozen=True, slots=True)
