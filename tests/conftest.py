@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import structlog
+from aioresponses import aioresponses
 
 from finappd.sim import SimConfig, SimServer
+from tests.test_provider_support import mock_http
 
 MakeServer = Callable[..., Awaitable[SimServer]]
 
@@ -40,3 +42,10 @@ async def sim_server() -> AsyncIterator[MakeServer]:
     yield make
     for server in started:
         await server.stop()
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    """Intercept aiohttp requests."""
+    with mock_http() as mock:
+        yield mock

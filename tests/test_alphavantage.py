@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from finappd.config import ProviderSettings
 from finappd.errors import AuthError, PlanGatedError, QuotaExhaustedError, SymbolNotFoundError
-from finappd.providers import PROVIDER_KINDS, AlphaVantageProvider, make_session
+from finappd.providers import PROVIDER_KINDS, AlphaVantageProvider
 from finappd.providers.alphavantage import (
     av_symbol,
     classify_payload,
@@ -24,7 +22,7 @@ from finappd.providers.alphavantage import (
 )
 from finappd.providers.base import Capability, Verdict
 from finappd.records import Bar, FxRate, Quote
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/av"
 QUERY = re.compile(r"^http://127\.0\.0\.1:9/av/query\?.*$")
@@ -122,32 +120,10 @@ MakeAv = Callable[..., AlphaVantageProvider]
 @pytest.fixture
 async def make_av() -> AsyncIterator[MakeAv]:
     """Build AV providers pointed at BASE with tiny backoff; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> AlphaVantageProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": "test-key",
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return AlphaVantageProvider("av", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        AlphaVantageProvider, "av", base_url=BASE, api_key="test-key", rates=[]
+    ) as factory:
+        yield factory
 
 
 def recent() -> tuple[date, date]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
@@ -24,7 +23,7 @@ from finappd.providers import PROVIDER_KINDS, CoinGeckoProvider, make_session
 from finappd.providers.base import Capability
 from finappd.records import Quote
 from tests.test_coingecko_parse import RANGE, RATE, SIMPLE, chart, ms, status_error
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/api/v3"
 CHART = re.compile(r"^http://127\.0\.0\.1:9/api/v3/coins/[^/]+/market_chart/range\?.*$")
@@ -38,32 +37,10 @@ Seen = list[tuple[Any, dict[str, Any]]]
 @pytest.fixture
 async def make_gecko() -> AsyncIterator[MakeGecko]:
     """Build CoinGecko providers pointed at BASE with tiny backoff; close their sessions."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> CoinGeckoProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": KEY,
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return CoinGeckoProvider("coingecko", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        CoinGeckoProvider, "coingecko", base_url=BASE, api_key=KEY, rates=[]
+    ) as factory:
+        yield factory
 
 
 def recorder(seen: Seen, body: Any) -> Callable[..., CallbackResult]:

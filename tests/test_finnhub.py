@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from finappd.config import ProviderSettings
 from finappd.errors import AuthError, PlanGatedError, SymbolNotFoundError
-from finappd.providers import PROVIDER_KINDS, FinnhubProvider, make_session
+from finappd.providers import PROVIDER_KINDS, FinnhubProvider
 from finappd.providers.base import Capability, Verdict
 from finappd.providers.finnhub import (
     candle_window,
@@ -26,7 +24,7 @@ from finappd.providers.finnhub import (
     parse_quote,
 )
 from finappd.records import Bar, Quote
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/finnhub"
 QUOTE_URL = re.compile(r"^http://127\.0\.0\.1:9/finnhub/quote\?.*$")
@@ -54,32 +52,10 @@ MakeFinnhub = Callable[..., FinnhubProvider]
 @pytest.fixture
 async def make_finnhub() -> AsyncIterator[MakeFinnhub]:
     """Build Finnhub providers pointed at BASE with tiny backoff; close their sessions after."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> FinnhubProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": "test-key",
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return FinnhubProvider("finnhub", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        FinnhubProvider, "finnhub", base_url=BASE, api_key="test-key", rates=[]
+    ) as factory:
+        yield factory
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import date
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
@@ -18,7 +17,7 @@ from finappd.providers import PROVIDER_KINDS, FrankfurterProvider, make_session
 from finappd.providers.base import Capability
 from finappd.records import FxRate
 from tests.test_frankfurter_parse import RANGE
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/v1"
 RATES = re.compile(r"^http://127\.0\.0\.1:9/v1/[0-9-]+\.\.[0-9-]+\?.*$")
@@ -29,31 +28,10 @@ MakeFrank = Callable[..., FrankfurterProvider]
 @pytest.fixture
 async def make_frank() -> AsyncIterator[MakeFrank]:
     """Build Frankfurter providers pointed at BASE with tiny backoff; close their sessions."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> FrankfurterProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return FrankfurterProvider("frankfurter", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        FrankfurterProvider, "frankfurter", base_url=BASE, rates=[]
+    ) as factory:
+        yield factory
 
 
 def test_declares_kind_capability_and_polite_default() -> None:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 from structlog.testing import capture_logs
 
-from finappd.config import ProviderSettings
 from finappd.errors import AuthError, PlanGatedError, SymbolNotFoundError
-from finappd.providers import PROVIDER_KINDS, PolygonProvider, make_session
+from finappd.providers import PROVIDER_KINDS, PolygonProvider
 from finappd.providers.base import Capability, Verdict
 from finappd.providers.polygon import (
     MAX_PAGES,
@@ -29,7 +27,7 @@ from finappd.providers.polygon import (
     polygon_symbol,
 )
 from finappd.records import Bar, Dividend, Split
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/polygon"
 AGGS = re.compile(r"^http://127\.0\.0\.1:9/polygon/v2/aggs/ticker/[^/]+/range/.*$")
@@ -86,32 +84,10 @@ MakePolygon = Callable[..., PolygonProvider]
 @pytest.fixture
 async def make_polygon() -> AsyncIterator[MakePolygon]:
     """Build Polygon providers pointed at BASE with tiny backoff; close their sessions after."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> PolygonProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": "test-key",
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return PolygonProvider("polygon", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        PolygonProvider, "polygon", base_url=BASE, api_key="test-key", rates=[]
+    ) as factory:
+        yield factory
 
 
 @pytest.mark.parametrize(

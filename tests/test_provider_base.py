@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -38,7 +38,7 @@ from finappd.providers.base import (
     make_session,
 )
 from finappd.records import Bar
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -62,31 +62,8 @@ MakeProbe = Callable[..., ProbeProvider]
 @pytest.fixture
 async def make_probe() -> AsyncIterator[MakeProbe]:
     """Build probe providers with fast backoff; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> ProbeProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "rate": None,
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return ProbeProvider("probe", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(ProbeProvider, "probe", base_url=BASE, rate=None) as factory:
+        yield factory
 
 
 async def test_semaphore_caps_requests_in_flight(

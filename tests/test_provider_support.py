@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
 from unittest import mock
 
 import aiohttp
 import yarl
 from aioresponses import aioresponses
 
-__all__ = ["mock_http"]
+from finappd.config import ProviderSettings
+from finappd.providers import make_session
+from finappd.providers.base import BaseProvider
+
+__all__ = ["mock_http", "provider_factory", "query"]
+
+P = TypeVar("P", bound=BaseProvider)
 
 
 class _SentWriter:
@@ -43,3 +52,38 @@ def mock_http() -> Iterator[aioresponses]:
             return
         with mock.patch("aioresponses.core.ClientResponse", _CompatClientResponse):
             yield mocked
+
+
+@asynccontextmanager
+async def provider_factory(
+    cls: type[P], name: str, **options: Any
+) -> AsyncIterator[Callable[..., P]]:
+    """A factory of ``cls`` providers with ``options`` and tiny backoff; closes their sessions.
+
+    The factory's keyword arguments override ``options`` (and the backoff) per provider.
+    """
+    sessions: list[aiohttp.ClientSession] = []
+
+    def factory(**overrides: Any) -> P:
+        settings: dict[str, Any] = {
+            **options,
+            "retries": 2,
+            "backoff": timedelta(milliseconds=1),
+            "backoff_max": timedelta(seconds=5),
+        }
+        settings.update(overrides)
+        session = make_session()
+        sessions.append(session)
+        return cls(name, ProviderSettings(**settings), session)
+
+    try:
+        yield factory
+    finally:
+        for session in sessions:
+            await session.close()
+
+
+def query(tmp_path: Path, sql: str, *params: str, db: str = "f.sqlite3") -> list[tuple[Any, ...]]:
+    """Run ``sql`` with ``params`` on the flow's DB (``tmp_path/db``) read-only."""
+    with sqlite3.connect(f"file:{tmp_path / db}?mode=ro", uri=True) as conn:
+        return conn.execute(sql, params).fetchall()

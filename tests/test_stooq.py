@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 
-import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from finappd.config import ProviderSettings
 from finappd.errors import AuthError, QuotaExhaustedError, SymbolNotFoundError
-from finappd.providers import PROVIDER_KINDS, StooqProvider, make_session
+from finappd.providers import PROVIDER_KINDS, StooqProvider
 from finappd.providers.base import Capability, Verdict
 from finappd.providers.stooq import (
     classify_body,
@@ -22,7 +19,7 @@ from finappd.providers.stooq import (
     stooq_symbol,
 )
 from finappd.records import Bar, Quote
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 
 BASE = "http://127.0.0.1:9/stooq"
 DAILY = re.compile(r"^http://127\.0\.0\.1:9/stooq/q/d/l/\?.*$")
@@ -50,32 +47,10 @@ MakeStooq = Callable[..., StooqProvider]
 @pytest.fixture
 async def make_stooq() -> AsyncIterator[MakeStooq]:
     """Build Stooq providers pointed at BASE with tiny backoff; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> StooqProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": "test-key",
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return StooqProvider("stooq", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        StooqProvider, "stooq", base_url=BASE, api_key="test-key", rates=[]
+    ) as factory:
+        yield factory
 
 
 @pytest.mark.parametrize(

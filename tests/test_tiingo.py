@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from finappd.config import ProviderSettings
 from finappd.errors import (
     AuthError,
     BadResponseError,
@@ -20,10 +18,10 @@ from finappd.errors import (
     RateLimitedError,
     SymbolNotFoundError,
 )
-from finappd.providers import PROVIDER_KINDS, TiingoProvider, make_session
+from finappd.providers import PROVIDER_KINDS, TiingoProvider
 from finappd.providers.base import Capability
 from finappd.records import Bar, Dividend, Split
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 from tests.test_tiingo_parse import DAILY, GOOGL_2015, HOURLY, MONTHLY, row
 
 BASE = "http://127.0.0.1:9"
@@ -36,32 +34,10 @@ MakeTiingo = Callable[..., TiingoProvider]
 @pytest.fixture
 async def make_tiingo() -> AsyncIterator[MakeTiingo]:
     """Build Tiingo providers pointed at BASE with tiny backoff; close their sessions after."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> TiingoProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": KEY,
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return TiingoProvider("tiingo", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        TiingoProvider, "tiingo", base_url=BASE, api_key=KEY, rates=[]
+    ) as factory:
+        yield factory
 
 
 def test_declares_kind_capabilities_limits_and_key() -> None:

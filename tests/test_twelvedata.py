@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
-from finappd.config import ProviderSettings
 from finappd.errors import (
     AuthError,
     BadResponseError,
@@ -21,10 +19,10 @@ from finappd.errors import (
     RateLimitedError,
     SymbolNotFoundError,
 )
-from finappd.providers import PROVIDER_KINDS, TwelveDataProvider, make_session
+from finappd.providers import PROVIDER_KINDS, TwelveDataProvider
 from finappd.providers.base import Capability
 from finappd.records import FxRate
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 from tests.test_twelvedata_parse import AAPL, DAY, EURUSD, MINUTE, QUOTE, error
 
 BASE = "http://127.0.0.1:9"
@@ -38,32 +36,10 @@ MakeTwelve = Callable[..., TwelveDataProvider]
 @pytest.fixture
 async def make_twelve() -> AsyncIterator[MakeTwelve]:
     """Build Twelve Data providers pointed at BASE with tiny backoff; close their sessions."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> TwelveDataProvider:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": KEY,
-            "rates": [],
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return TwelveDataProvider("twelvedata", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        TwelveDataProvider, "twelvedata", base_url=BASE, api_key=KEY, rates=[]
+    ) as factory:
+        yield factory
 
 
 def test_declares_kind_capabilities_limits_and_key() -> None:

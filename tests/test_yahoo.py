@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
-import aiohttp
 import pytest
 from aioresponses import CallbackResult, aioresponses
 
@@ -25,7 +24,7 @@ from finappd.providers import PROVIDER_KINDS, YahooProvider, make_provider, make
 from finappd.providers.base import Capability
 from finappd.providers.yahoo import chart_window
 from finappd.records import Bar, Dividend, Quote, Split
-from tests.test_provider_support import mock_http
+from tests.test_provider_support import provider_factory
 from tests.test_yahoo_parse import XSP_TO, Row, at, chart, chart_error
 
 BASE = "http://127.0.0.1:9"
@@ -36,32 +35,10 @@ MakeYahoo = Callable[..., YahooProvider]
 @pytest.fixture
 async def make_yahoo() -> AsyncIterator[MakeYahoo]:
     """Build Yahoo providers pointed at BASE with fast backoff; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> YahooProvider:
-        options: dict[str, Any] = {
-            "kind": "yahoo",
-            "base_url": BASE,
-            "rate": None,
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return YahooProvider("yahoo", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
-
-@pytest.fixture
-def mocked() -> Iterator[aioresponses]:
-    """Intercept aiohttp requests."""
-    with mock_http() as mock:
-        yield mock
+    async with provider_factory(
+        YahooProvider, "yahoo", kind="yahoo", base_url=BASE, rate=None
+    ) as factory:
+        yield factory
 
 
 async def test_parses_toronto_fixture(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
