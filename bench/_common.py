@@ -7,6 +7,7 @@ baseline client are measured against the same simulator process in the same run.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -37,6 +38,7 @@ __all__ = [
     "chart_urls",
     "fmt_s",
     "free_port",
+    "parse_size_args",
     "plain_fetch",
     "run_once",
     "tickers",
@@ -423,3 +425,37 @@ def warm_up(sim: Sim, n: int, limit: int) -> float:
         return plain_fetch(chart_urls(sim.url, tickers(n)), limit).wall_s
     finally:
         sim.configure(latency=latency)
+
+
+def parse_size_args(
+    description: str,
+    sizes: Sequence[int],
+    *,
+    limit_help: str,
+    repeat: int,
+    quick_help: str,
+    latency: bool = False,
+) -> argparse.Namespace:
+    """The options of the sized benchmarks, parsed: ``sizes`` a list, ``--quick`` applied.
+
+    ``note`` is added: the suffix of the header line that marks a diagnostic run.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--sizes", default=",".join(map(str, sizes)), help="comma-separated N")
+    if latency:
+        parser.add_argument(
+            "--latency", type=float, default=0.020, help="simulator latency, seconds"
+        )
+    parser.add_argument("--limit", type=int, default=50, help=limit_help)
+    parser.add_argument("--repeat", type=int, default=repeat, help="best of this many runs")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument(
+        "--skip-usage-writes",
+        action="store_true",
+        help="diagnostic: the quota ledger does not await its SQLite write per request",
+    )
+    args = parser.parse_args()
+    args.sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
+    args.repeat = 1 if args.quick else args.repeat
+    args.note = ", usage writes skipped (diagnostic)" if args.skip_usage_writes else ""
+    return args

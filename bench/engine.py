@@ -18,7 +18,6 @@ Two measurements, each against its own baseline in the same run:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import os
@@ -27,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-from _common import Sim, compare, tickers, warm_up
+from _common import Sim, compare, parse_size_args, tickers, warm_up
 
 from finappd.flows import TickerResult, run_flow_once
 from finappd.logging import configure_logging
@@ -116,20 +115,14 @@ def engine_only(sizes: list[int], limit: int, repeat: int, workdir: Path) -> Non
 
 def main() -> int:
     """Run the engine-overhead benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated N")
-    parser.add_argument("--limit", type=int, default=50, help="S = num_workers")
-    parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
-    parser.add_argument("--quick", action="store_true", help="N = 200, once")
-    parser.add_argument(
-        "--skip-usage-writes",
-        action="store_true",
-        help="diagnostic: the quota ledger does not await its SQLite write per request",
+    args = parse_size_args(
+        __doc__.splitlines()[0],
+        SIZES,
+        limit_help="S = num_workers",
+        repeat=3,
+        quick_help="N = 200, once",
     )
-    args = parser.parse_args()
-    sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
-    repeat = 1 if args.quick else args.repeat
-    note = ", usage writes skipped (diagnostic)" if args.skip_usage_writes else ""
+    sizes, repeat, note = args.sizes, args.repeat, args.note
     print(
         f"# engine overhead: L = 0, S = {args.limit}, best of {repeat}{note}; "
         f"load average {os.getloadavg()[0]:.2f}"

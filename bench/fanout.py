@@ -11,34 +11,27 @@ is ceil(N/S)·L. Prints one line per N with the ratio finappd / plain.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import tempfile
 from pathlib import Path
 
-from _common import Sim, compare, warm_up
+from _common import Sim, compare, parse_size_args, warm_up
 
 SIZES = (1000, 5000, 20000)
 
 
 def main() -> int:
     """Run the fan-out benchmark and print its table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="comma-separated N")
-    parser.add_argument("--latency", type=float, default=0.020, help="simulator latency, seconds")
-    parser.add_argument("--limit", type=int, default=50, help="S: requests in flight")
-    parser.add_argument("--repeat", type=int, default=2, help="best of this many runs")
-    parser.add_argument("--quick", action="store_true", help="N = 200 only")
-    parser.add_argument(
-        "--skip-usage-writes",
-        action="store_true",
-        help="diagnostic: the quota ledger does not await its SQLite write per request",
+    args = parse_size_args(
+        __doc__.splitlines()[0],
+        SIZES,
+        limit_help="S: requests in flight",
+        repeat=2,
+        quick_help="N = 200 only",
+        latency=True,
     )
-    args = parser.parse_args()
-    sizes = [200] if args.quick else [int(s) for s in args.sizes.split(",")]
-    repeat = 1 if args.quick else args.repeat
-    note = ", usage writes skipped (diagnostic)" if args.skip_usage_writes else ""
+    sizes, repeat, note = args.sizes, args.repeat, args.note
     print(
         f"# fan-out: L = {args.latency * 1000:g} ms, S = {args.limit}, best of {repeat}"
         f"{note}; load average {os.getloadavg()[0]:.2f}"
