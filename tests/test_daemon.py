@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sqlite3
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from finappd.demo import DEMO_TICKERS
-from finappd.scheduler import misfire_grace
 from finappd.sim import SimConfig
+from tests import procs
 from tests.conftest import MakeServer
 
 StartDaemon = Callable[[Path, dict[str, str]], Awaitable[asyncio.subprocess.Process]]
@@ -43,21 +42,8 @@ num_workers = 4
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
-def received(sock: socket.socket) -> list[str]:
-    """Every notification waiting on ``sock``."""
-    messages: list[str] = []
-    while True:
-        try:
-            messages.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return messages
+    with procs.notify_socket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
 def write_config(tmp_path: Path, url: str, tickers: list[str], grace: str = "30s") -> Path:
@@ -76,43 +62,18 @@ def write_config(tmp_path: Path, url: str, tickers: list[str], grace: str = "30s
 @pytest.fixture
 async def start_daemon() -> AsyncIterator[StartDaemon]:
     """Factory starting ``finappd run`` children; kills any still running after the test."""
-    procs: list[asyncio.subprocess.Process] = []
+    children: list[asyncio.subprocess.Process] = []
 
     async def start(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-        proc = await _spawn(config, env)
-        procs.append(proc)
+        proc = await procs.spawn_finappd("--config", str(config), "run", env=env)
+        children.append(proc)
         return proc
 
     yield start
-    for proc in procs:
+    for proc in children:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-
-
-async def _spawn(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start ``finappd run`` as a child process."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "finappd",
-        "--config",
-        str(config),
-        "run",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
-
-
-@pytest.mark.parametrize(
-    ("seconds", "grace"), [(1, 1), (10, 5), (900, 450), (86400, 3600), (7 * 86400, 3600)]
-)
-def test_misfire_grace_fits_the_schedule(seconds: int, grace: int) -> None:
-    """A late fire may still run for half the interval, capped at an hour."""
-    from datetime import timedelta
-
-    assert misfire_grace(timedelta(seconds=seconds)) == grace
 
 
 async def test_sigterm_mid_run_cancels_marks_and_exits_zero(
@@ -143,7 +104,7 @@ async def test_sigterm_mid_run_cancels_marks_and_exits_zero(
         ).fetchall()
     assert status == "cancelled"
     assert ok + failed == len(tickers)
-    notes = received(notify_socket)
+    notes = procs.received(notify_socket)
     assert notes[0].startswith("READY=1")
     assert any(n.startswith("STOPPING=1") for n in notes)
 
@@ -175,7 +136,9 @@ async def test_daemon_runs_interval_flow_at_start(
     _, err = await asyncio.wait_for(proc.communicate(), timeout=20)
     assert proc.returncode == 0, err.decode()
     assert rows == [("ok",)]
-    assert any(n.startswith("STATUS=") and "eod: ok 3/3" in n for n in received(notify_socket))
+    assert any(
+        n.startswith("STATUS=") and "eod: ok 3/3" in n for n in procs.received(notify_socket)
+    )
 
 
 async def test_demo_leaves_a_db_with_every_ticker_and_prints_only_json(tmp_path: Path) -> None:

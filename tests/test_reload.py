@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests import procs
 from tests.conftest import MakeServer
 
 FLOW = """
@@ -44,11 +45,8 @@ def config_text(db: Path, url: str, flows: list[tuple[str, list[str], str]], con
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
+    with procs.notify_socket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
 class DaemonProcess:
@@ -67,11 +65,7 @@ class DaemonProcess:
             self.events.append(json.loads(line))
 
     def _drain_notes(self) -> None:
-        while True:
-            try:
-                self.notes.append(self.notify.recv(4096).decode())
-            except BlockingIOError:
-                return
+        self.notes.extend(procs.received(self.notify))
 
     async def wait_event(
         self, event: str, where: Callable[[dict[str, Any]], bool] = lambda _: True

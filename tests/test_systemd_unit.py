@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from finappd.config import Settings
+from tests import procs
 from tests.conftest import MakeServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,21 +152,8 @@ def test_sysusers_file_creates_user_and_group(tmp_path: Path) -> None:
 @pytest.fixture
 def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
     """A datagram socket standing in for systemd's $NOTIFY_SOCKET."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(tmp_path / "notify.sock"))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
-def notes(sock: socket.socket) -> list[str]:
-    """Every notification waiting on ``sock``."""
-    found: list[str] = []
-    while True:
-        try:
-            found.append(sock.recv(4096).decode())
-        except BlockingIOError:
-            return found
+    with procs.notify_socket(tmp_path / "notify.sock") as sock:
+        yield sock
 
 
 class Scratch:
@@ -271,7 +259,7 @@ async def test_install_guide_in_a_scratch_root(
     async def collect() -> None:
         # Read as systemd does: an unread datagram queue fills up and blocks the sender.
         while True:
-            received.extend(notes(notify_socket))
+            received.extend(procs.received(notify_socket))
             await asyncio.sleep(0.05)
 
     collector = asyncio.create_task(collect())
@@ -303,7 +291,7 @@ async def test_install_guide_in_a_scratch_root(
                 proc.kill()
                 await proc.wait()
 
-    received.extend(notes(notify_socket))
+    received.extend(procs.received(notify_socket))
     assert received[0].startswith("READY=1\nSTATUS=")
     assert received.count("WATCHDOG=1") >= 3
     assert any(n.startswith("RELOADING=1") for n in received)
