@@ -121,7 +121,7 @@ MakeAv = Callable[..., AlphaVantageProvider]
 async def make_av() -> AsyncIterator[MakeAv]:
     """Build AV providers pointed at BASE with tiny backoff; close their sessions afterwards."""
     async with provider_factory(
-        AlphaVantageProvider, "av", base_url=BASE, api_key="test-key", rates=[]
+        AlphaVantageProvider, "av", retries=2, base_url=BASE, api_key="test-key", rates=[]
     ) as factory:
         yield factory
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
 from tests.conftest import MakeServer
+from tests.test_provider_support import query
 
 DAILY_IBM = {"function": "TIME_SERIES_DAILY", "symbol": "IBM"}
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
@@ -36,12 +36,6 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any)
             ],
         }
     )
-
-
-def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql).fetchall()
 
 
 async def test_flow_lands_every_ticker_one_at_a_time(

@@ -38,7 +38,7 @@ Seen = list[tuple[Any, dict[str, Any]]]
 async def make_gecko() -> AsyncIterator[MakeGecko]:
     """Build CoinGecko providers pointed at BASE with tiny backoff; close their sessions."""
     async with provider_factory(
-        CoinGeckoProvider, "coingecko", base_url=BASE, api_key=KEY, rates=[]
+        CoinGeckoProvider, "coingecko", retries=2, base_url=BASE, api_key=KEY, rates=[]
     ) as factory:
         yield factory
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer
+from tests.test_provider_support import query
 
 TICKERS = ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "bitcoin/eur", "PEPE-USD"]
 
@@ -40,12 +40,6 @@ def make_settings(
             "flows": [flow],
         }
     )
-
-
-def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_flow_lands_close_only_utc_days(tmp_path: Path, sim_server: MakeServer) -> None:

@@ -53,7 +53,7 @@ MakeFinnhub = Callable[..., FinnhubProvider]
 async def make_finnhub() -> AsyncIterator[MakeFinnhub]:
     """Build Finnhub providers pointed at BASE with tiny backoff; close their sessions after."""
     async with provider_factory(
-        FinnhubProvider, "finnhub", base_url=BASE, api_key="test-key", rates=[]
+        FinnhubProvider, "finnhub", retries=2, base_url=BASE, api_key="test-key", rates=[]
     ) as factory:
         yield factory
 

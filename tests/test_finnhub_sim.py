@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from finappd.config import ProviderSettings, Settings
+from finappd.config import Settings
 from finappd.errors import SymbolNotFoundError
-from finappd.providers import FinnhubProvider, make_session
+from finappd.providers import FinnhubProvider
 from finappd.providers.base import Verdict
 from finappd.providers.finnhub import candle_window, classify_finnhub, exchange_tz, parse_candles
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.finnhub import NO_ACCESS, RATE_LIMITED, candle_response, quote_response
 from tests.conftest import MakeServer
+from tests.test_provider_support import provider_factory, query
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "BRK-B", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(8)]]
@@ -31,18 +30,12 @@ MakeFinnhub = Callable[..., FinnhubProvider]
 @pytest.fixture
 async def make_finnhub() -> AsyncIterator[MakeFinnhub]:
     """Build Finnhub providers for a simulator; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
+    async with provider_factory(FinnhubProvider, "finnhub", api_key="test-key", rates=[]) as make:
 
-    def factory(sim: SimServer, **overrides: Any) -> FinnhubProvider:
-        options = {"base_url": f"{sim.url}/finnhub", "api_key": "test-key", "rates": []}
-        options |= {"backoff": "1ms", "backoff_max": "5s", **overrides}
-        session = make_session()
-        sessions.append(session)
-        return FinnhubProvider("finnhub", ProviderSettings.model_validate(options), session)
+        def factory(sim: SimServer, **overrides: Any) -> FinnhubProvider:
+            return make(base_url=f"{sim.url}/finnhub", **overrides)
 
-    yield factory
-    for session in sessions:
-        await session.close()
+        yield factory
 
 
 def make_settings(tmp_path: Path, url: str, tickers: list[str], key: str, **flow: Any) -> Settings:
@@ -58,12 +51,6 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], key: str, **flow
             ],
         }
     )
-
-
-def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_premium_flow_lands_local_dates_within_the_limit(

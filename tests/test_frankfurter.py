@@ -29,7 +29,7 @@ MakeFrank = Callable[..., FrankfurterProvider]
 async def make_frank() -> AsyncIterator[MakeFrank]:
     """Build Frankfurter providers pointed at BASE with tiny backoff; close their sessions."""
     async with provider_factory(
-        FrankfurterProvider, "frankfurter", base_url=BASE, rates=[]
+        FrankfurterProvider, "frankfurter", retries=2, base_url=BASE, rates=[]
     ) as factory:
         yield factory
 

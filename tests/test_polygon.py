@@ -85,7 +85,7 @@ MakePolygon = Callable[..., PolygonProvider]
 async def make_polygon() -> AsyncIterator[MakePolygon]:
     """Build Polygon providers pointed at BASE with tiny backoff; close their sessions after."""
     async with provider_factory(
-        PolygonProvider, "polygon", base_url=BASE, api_key="test-key", rates=[]
+        PolygonProvider, "polygon", retries=2, base_url=BASE, api_key="test-key", rates=[]
     ) as factory:
         yield factory
 

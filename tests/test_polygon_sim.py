@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from finappd.config import ProviderSettings, Settings
-from finappd.providers import PolygonProvider, make_session
+from finappd.config import Settings
+from finappd.providers import PolygonProvider
 from finappd.providers.base import Verdict
 from finappd.providers.polygon import bar_tz, classify_polygon, parse_aggs
 from finappd.runtime import Runtime
@@ -22,6 +20,7 @@ from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.polygon import aggs_response, reference_response
 from finappd.sim.prices import symbol_key
 from tests.conftest import MakeServer
+from tests.test_provider_support import provider_factory, query
 
 TICKERS = ["AAPL", "BRK-B", "^GSPC", *[f"T{i:02d}" for i in range(9)]]
 NOW = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()  # 13:00 New York
@@ -31,18 +30,12 @@ MakePolygon = Callable[..., PolygonProvider]
 @pytest.fixture
 async def make_polygon() -> AsyncIterator[MakePolygon]:
     """Build Polygon providers for a simulator; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
+    async with provider_factory(PolygonProvider, "polygon", api_key="test-key", rates=[]) as make:
 
-    def factory(sim: SimServer, **overrides: Any) -> PolygonProvider:
-        options = {"base_url": f"{sim.url}/polygon", "api_key": "test-key", "rates": []}
-        options |= {"backoff": "1ms", "backoff_max": "5s", **overrides}
-        session = make_session()
-        sessions.append(session)
-        return PolygonProvider("polygon", ProviderSettings.model_validate(options), session)
+        def factory(sim: SimServer, **overrides: Any) -> PolygonProvider:
+            return make(base_url=f"{sim.url}/polygon", **overrides)
 
-    yield factory
-    for session in sessions:
-        await session.close()
+        yield factory
 
 
 def make_settings(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> Settings:
@@ -58,12 +51,6 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> 
             ],
         }
     )
-
-
-def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_flow_lands_new_york_dates_one_at_a_time(

@@ -62,7 +62,9 @@ MakeProbe = Callable[..., ProbeProvider]
 @pytest.fixture
 async def make_probe() -> AsyncIterator[MakeProbe]:
     """Build probe providers with fast backoff; close their sessions afterwards."""
-    async with provider_factory(ProbeProvider, "probe", base_url=BASE, rate=None) as factory:
+    async with provider_factory(
+        ProbeProvider, "probe", retries=2, base_url=BASE, rate=None
+    ) as factory:
         yield factory
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
+from tests.test_provider_support import query as read_only
 
 
 def settings_for(
@@ -41,8 +41,7 @@ def settings_for(
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
     """``sql`` on the flow's DB through a separate read-only connection."""
-    with sqlite3.connect(f"file:{tmp_path / 'p.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql).fetchall()
+    return read_only(tmp_path, sql, db="p.sqlite3")
 
 
 async def test_daily_quota_25_of_40_then_a_restart_sends_nothing(

@@ -66,12 +66,11 @@ async def provider_factory(
 
     def factory(**overrides: Any) -> P:
         settings: dict[str, Any] = {
-            **options,
-            "retries": 2,
             "backoff": timedelta(milliseconds=1),
             "backoff_max": timedelta(seconds=5),
+            **options,
+            **overrides,
         }
-        settings.update(overrides)
         session = make_session()
         sessions.append(session)
         return cls(name, ProviderSettings(**settings), session)

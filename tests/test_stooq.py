@@ -48,7 +48,7 @@ MakeStooq = Callable[..., StooqProvider]
 async def make_stooq() -> AsyncIterator[MakeStooq]:
     """Build Stooq providers pointed at BASE with tiny backoff; close their sessions afterwards."""
     async with provider_factory(
-        StooqProvider, "stooq", base_url=BASE, api_key="test-key", rates=[]
+        StooqProvider, "stooq", retries=2, base_url=BASE, api_key="test-key", rates=[]
     ) as factory:
         yield factory
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.stooq import DAILY_LIMIT, daily_csv, quote_csv
 from tests.conftest import MakeServer
+from tests.test_provider_support import query
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "MSFT", "BRK-B", "^GSPC", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(14)]]
@@ -35,12 +35,6 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any)
             ],
         }
     )
-
-
-def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql).fetchall()
 
 
 async def test_flow_lands_every_ticker_within_the_limit(

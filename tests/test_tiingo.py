@@ -35,7 +35,7 @@ MakeTiingo = Callable[..., TiingoProvider]
 async def make_tiingo() -> AsyncIterator[MakeTiingo]:
     """Build Tiingo providers pointed at BASE with tiny backoff; close their sessions after."""
     async with provider_factory(
-        TiingoProvider, "tiingo", base_url=BASE, api_key=KEY, rates=[]
+        TiingoProvider, "tiingo", retries=2, base_url=BASE, api_key=KEY, rates=[]
     ) as factory:
         yield factory
 

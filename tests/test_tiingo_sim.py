@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer
+from tests.test_provider_support import query
 
 TICKERS = ["AAPL", "BRK-B", "BRK.B", *[f"T{i:02d}" for i in range(9)]]
 
@@ -29,12 +29,6 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **tiingo: Any) -
             "flows": [{"name": "eod", "provider": "tiingo", "tickers": tickers, "every": "1h"}],
         }
     )
-
-
-def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_flow_lands_every_ticker_within_the_limit(

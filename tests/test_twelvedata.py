@@ -37,7 +37,7 @@ MakeTwelve = Callable[..., TwelveDataProvider]
 async def make_twelve() -> AsyncIterator[MakeTwelve]:
     """Build Twelve Data providers pointed at BASE with tiny backoff; close their sessions."""
     async with provider_factory(
-        TwelveDataProvider, "twelvedata", base_url=BASE, api_key=KEY, rates=[]
+        TwelveDataProvider, "twelvedata", retries=2, base_url=BASE, api_key=KEY, rates=[]
     ) as factory:
         yield factory
 

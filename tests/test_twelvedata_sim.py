@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.frankfurter import ecb_rate
 from tests.conftest import MakeServer
+from tests.test_provider_support import query
 
 TICKERS = ["AAPL", "BRK-B", "BTC-USD", "EURUSD=X", *[f"T{i:02d}" for i in range(8)]]
 
@@ -42,12 +42,6 @@ def make_settings(
             ],
         }
     )
-
-
-def query(tmp_path: Path, sql: str, *params: str) -> list[tuple[Any, ...]]:
-    """Run ``sql`` with ``params`` on the flow's DB read-only."""
-    with sqlite3.connect(f"file:{tmp_path / 'f.sqlite3'}?mode=ro", uri=True) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 async def test_flow_lands_stocks_crypto_and_fx_within_the_limit(

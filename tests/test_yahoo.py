@@ -36,7 +36,7 @@ MakeYahoo = Callable[..., YahooProvider]
 async def make_yahoo() -> AsyncIterator[MakeYahoo]:
     """Build Yahoo providers pointed at BASE with fast backoff; close their sessions afterwards."""
     async with provider_factory(
-        YahooProvider, "yahoo", kind="yahoo", base_url=BASE, rate=None
+        YahooProvider, "yahoo", retries=2, kind="yahoo", base_url=BASE, rate=None
     ) as factory:
         yield factory
 

@@ -7,14 +7,13 @@ from collections.abc import AsyncIterator, Callable
 from datetime import date, timedelta
 from typing import Any
 
-import aiohttp
 import pytest
 
-from finappd.config import ProviderSettings
 from finappd.errors import SymbolNotFoundError
-from finappd.providers import YahooProvider, make_session
+from finappd.providers import YahooProvider
 from finappd.sim import SimConfig, SimServer
 from tests.conftest import MakeServer
+from tests.test_provider_support import provider_factory
 
 MakeYahoo = Callable[..., YahooProvider]
 WEEK = (date(2024, 3, 4), date(2024, 3, 8))  # Monday..Friday, no holidays
@@ -23,23 +22,14 @@ WEEK = (date(2024, 3, 4), date(2024, 3, 8))  # Monday..Friday, no holidays
 @pytest.fixture
 async def make_yahoo() -> AsyncIterator[MakeYahoo]:
     """Build Yahoo providers for a simulator URL; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
+    async with provider_factory(
+        YahooProvider, "yahoo", rate=None, backoff=timedelta(milliseconds=5)
+    ) as make:
 
-    def factory(sim: SimServer, **overrides: Any) -> YahooProvider:
-        options: dict[str, Any] = {
-            "base_url": sim.url,
-            "rate": None,
-            "backoff": timedelta(milliseconds=5),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return YahooProvider("yahoo", ProviderSettings(**options), session)
+        def factory(sim: SimServer, **overrides: Any) -> YahooProvider:
+            return make(base_url=sim.url, **overrides)
 
-    yield factory
-    for session in sessions:
-        await session.close()
+        yield factory
 
 
 @pytest.mark.parametrize("symbol", ["AAPL", "^GSPC", "BRK-B", "7203.T", "BHP.AX", "XSP.TO"])
