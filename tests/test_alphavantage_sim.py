@@ -12,11 +12,10 @@ from finappd.config import ProviderSettings, Settings
 from finappd.providers import AlphaVantageProvider, make_session
 from finappd.providers.alphavantage import classify_payload
 from finappd.providers.base import Verdict
-from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
 from tests.conftest import MakeServer
-from tests.test_provider_support import query
+from tests.test_provider_support import query, run_eod
 
 DAILY_IBM = {"function": "TIME_SERIES_DAILY", "symbol": "IBM"}
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
@@ -44,8 +43,7 @@ async def test_flow_lands_every_ticker_one_at_a_time(
     """Every ticker lands with the simulator's prices and AV's default of one in flight."""
     sim = await sim_server(SimConfig(latency=0.005))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert (sim.stats.peak_in_flight, sim.stats.requests) == (1, len(TICKERS))
     rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = 'BRK-B' ORDER BY ts")
@@ -58,11 +56,9 @@ async def test_quota_holds_across_a_restart(tmp_path: Path, sim_server: MakeServ
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS[:8], daily_quota=5)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.tickers_ok, summary.failures) == (5, {"quota_exhausted": 3})
-    async with Runtime(settings) as runtime:
-        again = await runtime.run_flow("eod", "manual")
+    again = await run_eod(settings)
     # A ticker whose final bar for the newest session is stored needs no request at all.
     assert again.failures == {"quota_exhausted": 8 - again.tickers_ok}
     assert sim.stats.requests == 5
@@ -72,8 +68,7 @@ async def test_day_limit_answer_parks_the_provider(tmp_path: Path, sim_server: M
     """The simulator's "25 requests per day" Information parks AV after one refused request."""
     sim = await sim_server(SimConfig(provider_limits={"alphavantage": (3, 86400.0)}))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:6])) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:6]))
     assert (summary.tickers_ok, summary.failures) == (3, {"quota_exhausted": 3})
     assert sim.stats.requests == 4
 
@@ -82,8 +77,7 @@ async def test_burst_answer_pauses_and_retries(tmp_path: Path, sim_server: MakeS
     """The simulator's "1 request per second" answer pauses AV, and every ticker still lands."""
     sim = await sim_server(SimConfig(provider_limits={"alphavantage": (2, 1.0)}))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:4], retries=5)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:4], retries=5))
     assert (summary.status, summary.tickers_ok) == ("ok", 4)
     assert sim.stats.requests > 4
 
@@ -92,13 +86,11 @@ async def test_unknown_and_refused_key(tmp_path: Path, sim_server: MakeServer) -
     """An unknown ticker is not_found; a refused key is one auth failure for the whole run."""
     sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, ["IBM", "NOPE"])) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, ["IBM", "NOPE"]))
     assert summary.failures == {"not_found": 1}
     bad = make_settings(tmp_path, sim.url, TICKERS[:3], api_key="BADKEY")
     sim.reset()
-    async with Runtime(bad) as runtime:
-        refused = await runtime.run_flow("eod", "manual")
+    refused = await run_eod(bad)
     # IBM's final bar may already be stored (then it is skipped without a request).
     assert (refused.failures, sim.stats.requests) == ({"auth": 3 - refused.tickers_ok}, 1)
 

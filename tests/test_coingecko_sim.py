@@ -13,7 +13,7 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer
-from tests.test_provider_support import query
+from tests.test_provider_support import query, run_eod
 
 TICKERS = ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "bitcoin/eur", "PEPE-USD"]
 
@@ -46,8 +46,7 @@ async def test_flow_lands_close_only_utc_days(tmp_path: Path, sim_server: MakeSe
     """Declared coins land close-only bars up to yesterday (UTC) equal to the synthetic closes."""
     sim = await sim_server(SimConfig(latency=0.01))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert summary.tickers_ok == len(TICKERS) - 1
     assert summary.failures == {"not_found": 1}  # PEPE-USD: no coin id declared, not sent
     assert sim.stats.requests == len(TICKERS) - 1
@@ -115,8 +114,7 @@ async def test_history_beyond_365_days_is_plan_gated_and_falls_back(
         assert runtime.providers["coingecko"].disabled is None
     assert alone.failures == {"plan_gated": 1}
     settings = make_settings(tmp_path, sim.url, ["BTC-USD"], ("yahoo",), lookback_days=400)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", 1)
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
 
@@ -126,8 +124,7 @@ async def test_refused_key_is_one_request(tmp_path: Path, sim_server: MakeServer
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS[:5], api_key="BADKEY", max_concurrency=1)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.failures == {"auth": 5}
     assert sim.stats.requests == 1
 
@@ -136,8 +133,7 @@ async def test_unknown_coin_id_is_not_found(tmp_path: Path, sim_server: MakeServ
     """An id form the simulator does not know answers 404 'coin not found'."""
     sim = await sim_server()
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, ["zzzcoin/usd", "BTC-USD"])) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, ["zzzcoin/usd", "BTC-USD"]))
     assert (summary.tickers_ok, summary.failures) == (1, {"not_found": 1})
     assert sim.stats.not_found == 1
 

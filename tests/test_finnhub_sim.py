@@ -16,11 +16,10 @@ from finappd.errors import SymbolNotFoundError
 from finappd.providers import FinnhubProvider
 from finappd.providers.base import Verdict
 from finappd.providers.finnhub import candle_window, classify_finnhub, exchange_tz, parse_candles
-from finappd.runtime import Runtime
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.finnhub import NO_ACCESS, RATE_LIMITED, candle_response, quote_response
 from tests.conftest import MakeServer
-from tests.test_provider_support import provider_factory, query
+from tests.test_provider_support import provider_factory, query, run_eod
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "BRK-B", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(8)]]
@@ -60,8 +59,7 @@ async def test_premium_flow_lands_local_dates_within_the_limit(
     sim = await sim_server(SimConfig(latency=0.01))
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS, "premium-test-key")
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert sim.stats.peak_in_flight <= 3
     for symbol in ("AAPL", "7203.T"):
@@ -76,12 +74,10 @@ async def test_free_key_is_plan_gated_and_falls_back(
     """A free key's candles are plan_gated; with fallback = ["yahoo"] every ticker lands there."""
     sim = await sim_server()
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:3], "test-key")) as runtime:
-        gated = await runtime.run_flow("eod", "manual")
+    gated = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:3], "test-key"))
     assert gated.failures == {"plan_gated": 3}
     settings = make_settings(tmp_path, sim.url, TICKERS[:3], "test-key", fallback=["yahoo"])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", 3)
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
 

@@ -15,12 +15,11 @@ from finappd.config import Settings
 from finappd.providers import PolygonProvider
 from finappd.providers.base import Verdict
 from finappd.providers.polygon import bar_tz, classify_polygon, parse_aggs
-from finappd.runtime import Runtime
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.polygon import aggs_response, reference_response
 from finappd.sim.prices import symbol_key
 from tests.conftest import MakeServer
-from tests.test_provider_support import provider_factory, query
+from tests.test_provider_support import provider_factory, query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "^GSPC", *[f"T{i:02d}" for i in range(9)]]
 NOW = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()  # 13:00 New York
@@ -59,8 +58,7 @@ async def test_flow_lands_new_york_dates_one_at_a_time(
     """Every ticker lands with New York dates, one in flight, no 429 within the server's window."""
     sim = await sim_server(SimConfig(provider_limits={"polygon": (100, 1.0)}, latency=0.005))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert (sim.stats.peak_in_flight, sim.stats.rejected_429) == (1, 0)
     rows = query(tmp_path, "SELECT ts, close FROM bars WHERE symbol = ? ORDER BY ts", "BRK-B")
@@ -72,12 +70,10 @@ async def test_unknown_ticker_and_refused_key(tmp_path: Path, sim_server: MakeSe
     """resultsCount 0 over the lookback is not_found; a refused key is one auth failure."""
     sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"])) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"]))
     assert summary.failures == {"not_found": 1}
     sim.reset()
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS[:4], key="BADKEY")) as runtime:
-        refused = await runtime.run_flow("eod", "manual")
+    refused = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:4], key="BADKEY"))
     assert (refused.failures, sim.stats.requests) == ({"auth": 4}, 1)
 
 
@@ -86,8 +82,7 @@ async def test_history_beyond_the_plan_falls_back(tmp_path: Path, sim_server: Ma
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, ["AAPL"], lookback_days=900, fallback=["yahoo"])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.status == "ok"
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
 

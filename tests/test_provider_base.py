@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 from aioresponses import CallbackResult, aioresponses
 from structlog.testing import capture_logs
 
-from finappd.config import ProviderSettings, Rate
+from finappd.config import Rate
 from finappd.errors import (
     AuthError,
     BadResponseError,
@@ -35,7 +35,6 @@ from finappd.providers.base import (
     Response,
     Verdict,
     classify_status,
-    make_session,
 )
 from finappd.records import Bar
 from tests.test_provider_support import provider_factory
@@ -334,25 +333,10 @@ class VerdictProbe(ProbeProvider):
 @pytest.fixture
 async def make_verdict_probe() -> AsyncIterator[Callable[..., VerdictProbe]]:
     """Build VerdictProbes with fast backoff and a key; close their sessions afterwards."""
-    sessions: list[aiohttp.ClientSession] = []
-
-    def factory(**overrides: Any) -> VerdictProbe:
-        options: dict[str, Any] = {
-            "base_url": BASE,
-            "api_key": "k-123",
-            "rate": None,
-            "retries": 2,
-            "backoff": timedelta(milliseconds=1),
-            "backoff_max": timedelta(seconds=5),
-        }
-        options.update(overrides)
-        session = make_session()
-        sessions.append(session)
-        return VerdictProbe("probe", ProviderSettings(**options), session)
-
-    yield factory
-    for session in sessions:
-        await session.close()
+    async with provider_factory(
+        VerdictProbe, "probe", retries=2, base_url=BASE, api_key="k-123", rate=None
+    ) as factory:
+        yield factory
 
 
 MakeVerdictProbe = Callable[..., VerdictProbe]

@@ -10,6 +10,7 @@ from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
 from tests.test_provider_support import query as read_only
+from tests.test_provider_support import run_eod
 
 
 def settings_for(
@@ -53,8 +54,7 @@ async def test_daily_quota_25_of_40_then_a_restart_sends_nothing(
     tickers = [f"Q{i:02d}" for i in range(40)]
     provider = {"base_url": sim.url, "rates": [], "max_concurrency": 4, "daily_quota": 25}
     settings = settings_for(tmp_path, {"yahoo": provider}, tickers)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert sim.stats.requests == 25
     assert (summary.tickers_ok, summary.failures) == (25, {"quota_exhausted": 15})
     assert query(tmp_path, "SELECT kind, count(*) FROM fetch_errors GROUP BY kind") == [
@@ -62,8 +62,7 @@ async def test_daily_quota_25_of_40_then_a_restart_sends_nothing(
     ]
     [(provider_name, requests)] = query(tmp_path, "SELECT provider, requests FROM provider_usage")
     assert (provider_name, requests) == ("yahoo", 25)
-    async with Runtime(settings) as runtime:
-        again = await runtime.run_flow("eod", "manual")
+    again = await run_eod(settings)
     assert sim.stats.requests == 25
     # A ticker whose final bar for the newest session is stored needs no request at all.
     assert again.failures == {"quota_exhausted": 40 - again.tickers_ok}
@@ -86,8 +85,7 @@ async def test_fallback_serves_what_the_primary_does_not_know(
         },
         ["AAPL", "ONLYB"],
     )
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", 2)
     assert query(tmp_path, "SELECT DISTINCT symbol, provider FROM bars ORDER BY symbol") == [
         ("AAPL", "main"),
@@ -112,8 +110,7 @@ async def test_fallback_takes_over_when_the_primary_quota_is_spent(
         },
         [f"F{i}" for i in range(10)],
     )
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.status == "ok"
     assert (primary.stats.requests, secondary.stats.requests) == (3, 7)
     by_provider = dict(
@@ -135,8 +132,7 @@ async def test_every_provider_failing_records_the_primary_kind_and_all_reasons(
         {"main": {"base_url": primary.url}, "backup": {"base_url": secondary.url}},
         ["ZZZGONE"],
     )
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.failures == {"not_found": 1}
     [(provider, kind, message)] = query(
         tmp_path, "SELECT provider, kind, message FROM fetch_errors"
@@ -154,8 +150,7 @@ async def test_limits_equal_to_the_servers_never_see_a_429(
     assert sim.url is not None
     provider = {"base_url": sim.url, "rates": ["12/second"], "max_concurrency": 2}
     settings = settings_for(tmp_path, {"yahoo": provider}, [f"W{i:02d}" for i in range(36)])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.status == "ok"
     assert sim.stats.rejected_429 == 0
     assert sim.stats.max_arrivals["1s"] <= 12

@@ -15,11 +15,13 @@ import aiohttp
 import yarl
 from aioresponses import aioresponses
 
-from finappd.config import ProviderSettings
+from finappd.config import ProviderSettings, Settings
+from finappd.flows import RunSummary
 from finappd.providers import make_session
 from finappd.providers.base import BaseProvider
+from finappd.runtime import Runtime
 
-__all__ = ["mock_http", "provider_factory", "query"]
+__all__ = ["mock_http", "provider_factory", "query", "run_eod"]
 
 P = TypeVar("P", bound=BaseProvider)
 
@@ -86,3 +88,9 @@ def query(tmp_path: Path, sql: str, *params: str, db: str = "f.sqlite3") -> list
     """Run ``sql`` with ``params`` on the flow's DB (``tmp_path/db``) read-only."""
     with sqlite3.connect(f"file:{tmp_path / db}?mode=ro", uri=True) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+async def run_eod(settings: Settings) -> RunSummary:
+    """Run the ``eod`` flow once, manually, in a Runtime of its own; its summary."""
+    async with Runtime(settings) as runtime:
+        return await runtime.run_flow("eod", "manual")

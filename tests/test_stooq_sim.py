@@ -12,11 +12,10 @@ from yarl import URL
 from finappd.config import Settings
 from finappd.providers.base import Verdict
 from finappd.providers.stooq import classify_body, parse_quote_csv
-from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.stooq import DAILY_LIMIT, daily_csv, quote_csv
 from tests.conftest import MakeServer
-from tests.test_provider_support import query
+from tests.test_provider_support import query, run_eod
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "MSFT", "BRK-B", "^GSPC", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(14)]]
@@ -43,8 +42,7 @@ async def test_flow_lands_every_ticker_within_the_limit(
     """Every ticker lands with the simulator's prices, never more than 2 requests in flight."""
     sim = await sim_server(SimConfig(latency=0.01))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert sim.stats.peak_in_flight <= 2
     assert sim.stats.requests == len(TICKERS)
@@ -58,8 +56,7 @@ async def test_unknown_symbol_is_recorded_not_found(tmp_path: Path, sim_server: 
     """The simulator's "No data" for an unknown ticker is recorded as not_found."""
     sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"])) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"]))
     assert (summary.status, summary.failures) == ("partial", {"not_found": 1})
 
 
@@ -68,8 +65,7 @@ async def test_daily_hits_limit_parks_the_provider(tmp_path: Path, sim_server: M
     sim = await sim_server(SimConfig(provider_limits={"stooq": (3, 86400.0)}))
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS[:8], max_concurrency=1)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.tickers_ok, summary.failures) == (3, {"quota_exhausted": 5})
     assert sim.stats.requests == 4
 
@@ -81,8 +77,7 @@ async def test_refused_key_fails_the_run_with_one_request(
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS[:5], api_key="BADKEY", max_concurrency=1)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.failures) == ("failed", {"auth": 5})
     assert sim.stats.requests == 1
     messages = [row[0] for row in query(tmp_path, "SELECT message FROM fetch_errors")]

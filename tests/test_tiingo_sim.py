@@ -13,7 +13,7 @@ from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer
-from tests.test_provider_support import query
+from tests.test_provider_support import query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "BRK.B", *[f"T{i:02d}" for i in range(9)]]
 
@@ -37,8 +37,7 @@ async def test_flow_lands_every_ticker_within_the_limit(
     """Every ticker lands with raw close and adjClose of the synthetic series, 2 in flight."""
     sim = await sim_server(SimConfig(latency=0.01))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert sim.stats.peak_in_flight <= 2
     assert sim.stats.requests == len(TICKERS)
@@ -58,8 +57,7 @@ async def test_unknown_ticker_is_recorded_not_found(tmp_path: Path, sim_server: 
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, ["AAPL", "ZZZNOPE"])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.tickers_ok, summary.failures) == (1, {"not_found": 1})
 
 
@@ -70,8 +68,7 @@ async def test_refused_key_is_one_request_then_disabled(
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS, api_key="BADKEY", max_concurrency=1)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.failures == {"auth": len(TICKERS)}
     assert sim.stats.requests == 1
 
@@ -83,8 +80,7 @@ async def test_hourly_allocation_storm_pauses_the_provider(
     sim = await sim_server(SimConfig(provider_limits={"tiingo": (3, 3600.0)}))
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1, backoff_max="10ms")
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.tickers_ok == 3
     assert summary.failures == {"rate_limited": len(TICKERS) - 3}
     assert (sim.stats.requests, sim.stats.rejected_429) == (4, 1)
@@ -108,8 +104,7 @@ async def test_matching_windows_never_see_the_limit(tmp_path: Path, sim_server: 
     sim = await sim_server(SimConfig(provider_limits={"tiingo": (10, 1.0)}))
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS, rates=["10/second"])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.tickers_ok, sim.stats.rejected_429) == (len(TICKERS), 0)
     assert sim.stats.peak_in_flight <= 2
 

@@ -15,7 +15,7 @@ from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.frankfurter import ecb_rate
 from tests.conftest import MakeServer
-from tests.test_provider_support import query
+from tests.test_provider_support import query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "BTC-USD", "EURUSD=X", *[f"T{i:02d}" for i in range(8)]]
 
@@ -50,8 +50,7 @@ async def test_flow_lands_stocks_crypto_and_fx_within_the_limit(
     """Stocks, a crypto and an FX pair land; BRK-B is the synthetic series; 2 in flight at most."""
     sim = await sim_server(SimConfig(latency=0.01))
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, TICKERS)) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS))
     assert (summary.status, summary.tickers_ok) == ("ok", len(TICKERS))
     assert sim.stats.peak_in_flight <= 2
     assert sim.stats.requests == len(TICKERS)  # one credit per ticker, no batch
@@ -125,12 +124,10 @@ async def test_plan_gated_symbol_falls_back(tmp_path: Path, sim_server: MakeServ
     """A plan-gated symbol is plan_gated alone, and lands from Yahoo with fallback."""
     sim = await sim_server()
     assert sim.url is not None
-    async with Runtime(make_settings(tmp_path, sim.url, ["PREMX", "ZZZNOPE"])) as runtime:
-        alone = await runtime.run_flow("eod", "manual")
+    alone = await run_eod(make_settings(tmp_path, sim.url, ["PREMX", "ZZZNOPE"]))
     assert alone.failures == {"plan_gated": 1, "not_found": 1}
     settings = make_settings(tmp_path, sim.url, ["PREMX", "AAPL"], fallback=("yahoo",))
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", 2)
     providers = query(tmp_path, "SELECT DISTINCT symbol, provider FROM bars ORDER BY symbol")
     assert providers == [("AAPL", "twelvedata"), ("PREMX", "yahoo")]
@@ -141,8 +138,7 @@ async def test_refused_key_is_one_request(tmp_path: Path, sim_server: MakeServer
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS, api_key="BADKEY", max_concurrency=1)
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
+    summary = await run_eod(settings)
     assert summary.failures == {"auth": len(TICKERS)}
     assert sim.stats.requests == 1
 
