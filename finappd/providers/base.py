@@ -34,7 +34,7 @@ from typing import Any, ClassVar
 
 import yarl
 
-from finappd.errors import AuthError, BadResponseError
+from finappd.errors import AuthError, BadResponseError, SymbolNotFoundError
 from finappd.providers._http import Response, make_session, parse_retry_after, redact_url
 from finappd.providers._polite import Politeness, classify_status
 from finappd.providers.limits import Limits
@@ -165,6 +165,16 @@ class BaseProvider(Politeness):
                 provider=self.name,
                 symbol=symbol,
                 status=response.status,
+            )
+        )
+
+    def _not_found(
+        self, symbol: str, reason: str, status: int | None = None
+    ) -> SymbolNotFoundError:
+        """A counted :class:`SymbolNotFoundError` for ``symbol``: ``reason`` (and status)."""
+        return self._fail(
+            SymbolNotFoundError(
+                f"{self.name}: {reason}", provider=self.name, symbol=symbol, status=status
             )
         )
 

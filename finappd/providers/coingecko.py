@@ -43,7 +43,6 @@ from urllib.parse import quote
 
 import yarl
 
-from finappd.errors import SymbolNotFoundError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -264,13 +263,10 @@ class CoinGeckoProvider(BaseProvider):
         """``BTC-USD`` → ``bitcoin/usd`` (:data:`COIN_IDS`); unknown tickers are not found."""
         coin = coin_of(symbol)
         if coin is None:
-            raise self._fail(
-                SymbolNotFoundError(
-                    f"{self.name}: no CoinGecko coin id declared for {symbol!r}; add "
-                    f'providers.{self.name}.symbols."{symbol}" = "<coin id>/<vs currency>"',
-                    provider=self.name,
-                    symbol=symbol,
-                )
+            raise self._not_found(
+                symbol,
+                f"no CoinGecko coin id declared for {symbol!r}; add "
+                f'providers.{self.name}.symbols."{symbol}" = "<coin id>/<vs currency>"',
             )
         return "/".join(coin)
 
@@ -307,13 +303,8 @@ class CoinGeckoProvider(BaseProvider):
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed simple/price: {exc!r}") from exc
         if found is None:
-            raise self._fail(
-                SymbolNotFoundError(
-                    f"{self.name}: no {vs} price for coin {coin!r} (from {response.url})",
-                    provider=self.name,
-                    symbol=symbol,
-                    status=response.status,
-                )
+            raise self._not_found(
+                symbol, f"no {vs} price for coin {coin!r} (from {response.url})", response.status
             )
         return found
 
@@ -321,11 +312,5 @@ class CoinGeckoProvider(BaseProvider):
         """``(coin id, vs currency)`` to request for a flow ticker (override or declared map)."""
         coin = coin_of(self.api_symbol(symbol))
         if coin is None:
-            raise self._fail(
-                SymbolNotFoundError(
-                    f"{self.name}: symbol override for {symbol!r} is not '<coin id>/<vs>'",
-                    provider=self.name,
-                    symbol=symbol,
-                )
-            )
+            raise self._not_found(symbol, f"symbol override for {symbol!r} is not '<coin id>/<vs>'")
         return coin

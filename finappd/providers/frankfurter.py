@@ -31,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import ClassVar
 
-from finappd.errors import SymbolNotFoundError
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -141,9 +140,7 @@ class FrankfurterProvider(BaseProvider):
         try:
             return "/".join(fx_pair(symbol))
         except ValueError as exc:
-            raise self._fail(
-                SymbolNotFoundError(f"{self.name}: {exc}", provider=self.name, symbol=symbol)
-            ) from exc
+            raise self._not_found(symbol, str(exc)) from exc
 
     def classify(self, response: Response) -> Classified:
         """Frankfurter's verdicts (:func:`classify_frankfurter`) at the ledger's clock."""
