@@ -14,7 +14,13 @@ sets of limits at once), ``grace_period`` and logging apply at once; ``store``
 changes need a restart and say so.
 
 Every run is an asyncio task owned by :class:`Daemon`: tracked by flow name (so a
-flow never overlaps itself), bounded by its deadline, and its exception logged.
+flow never overlaps itself: a fire while its previous run lasts logs ``flow.skipped``),
+bounded by its deadline, and its exception logged.
+
+A fire is never dropped for being late (a stalled loop, a suspended machine): APScheduler
+gets no misfire grace, so however late, the missed fires run once (coalesced), and a fire
+more than :data:`LATE_AFTER` behind its schedule logs ``flow.late`` with how late it is,
+measured from the first fire it stands for.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -37,14 +44,19 @@ from finappd.logging import configure_logging
 from finappd.runtime import Runtime
 from finappd.status import status_line
 
-__all__ = ["Daemon", "misfire_grace"]
+__all__ = ["LATE_AFTER", "Daemon", "late_by"]
 
 log = structlog.get_logger(__name__)
 
+#: How far behind its schedule a fire may start before it is logged as late (the loop's
+#: own timer jitter is milliseconds).
+LATE_AFTER = timedelta(seconds=1)
 
-def misfire_grace(interval: timedelta) -> int:
-    """Seconds a late fire still runs: half the interval, between 1 s and 1 h."""
-    return int(min(max(interval.total_seconds() / 2, 1), 3600))
+
+def late_by(due: datetime, now: datetime) -> timedelta | None:
+    """How late a fire due at ``due`` is at ``now``, or None within :data:`LATE_AFTER`."""
+    late = now - due
+    return late if late > LATE_AFTER else None
 
 
 def _schedule_key(flow: FlowSettings) -> tuple[object, ...]:
@@ -75,6 +87,7 @@ class Daemon:
         self._pending_providers: dict[str, ProviderSettings | None] = {}
         self._reload_lock = asyncio.Lock()
         self._reload_tasks: set[asyncio.Task[bool]] = set()
+        self._due: dict[str, datetime] = {}  # flow -> its job's next fire, as last submitted
         self._scheduler: AsyncIOScheduler | None = None
         self._runtime: Runtime | None = None
 
@@ -115,6 +128,7 @@ class Daemon:
             async with Runtime(self.settings) as runtime:
                 self._runtime = runtime
                 self._scheduler = AsyncIOScheduler(timezone=UTC)
+                self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
                 for flow in self.settings.flows:
                     self._add_job(flow, at_start=True)
                 self._scheduler.start()
@@ -153,6 +167,7 @@ class Daemon:
     def _add_job(self, flow: FlowSettings, *, at_start: bool) -> None:
         """Schedule ``flow``; an interval flow also runs at once when ``at_start``."""
         assert self._scheduler is not None
+        self._due.pop(flow.name, None)  # a new schedule: the old one's next fire means nothing
         trigger = flow.trigger()
         # Only ever pass a real time: APScheduler 3 adds a job with next_run_time=None *paused*.
         first: dict[str, datetime] = {}
@@ -168,9 +183,31 @@ class Daemon:
             name=flow.name,
             coalesce=True,
             max_instances=1,
-            misfire_grace_time=misfire_grace(flow.min_interval()),
+            # No limit: a fire however late still runs (once, coalesced) and _submitted says so;
+            # a grace would make APScheduler drop it with only its own warning.
+            misfire_grace_time=None,
             **first,
         )
+
+    def _submitted(self, event: JobSubmissionEvent) -> None:
+        """Log ``flow.late`` for a fire behind its schedule; remember the job's next fire."""
+        assert self._scheduler is not None
+        scheduled: datetime = event.scheduled_run_times[-1]  # coalesced: the last missed fire
+        # The job already points past this fire; the fire it pointed at before is the first
+        # this one stands for (unknown for a job's first fire: then it is `scheduled`).
+        due = min(self._due.get(event.job_id, scheduled), scheduled)
+        job = self._scheduler.get_job(event.job_id)
+        if job is not None and job.next_run_time is not None:
+            self._due[event.job_id] = job.next_run_time
+        late = late_by(due, datetime.now(UTC))
+        if late is not None:
+            log.warning(
+                "flow.late",
+                flow=event.job_id,
+                due=due.isoformat(),
+                late_s=round(late.total_seconds(), 3),
+                reason="the event loop or the clock stalled past this fire; running it now",
+            )
 
     async def _fire(self, name: str) -> None:
         """The APScheduler job: start a tracked run unless this flow is already running."""
@@ -280,6 +317,7 @@ class Daemon:
         self._swap_idle_providers()
         for name in removed + rescheduled:
             self._scheduler.remove_job(name)
+            self._due.pop(name, None)
         for name in rescheduled + added:
             self._add_job(new_flows[name], at_start=name in added)
         return {

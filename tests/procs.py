@@ -26,13 +26,42 @@ from finappd.sim.prices import SimBar, bar_on, symbol_key, synthetic_bars
 from finappd.sim.yahoo import session_open
 
 __all__ = [
+    "STALLABLE_DAEMON",
     "DaemonLog",
     "assert_batches_whole",
+    "blocked_span",
     "integrity",
     "notify_socket",
     "received",
     "spawn_finappd",
+    "spawn_stallable",
 ]
+
+#: The daemon as `finappd run` starts it (logging JSON at the config's level), plus a
+#: test-only SIGUSR1 handler that blocks the event loop (as a stuck call would) for argv[2]
+#: seconds and writes to the marker file argv[3] when the block started and ended.
+STALLABLE_DAEMON = """
+import asyncio, signal, sys, time
+from pathlib import Path
+from finappd.config import load_settings
+from finappd.logging import configure_logging
+from finappd.scheduler import Daemon
+
+def block(seconds, marker):
+    Path(marker).write_text(f"{time.time()}\\n")
+    time.sleep(seconds)
+    with open(marker, "a") as f:
+        f.write(f"{time.time()}\\n")
+
+async def main():
+    settings = load_settings(Path(sys.argv[1]))
+    configure_logging(settings.logging.level, "json")
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, block, float(sys.argv[2]), sys.argv[3])
+    return await Daemon(settings).run()
+
+raise SystemExit(asyncio.run(main()))
+"""
 
 
 @contextmanager
@@ -70,6 +99,40 @@ async def spawn_finappd(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
+
+
+async def spawn_stallable(
+    config: Path,
+    block_s: float,
+    marker: Path,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+) -> asyncio.subprocess.Process:
+    """Start :data:`STALLABLE_DAEMON` on ``config``; SIGUSR1 blocks its loop ``block_s``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        STALLABLE_DAEMON,
+        str(config),
+        str(block_s),
+        str(marker),
+        stdout=asyncio.subprocess.PIPE if stdout is None else stdout,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _stamps(marker: Path) -> list[float]:
+    """The times written to ``marker`` so far (none if it does not exist yet)."""
+    return [float(t) for t in marker.read_text().split()] if marker.exists() else []
+
+
+async def blocked_span(marker: Path, within: float = 60) -> tuple[float, float]:
+    """When the loop block recorded in ``marker`` started and ended (waits for its end)."""
+    async with asyncio.timeout(within):
+        while len(stamps := _stamps(marker)) < 2:
+            await asyncio.sleep(0.05)
+    return stamps[0], stamps[1]
 
 
 class DaemonLog:

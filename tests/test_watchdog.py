@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import signal
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,31 +17,7 @@ import pytest
 
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
-
-#: The daemon as `finappd run` starts it, plus a test-only SIGUSR1 handler that blocks the
-#: event loop (as a stuck call would) and writes when the block started and ended.
-CHILD = """
-import asyncio, signal, sys, time
-from pathlib import Path
-from finappd.config import load_settings
-from finappd.logging import configure_logging
-from finappd.scheduler import Daemon
-
-def block(seconds, marker):
-    Path(marker).write_text(f"{time.time()}\\n")
-    time.sleep(seconds)
-    with open(marker, "a") as f:
-        f.write(f"{time.time()}\\n")
-
-async def main():
-    settings = load_settings(Path(sys.argv[1]))
-    configure_logging("warning", "json")
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, block, float(sys.argv[2]), sys.argv[3])
-    return await Daemon(settings).run()
-
-raise SystemExit(asyncio.run(main()))
-"""
+from tests.procs import blocked_span, spawn_stallable
 
 CONFIG = """
 [store]
@@ -119,17 +93,7 @@ async def start_child(
     config = tmp_path / "finappd.toml"
     config.write_text(CONFIG.format(db=tmp_path / "w.sqlite3", url=url), encoding="utf-8")
     marker = tmp_path / "blocked"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD,
-        str(config),
-        str(BLOCK_S),
-        str(marker),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-    )
+    proc = await spawn_stallable(config, BLOCK_S, marker, env, stdout=asyncio.subprocess.DEVNULL)
     return proc, marker
 
 
@@ -155,10 +119,7 @@ async def test_watchdog_pings_at_half_the_interval_and_stop_while_the_loop_is_bl
         await listener.wait("WATCHDOG=1", count=8)
         before = listener.pings()
         proc.send_signal(signal.SIGUSR1)
-        async with asyncio.timeout(60):
-            while not marker.exists() or len(marker.read_text().split()) < 2:
-                await asyncio.sleep(0.05)
-        blocked_from, blocked_until = map(float, marker.read_text().split())
+        blocked_from, blocked_until = await blocked_span(marker)
         count = len(listener.pings())
         await listener.wait("WATCHDOG=1", count=count + 3)
     finally:
