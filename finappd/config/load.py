@@ -1,10 +1,7 @@
-"""Loading: the TOML file, ``FINAPPD_*`` environment overrides, secrets from files.
+"""Loading: find the file, merge TOML, credential files and ``FINAPPD_*``, validate.
 
-Precedence, highest first: environment (``FINAPPD_PROVIDERS__YAHOO__MAX_CONCURRENCY=2``),
-credential files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``; a file
-named ``<provider>_api_key``), then the TOML file. Any problem becomes one
-:class:`~finappd.errors.ConfigError` naming the key, which the CLI turns into one
-line on stderr and exit code 78 (EX_CONFIG).
+The sources and their precedence are in the :mod:`finappd.config` docstring; every
+problem comes out as one :class:`~finappd.errors.ConfigError` naming the key.
 """
 
 from __future__ import annotations
