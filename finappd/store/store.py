@@ -23,11 +23,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Literal, Self
 
+import structlog
+
 from finappd.errors import StoreError
 from finappd.store.bars import BarsMixin
 from finappd.store.runs import RunRow, RunsMixin, utc_text
 from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
 from finappd.store.usage import UsageMixin
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["RunRow", "Store"]
 
@@ -139,7 +143,9 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
             if not self.readonly:
                 conn.execute("PRAGMA optimize")
         except sqlite3.Error as exc:
-            raise StoreError(f"close of {self.path} failed: {exc}") from exc
+            # Only statistics for the query planner: a second writer holding the lock
+            # must not turn a clean shutdown into an error.
+            log.warning("store.optimize_skipped", path=str(self.path), error=str(exc))
         finally:
             conn.close()
 
