@@ -336,3 +336,26 @@ def raw_count(path: Path) -> int:
     with sqlite3.connect(path) as conn:
         count: int = conn.execute("SELECT count(*) FROM bars").fetchone()[0]
     return count
+
+
+def test_last_good_run_ignores_backfills_and_refetches(make_store: MakeStore) -> None:
+    """A good backfill, gap fill or split re-fetch never stands in for the flow's last good run."""
+    store = make_store()
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    good = store.start_run("eod", "schedule", 1, now)
+    store.finish_run(
+        good, status="ok", tickers_ok=1, tickers_failed=0, rows_written=1, error=None, now=now
+    )
+    for minutes, trigger in enumerate(("backfill", "gaps-fill", "split-refetch"), start=1):
+        later = now + timedelta(minutes=minutes)
+        run_id = store.start_run("eod", trigger, 1, later)
+        store.finish_run(
+            run_id,
+            status="ok",
+            tickers_ok=1,
+            tickers_failed=0,
+            rows_written=1,
+            error=None,
+            now=later,
+        )
+    assert store.last_good_runs()["eod"].id == good

@@ -30,13 +30,16 @@ SELECT id, flow, "trigger", started_at, finished_at, status,
 FROM runs WHERE id = ?
 """
 
-# The newest run per flow whose data landed (ok or partial).
+# The newest regular run per flow whose data landed (ok or partial). Backfills, gap
+# fills and split re-fetches of old history say nothing about whether the flow keeps
+# up, so only the flow's own triggers count.
 _LAST_GOOD_RUNS = """
 SELECT id, flow, "trigger", started_at, finished_at, status,
        tickers_total, tickers_ok, tickers_failed, rows_written, error
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
-    FROM runs WHERE status IN ('ok', 'partial')
+    FROM runs
+    WHERE status IN ('ok', 'partial') AND "trigger" IN ('schedule', 'manual', 'api')
 )
 WHERE n = 1
 """
@@ -145,7 +148,7 @@ class RunsMixin(StorePart):
             return rows.fetchall()
 
     def last_good_runs(self) -> dict[str, RunRow]:
-        """The newest run of each flow that ended ``ok`` or ``partial`` (data landed)."""
+        """The newest regular run of each flow that ended ``ok`` or ``partial`` (data landed)."""
         with self._guard("last_good_runs") as conn:
             rows = conn.execute(_LAST_GOOD_RUNS).fetchall()
         return {row[1]: RunRow.from_row(row) for row in rows}
