@@ -189,12 +189,19 @@ def flow_health(
 _LIMIT_KEYS = ("kind", "max_concurrency", "rate", "rates", "daily_quota", "monthly_quota")
 
 
-def provider_health(settings: Settings) -> list[dict[str, Any]]:
-    """Each configured provider's limits (as configured) and the flows that share it.
+#: A refusal's ``fetch_errors.kind`` → the provider state it shows.
+_STATES = {"unavailable": "circuit_open", "quota_exhausted": "parked", "auth": "key_refused"}
 
-    This is the hook for per-provider runtime state: when the persisted quota ledger
-    and the circuit breaker land, today's requests vs quota and the circuit state
-    join these dicts here (and an open circuit should make ``--check`` fail).
+
+def provider_health(
+    settings: Settings, store: Store | None = None, runs: Sequence[RunRow] = ()
+) -> list[dict[str, Any]]:
+    """Each configured provider's limits, the flows that share it, and its state.
+
+    The circuit, parking and key state live in the daemon's memory, so ``state`` is
+    as of the newest run (in ``runs``) of a flow that uses the provider: ``ok``, or
+    ``circuit_open`` / ``parked`` / ``key_refused`` when that run's tickers were turned
+    away without a request (``state_detail`` says why, ``state_run`` which run).
     """
     health = []
     for name, provider in sorted(settings.providers.items()):
@@ -206,6 +213,15 @@ def provider_health(settings: Settings) -> list[dict[str, Any]]:
             elif value is not None:
                 entry[key] = value if isinstance(value, int | str) else str(value)
         entry["flows"] = [f.name for f in settings.flows if name in (f.provider, *f.fallback)]
+        newest = max(
+            (r for r in runs if r.flow in entry["flows"]), key=lambda r: r.id, default=None
+        )
+        if store is not None and newest is not None:
+            refused = store.refusal(newest.id, name)
+            entry["state"] = "ok" if refused is None else _STATES[refused[0]]
+            entry["state_run"] = newest.id
+            if refused is not None:
+                entry["state_detail"] = refused[1]
         health.append(entry)
     return health
 
@@ -218,7 +234,12 @@ def _run_text(run: RunRow, now: datetime) -> str:
     )
 
 
-def _print_text(health: list[FlowHealth], settings: Settings, now: datetime) -> None:
+def _print_text(
+    health: list[FlowHealth],
+    providers: list[dict[str, Any]],
+    settings: Settings,
+    now: datetime,
+) -> None:
     for h in health:
         print(f"{h.flow}: {'ok' if h.problem is None else 'STALE'}  ({h.schedule})")
         print(f"  last run   {'-' if h.last_run is None else _run_text(h.last_run, now)}")
@@ -233,10 +254,15 @@ def _print_text(health: list[FlowHealth], settings: Settings, now: datetime) -> 
             print(f"  failing    {shown}{more}")
         if h.problem is not None:
             print(f"  problem    {h.problem}")
-    for p in provider_health(settings):
-        limits = ", ".join(f"{k} {v}" for k, v in p.items() if k not in ("provider", "flows"))
+    for p in providers:
+        limits = ", ".join(
+            f"{k} {v}" for k, v in p.items() if k not in ("provider", "flows") and k[:5] != "state"
+        )
         flows = ", ".join(p["flows"]) or "-"
         print(f"provider {p['provider']}: {limits or 'defaults'}; flows {flows}")
+        if "state" in p:
+            detail = f": {p['state_detail']}" if "state_detail" in p else ""
+            print(f"  state      {p['state']} as of run #{p['state_run']}{detail}")
 
 
 def print_status(
@@ -272,6 +298,7 @@ def print_status(
         runs = store.last_runs(limit=5)
         counts = store.bar_counts()
         usage = usage_report(store, settings, now)
+        providers = provider_health(settings, store, runs)
     finally:
         store.close()
     healthy = all(h.problem is None for h in health)
@@ -281,7 +308,7 @@ def print_status(
             "now": _utc(now),
             "healthy": healthy,
             "flows": [h.as_dict() for h in health],
-            "providers": provider_health(settings),
+            "providers": providers,
             "usage": usage,
             "runs": [asdict(r) for r in runs],
             "bars": {"symbols": len(counts), "rows": sum(counts.values())},
@@ -289,7 +316,7 @@ def print_status(
         print(json.dumps(data, default=str))
     else:
         print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
-        _print_text(health, settings, now)
+        _print_text(health, providers, settings, now)
         for line in format_usage(usage):
             print(f"usage {line}")
     if check and not healthy:

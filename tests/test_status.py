@@ -308,3 +308,17 @@ async def test_cron_flow_is_scheduled_at_start(
     assert expected is not None
     assert ready == f"READY=1\nSTATUS=eod: waiting, next {expected.astimezone(UTC):%a %H:%MZ}"
     assert settings.store.resolved_path() == tmp_path / "d.sqlite3"
+
+
+def test_provider_state_is_as_of_its_newest_run(
+    tmp_path: Path, eod_store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A provider that turned tickers away in its newest run shows why; one that did not, ok."""
+    settings = settings_for(tmp_path, EOD)
+    print_status(settings, as_json=True, now=ny(2026, 3, 9, 8))
+    [yahoo] = json.loads(capsys.readouterr().out)["providers"]
+    assert (yahoo["state"], "state_detail" in yahoo) == ("ok", False)
+    run_id = record_run(eod_store, ny(2026, 3, 9, 22, 30), {"MSFT": "unavailable"})
+    print_status(settings, as_json=False, now=ny(2026, 3, 10, 8))
+    text = capsys.readouterr().out
+    assert f"state      circuit_open as of run #{run_id}: MSFT unavailable" in text

@@ -147,6 +147,21 @@ class RunsMixin(StorePart):
             )
             return rows.fetchall()
 
+    def refusal(self, run_id: int, provider: str) -> tuple[str, str] | None:
+        """``(kind, message)`` of ``provider``'s newest fail-fast refusal in run ``run_id``.
+
+        A refusal is a ticker the provider turned away without a request: its circuit
+        was open (``unavailable``), it was parked (``quota_exhausted``) or its key had
+        been refused (``auth``).
+        """
+        with self._guard(f"refusal of {provider} in run {run_id}") as conn:
+            row = conn.execute(
+                "SELECT kind, message FROM fetch_errors WHERE run_id = ? AND provider = ? "
+                "AND kind IN ('unavailable', 'quota_exhausted', 'auth') ORDER BY id DESC LIMIT 1",
+                (run_id, provider),
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
     def last_good_runs(self) -> dict[str, RunRow]:
         """The newest regular run of each flow that ended ``ok`` or ``partial`` (data landed)."""
         with self._guard("last_good_runs") as conn:
