@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 from aioresponses import aioresponses
 
+from finappd.config import Settings
 from finappd.sim import SimConfig, SimServer
 from tests.test_provider_support import mock_http
 
 MakeServer = Callable[..., Awaitable[SimServer]]
+
+
+def one_flow(
+    db: Path,
+    provider: str,
+    options: Mapping[str, Any],
+    tickers: Sequence[str],
+    extra_providers: Mapping[str, Mapping[str, Any]] | None = None,
+    **flow: Any,
+) -> Settings:
+    """Settings storing into ``db`` with one hourly flow ``eod`` of ``tickers`` on ``provider``."""
+    return Settings.model_validate(
+        {
+            "store": {"path": str(db)},
+            "providers": {provider: dict(options), **(extra_providers or {})},
+            "flows": [
+                {"name": "eod", "provider": provider, "tickers": list(tickers), "every": "1h"}
+                | flow
+            ],
+        }
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from finappd.sim.prices import bar_on, symbol_key
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import mock_http
 from tests.test_tiingo_parse import row
 
@@ -32,21 +32,8 @@ TIINGO_PRICES = re.compile(
 
 def make_settings(tmp_path: Path, url: str) -> Settings:
     """One Yahoo daily_bars flow over SPLT and PLAIN against the simulator."""
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"yahoo": {"base_url": url, "rates": [], "backoff": "1ms"}},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": ["SPLT", "PLAIN"],
-                    "every": "1h",
-                    "lookback_days": 10,
-                }
-            ],
-        }
-    )
+    options = {"base_url": url, "rates": [], "backoff": "1ms"}
+    return one_flow(tmp_path / "f.sqlite3", "yahoo", options, ["SPLT", "PLAIN"], lookback_days=10)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -14,7 +14,7 @@ from finappd.providers.alphavantage import classify_payload
 from finappd.providers.base import Verdict
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
 DAILY_IBM = {"function": "TIME_SERIES_DAILY", "symbol": "IBM"}
@@ -26,15 +26,7 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any)
     """Settings for one daily_bars flow with ``provider = "alphavantage"`` against the sim."""
     options = {"base_url": f"{url}/alphavantage", "api_key": "test-key", "rates": []}
     options |= {"backoff": "1ms", "backoff_max": "5s", **provider}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"alphavantage": options},
-            "flows": [
-                {"name": "eod", "provider": "alphavantage", "tickers": tickers, "every": "1h"}
-            ],
-        }
-    )
+    return one_flow(tmp_path / "f.sqlite3", "alphavantage", options, tickers)
 
 
 async def test_flow_lands_every_ticker_one_at_a_time(

@@ -26,7 +26,7 @@ from finappd.flows.backfill import (
 from finappd.providers import PROVIDER_KINDS
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.procs import spawn_finappd
 
 D = date.fromisoformat
@@ -130,15 +130,7 @@ def test_progress_figures_and_tty_line() -> None:
 def settings_for(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> Settings:
     """One Yahoo daily_bars flow against the simulator, one request at a time."""
     provider = {"base_url": url, "max_concurrency": 1, "rates": [], "backoff": "1ms"}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"yahoo": provider},
-            "flows": [
-                {"name": "eod", "provider": "yahoo", "tickers": tickers, "every": "1h", **flow}
-            ],
-        }
-    )
+    return one_flow(tmp_path / "f.sqlite3", "yahoo", provider, tickers, **flow)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

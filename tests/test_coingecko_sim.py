@@ -12,7 +12,7 @@ import aiohttp
 from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
 TICKERS = ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "bitcoin/eur", "PEPE-USD"]
@@ -30,15 +30,15 @@ def make_settings(
     provider: dict[str, Any] = {"base_url": f"{url}/coingecko", "api_key": "test-key"}
     provider |= {"rates": [], "max_concurrency": 2, "backoff": "1ms", "backoff_max": "5s"}
     provider |= gecko
-    flow: dict[str, Any] = {"name": "eod", "provider": "coingecko", "tickers": tickers}
-    flow |= {"every": "1h", "fallback": list(fallback), "lookback_days": lookback_days}
-    flow |= {"timezone": "UTC"}  # CoinGecko's days are UTC days
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"coingecko": provider, "yahoo": {"base_url": url, "rates": []}},
-            "flows": [flow],
-        }
+    return one_flow(
+        tmp_path / "f.sqlite3",
+        "coingecko",
+        provider,
+        tickers,
+        {"yahoo": {"base_url": url, "rates": []}},
+        fallback=list(fallback),
+        lookback_days=lookback_days,
+        timezone="UTC",  # CoinGecko's days are UTC days
     )
 
 

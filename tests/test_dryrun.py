@@ -15,7 +15,7 @@ from finappd.flows.dryrun import dry_run, estimate_seconds, planned_tickers
 from finappd.providers.limits import Limits
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 
 def utc(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> datetime:
@@ -53,23 +53,8 @@ def test_estimate_seconds(
 def flow_settings(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> Settings:
     """One Yahoo flow against the simulator with a 100-request daily quota."""
     provider = {"base_url": url, "rate": "10000/minute", "backoff": "1ms", "daily_quota": 100}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "d.sqlite3")},
-            "providers": {"yahoo": provider},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": tickers,
-                    "every": "1h",
-                    "lookback_days": 10,
-                    "revision_days": 3,
-                    **flow,
-                }
-            ],
-        }
-    )
+    flow = {"lookback_days": 10, "revision_days": 3, **flow}
+    return one_flow(tmp_path / "d.sqlite3", "yahoo", provider, tickers, **flow)
 
 
 def test_quotes_plan_only_open_markets(tmp_path: Path) -> None:

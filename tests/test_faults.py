@@ -17,7 +17,7 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from finappd.sim.faults import FAULT_KINDS, Fault, FaultPlan
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 #: Faults a ticker cannot recover from within its retries, and the error kinds they may end as.
 ENDS_AS: dict[str, set[str]] = {
@@ -51,22 +51,8 @@ def settings_for(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> S
         "circuit_threshold": 1000,
     }
     provider.update(flow.pop("provider", {}))
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "faults.sqlite3")},
-            "providers": {"yahoo": provider},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": tickers,
-                    "every": "1h",
-                    "num_workers": 8,
-                    **flow,
-                }
-            ],
-        }
-    )
+    flow = {"num_workers": 8, **flow}
+    return one_flow(tmp_path / "faults.sqlite3", "yahoo", provider, tickers, **flow)
 
 
 def outcome(db: Path) -> tuple[set[str], dict[str, tuple[str, str]], list[tuple[Any, ...]]]:

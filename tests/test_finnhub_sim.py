@@ -18,7 +18,7 @@ from finappd.providers.base import Verdict
 from finappd.providers.finnhub import candle_window, classify_finnhub, exchange_tz, parse_candles
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.finnhub import NO_ACCESS, RATE_LIMITED, candle_response, quote_response
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import provider_factory, query, run_eod
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
@@ -41,15 +41,8 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], key: str, **flow
     """Settings for a daily_bars flow with ``provider = "finnhub"`` (and a Yahoo fallback)."""
     finnhub = {"base_url": f"{url}/finnhub", "api_key": key, "max_concurrency": 3}
     finnhub |= {"rates": ["30/second"], "backoff": "1ms", "backoff_max": "10ms"}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"finnhub": finnhub, "yahoo": {"base_url": url, "rates": []}},
-            "flows": [
-                {"name": "eod", "provider": "finnhub", "tickers": tickers, "every": "1h", **flow}
-            ],
-        }
-    )
+    yahoo = {"yahoo": {"base_url": url, "rates": []}}
+    return one_flow(tmp_path / "f.sqlite3", "finnhub", finnhub, tickers, yahoo, **flow)
 
 
 async def test_premium_flow_lands_local_dates_within_the_limit(

@@ -13,18 +13,14 @@ from finappd.config import Settings, load_settings
 from finappd.errors import ConfigError
 from finappd.flows.quotes import in_session
 from finappd.runtime import Runtime
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 
 def make_settings(tmp_path: Path, providers: dict[str, Any], **flow: Any) -> Settings:
     """One flow of the given kind over ``providers`` (the first is the flow's provider)."""
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": providers,
-            "flows": [{"name": "f", "provider": next(iter(providers)), "every": "1h", **flow}],
-        }
-    )
+    (name, options), *others = providers.items()
+    db = tmp_path / "f.sqlite3"
+    return one_flow(db, name, options, flow.pop("tickers"), dict(others), name="f", **flow)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

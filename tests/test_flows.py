@@ -15,7 +15,7 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from finappd.store import Store
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 TICKERS = [f"T{i:03d}" for i in range(60)] + ["^GSPC", "BRK-B", "7203.T", "VOD.L"]
 
@@ -24,22 +24,10 @@ def make_settings(tmp_path: Path, url: str, **flow: Any) -> Settings:
     """Settings for one daily_bars flow against the simulator at ``url``."""
     provider = {"base_url": url, "max_concurrency": 3, "rate": "10000/minute"}
     provider.update(flow.pop("provider", {}))
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"yahoo": {**provider, "backoff": "1ms", "backoff_max": "10ms"}},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": flow.pop("tickers", TICKERS),
-                    "every": "1h",
-                    "num_workers": flow.pop("num_workers", 20),
-                    **flow,
-                }
-            ],
-        }
-    )
+    provider |= {"backoff": "1ms", "backoff_max": "10ms"}
+    tickers = flow.pop("tickers", TICKERS)
+    flow = {"num_workers": flow.pop("num_workers", 20), **flow}
+    return one_flow(tmp_path / "f.sqlite3", "yahoo", provider, tickers, **flow)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -15,7 +15,7 @@ from finappd.config import Settings
 from finappd.flows.gaps import Gap, classify, missing_ranges, run_gaps
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 D = date.fromisoformat
 
@@ -140,21 +140,8 @@ def test_missing_ranges(
 
 def settings(tmp_path: Path, url: str) -> Settings:
     """One Yahoo daily_bars flow of two tickers against the simulator."""
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "g.sqlite3")},
-            "providers": {"yahoo": {"base_url": url, "rate": "10000/minute", "backoff": "1ms"}},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": ["AAPL", "MSFT"],
-                    "every": "1h",
-                    "lookback_days": 10,
-                }
-            ],
-        }
-    )
+    provider = {"base_url": url, "rate": "10000/minute", "backoff": "1ms"}
+    return one_flow(tmp_path / "g.sqlite3", "yahoo", provider, ["AAPL", "MSFT"], lookback_days=10)
 
 
 def sql(tmp_path: Path, statement: str) -> list[tuple[Any, ...]]:

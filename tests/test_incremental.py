@@ -15,7 +15,7 @@ from finappd.flows.incremental import BarState, Incremental
 from finappd.records import Bar
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 D = date.fromisoformat
 
@@ -117,22 +117,8 @@ def test_finish_marks_open_session_provisional_and_logs_revisions() -> None:
 def settings(tmp_path: Path, url: str, tickers: list[str]) -> Settings:
     """One Yahoo daily_bars flow against the simulator, revision window 3 days."""
     provider = {"base_url": url, "rate": "10000/minute", "backoff": "1ms"}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "i.sqlite3")},
-            "providers": {"yahoo": provider},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": tickers,
-                    "every": "1h",
-                    "lookback_days": 10,
-                    "revision_days": 3,
-                }
-            ],
-        }
-    )
+    db = tmp_path / "i.sqlite3"
+    return one_flow(db, "yahoo", provider, tickers, lookback_days=10, revision_days=3)
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

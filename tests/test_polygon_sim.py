@@ -18,7 +18,7 @@ from finappd.providers.polygon import bar_tz, classify_polygon, parse_aggs
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.polygon import aggs_response, reference_response
 from finappd.sim.prices import symbol_key
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import provider_factory, query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "^GSPC", *[f"T{i:02d}" for i in range(9)]]
@@ -41,15 +41,8 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **flow: Any) -> 
     """Settings for a daily_bars flow with ``provider = "polygon"`` (and a Yahoo fallback)."""
     polygon = {"base_url": f"{url}/polygon", "api_key": flow.pop("key", "test-key")}
     polygon |= {"rates": ["100/second"], "backoff": "1ms", "backoff_max": "10ms"}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"polygon": polygon, "yahoo": {"base_url": url, "rates": []}},
-            "flows": [
-                {"name": "eod", "provider": "polygon", "tickers": tickers, "every": "1h", **flow}
-            ],
-        }
-    )
+    yahoo = {"yahoo": {"base_url": url, "rates": []}}
+    return one_flow(tmp_path / "f.sqlite3", "polygon", polygon, tickers, yahoo, **flow)
 
 
 async def test_flow_lands_new_york_dates_one_at_a_time(

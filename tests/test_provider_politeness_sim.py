@@ -8,7 +8,7 @@ from typing import Any
 from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query as read_only
 from tests.test_provider_support import run_eod
 
@@ -17,27 +17,12 @@ def settings_for(
     tmp_path: Path, providers: dict[str, dict[str, Any]], tickers: list[str], **flow: Any
 ) -> Settings:
     """One daily_bars flow named 'eod' over ``providers`` (the first is the primary)."""
-    names = list(providers)
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "p.sqlite3")},
-            "providers": {
-                name: {"kind": "yahoo", "backoff": "1ms", "backoff_max": "5s", **options}
-                for name, options in providers.items()
-            },
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": names[0],
-                    "fallback": names[1:],
-                    "tickers": tickers,
-                    "every": "1h",
-                    "num_workers": 8,
-                    **flow,
-                }
-            ],
-        }
+    (name, options), *others = (
+        (name, {"kind": "yahoo", "backoff": "1ms", "backoff_max": "5s", **options})
+        for name, options in providers.items()
     )
+    flow = {"fallback": [n for n, _ in others], "num_workers": 8, **flow}
+    return one_flow(tmp_path / "p.sqlite3", name, options, tickers, dict(others), **flow)
 
 
 def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from finappd.config import Settings
 from finappd.errors import BadResponseError
 from finappd.quality import MAX_VOLUME, check_bars, screen
 from finappd.records import Bar
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.faults import Fault, FaultPlan
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 
 TODAY = date(2026, 3, 10)
 NAN = float("nan")
@@ -181,21 +180,9 @@ async def test_bad_rows_are_dropped_and_good_rows_of_the_same_response_land(
     good and repaired rows land, every bad one is logged with symbol and reason."""
     plan = FaultPlan(by_symbol={"BAD": Fault("bad_data")})
     sim = await sim_server(SimConfig(faults=plan))
-    settings = Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "q.sqlite3")},
-            "providers": {"yahoo": {"base_url": sim.url, "rate": "10000/minute"}},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "yahoo",
-                    "tickers": ["BAD", "GOOD"],
-                    "every": "1h",
-                    "lookback_days": 30,
-                }
-            ],
-        }
-    )
+    provider = {"base_url": sim.url, "rate": "10000/minute"}
+    db = tmp_path / "q.sqlite3"
+    settings = one_flow(db, "yahoo", provider, ["BAD", "GOOD"], lookback_days=30)
     with capture_logs() as logs:
         async with Runtime(settings) as runtime:
             summary = await runtime.run_flow("eod", "manual")

@@ -21,7 +21,7 @@ import pytest
 from aioresponses import CallbackResult
 
 from finappd.cli import main
-from finappd.config import ProviderSettings, Settings
+from finappd.config import ProviderSettings
 from finappd.errors import ProviderError
 from finappd.logging import configure_logging
 from finappd.providers import PROVIDER_KINDS, make_session
@@ -29,7 +29,7 @@ from finappd.providers.base import BaseProvider, Capability
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
 from finappd.sim.faults import FAULT_KINDS, FaultPlan
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import mock_http
 
 SENTINEL = "SENTINEL-KEY-3f9a"
@@ -100,35 +100,21 @@ async def test_key_never_leaks_from_a_faulty_flow(
     )
     sim = await sim_server(SimConfig(faults=faults, provider_limits={kind: (3, 1.0)}))
     assert sim.url is not None
-    settings = Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "s.sqlite3")},
-            "providers": {
-                kind: {
-                    "base_url": f"{sim.url}{sim_prefix(kind)}",
-                    "api_key": SENTINEL,
-                    "rates": [],
-                    "max_concurrency": 3,
-                    "connect_timeout": "200ms",
-                    "read_timeout": "200ms",
-                    "retries": 2,
-                    "backoff": "1ms",
-                    "backoff_max": "100ms",
-                    "circuit_threshold": 4,
-                    "circuit_cooldown": "100ms",
-                }
-            },
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": kind,
-                    "tickers": TICKERS.get(kind, STOCKS),
-                    "every": "1h",
-                    "num_workers": 4,
-                }
-            ],
-        }
-    )
+    options = {
+        "base_url": f"{sim.url}{sim_prefix(kind)}",
+        "api_key": SENTINEL,
+        "rates": [],
+        "max_concurrency": 3,
+        "connect_timeout": "200ms",
+        "read_timeout": "200ms",
+        "retries": 2,
+        "backoff": "1ms",
+        "backoff_max": "100ms",
+        "circuit_threshold": 4,
+        "circuit_cooldown": "100ms",
+    }
+    tickers = TICKERS.get(kind, STOCKS)
+    settings = one_flow(tmp_path / "s.sqlite3", kind, options, tickers, num_workers=4)
     stored = b""
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")

@@ -14,7 +14,7 @@ from finappd.providers.base import Verdict
 from finappd.providers.stooq import classify_body, parse_quote_csv
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.stooq import DAILY_LIMIT, daily_csv, quote_csv
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
@@ -25,15 +25,7 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **provider: Any)
     """Settings for one daily_bars flow with ``provider = "stooq"`` against the simulator."""
     options = {"base_url": f"{url}/stooq", "api_key": "test-key", "max_concurrency": 2}
     options |= {"rates": ["1000/second"], "backoff": "1ms", "backoff_max": "10ms", **provider}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"stooq": options},
-            "flows": [
-                {"name": "eod", "provider": "stooq", "tickers": tickers, "every": "1h"},
-            ],
-        }
-    )
+    return one_flow(tmp_path / "f.sqlite3", "stooq", options, tickers)
 
 
 async def test_flow_lands_every_ticker_within_the_limit(

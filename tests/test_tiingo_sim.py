@@ -12,7 +12,7 @@ from finappd.providers import TiingoProvider
 from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "BRK.B", *[f"T{i:02d}" for i in range(9)]]
@@ -22,13 +22,8 @@ def make_settings(tmp_path: Path, url: str, tickers: list[str], **tiingo: Any) -
     """Settings for one daily_bars flow with ``provider = "tiingo"`` against the simulator."""
     provider = {"base_url": url, "api_key": "test-key", "max_concurrency": 2, "rates": []}
     provider |= {"backoff": "1ms", "backoff_max": "5s", **tiingo}
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"tiingo": provider, "yahoo": {"base_url": url, "rates": []}},
-            "flows": [{"name": "eod", "provider": "tiingo", "tickers": tickers, "every": "1h"}],
-        }
-    )
+    yahoo = {"yahoo": {"base_url": url, "rates": []}}
+    return one_flow(tmp_path / "f.sqlite3", "tiingo", provider, tickers, yahoo)
 
 
 async def test_flow_lands_every_ticker_within_the_limit(

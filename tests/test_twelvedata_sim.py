@@ -14,7 +14,7 @@ from finappd.providers import TwelveDataProvider
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.frankfurter import ecb_rate
-from tests.conftest import MakeServer
+from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
 TICKERS = ["AAPL", "BRK-B", "BTC-USD", "EURUSD=X", *[f"T{i:02d}" for i in range(8)]]
@@ -27,21 +27,9 @@ def make_settings(
     provider: dict[str, Any] = {"base_url": f"{url}/twelvedata", "api_key": "test-key"}
     provider |= {"rates": [], "max_concurrency": 2, "backoff": "1ms", "backoff_max": "5s"}
     provider |= twelve
-    return Settings.model_validate(
-        {
-            "store": {"path": str(tmp_path / "f.sqlite3")},
-            "providers": {"twelvedata": provider, "yahoo": {"base_url": url, "rates": []}},
-            "flows": [
-                {
-                    "name": "eod",
-                    "provider": "twelvedata",
-                    "tickers": tickers,
-                    "every": "1h",
-                    "fallback": list(fallback),
-                }
-            ],
-        }
-    )
+    yahoo = {"yahoo": {"base_url": url, "rates": []}}
+    db = tmp_path / "f.sqlite3"
+    return one_flow(db, "twelvedata", provider, tickers, yahoo, fallback=list(fallback))
 
 
 async def test_flow_lands_stocks_crypto_and_fx_within_the_limit(
