@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from finappd.calendar import EXCHANGES
 from finappd.config import FlowSettings
 from finappd.flows.actions import SplitWatch
 from finappd.flows.crypto import crypto_fetch
@@ -43,16 +42,7 @@ def build_fetch(
     """
     if flow.kind == "daily_bars":
         start, end = lookback_range(flow, now)
-        incremental = None
-        if state is not None:
-            exchange = EXCHANGES[flow.exchange] if flow.exchange else None
-            incremental = Incremental(
-                state,
-                now,
-                lookback_days=flow.lookback_days,
-                revision_days=flow.revision_days,
-                exchange=exchange,
-            )
+        incremental = None if state is None else Incremental.for_flow(flow, state, now)
         return daily_bars_fetch(providers, start, end, actions=splits, incremental=incremental)
     if flow.kind == "quotes":
         return quotes_fetch(providers, now, is_open or in_session)

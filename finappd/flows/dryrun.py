@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finappd.calendar import EXCHANGES
 from finappd.config import FlowSettings, Settings
 from finappd.flows.incremental import BarState, Incremental, load_state, window_since
 from finappd.flows.quotes import in_session
@@ -51,14 +50,7 @@ def planned_tickers(
 ) -> list[str]:
     """The tickers a run of ``flow`` at ``now`` would send a request for, in order."""
     if flow.kind == "daily_bars" and state is not None:
-        exchange = EXCHANGES[flow.exchange] if flow.exchange else None
-        planner = Incremental(
-            state,
-            now,
-            lookback_days=flow.lookback_days,
-            revision_days=flow.revision_days,
-            exchange=exchange,
-        )
+        planner = Incremental.for_flow(flow, state, now)
         return [t for t in flow.tickers if planner.range_for(t) is not None]
     if flow.kind == "quotes":
         return [t for t in flow.tickers if is_open(t, now)]

@@ -24,12 +24,14 @@ from datetime import date, datetime, timedelta
 import structlog
 
 from finappd.calendar import (
+    EXCHANGES,
     Exchange,
     exchange_for,
     latest_session,
     session_bounds,
     shift_trading_days,
 )
+from finappd.config import FlowSettings
 from finappd.records import Bar
 from finappd.store import Store
 
@@ -94,6 +96,17 @@ class Incremental:
         self.lookback_days = lookback_days
         self.revision_days = revision_days
         self.exchange = exchange
+
+    @classmethod
+    def for_flow(cls, flow: FlowSettings, state: BarState, now: datetime) -> Incremental:
+        """The planner of a run of ``flow`` at ``now`` (shared by real and dry runs)."""
+        return cls(
+            state,
+            now,
+            lookback_days=flow.lookback_days,
+            revision_days=flow.revision_days,
+            exchange=EXCHANGES[flow.exchange] if flow.exchange else None,
+        )
 
     def exchange_of(self, symbol: str) -> Exchange:
         """The flow's configured exchange, else the one the ticker's suffix names."""
