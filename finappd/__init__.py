@@ -18,19 +18,21 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from finappd.config import Settings, load_settings
+    from finappd.config import Settings
     from finappd.flows import RunSummary
     from finappd.runtime import Runtime
+    from finappd.validate import load_checked as load_settings
 
 __all__ = ["RunSummary", "Runtime", "Settings", "__version__", "load_settings", "run_flow"]
 
 __version__ = "0.1.0"
 
+#: Public name → (module, name there); ``load_settings`` also checks the provider facts.
 _LAZY = {
-    "RunSummary": "finappd.flows",
-    "Runtime": "finappd.runtime",
-    "Settings": "finappd.config",
-    "load_settings": "finappd.config",
+    "RunSummary": ("finappd.flows", "RunSummary"),
+    "Runtime": ("finappd.runtime", "Runtime"),
+    "Settings": ("finappd.config", "Settings"),
+    "load_settings": ("finappd.validate", "load_checked"),
 }
 
 
@@ -39,7 +41,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'finappd' has no attribute {name!r}")
 
 
@@ -56,10 +59,11 @@ async def run_flow(
     """
     from pathlib import Path
 
-    from finappd.config import Settings, load_settings
+    from finappd.config import Settings
     from finappd.runtime import Runtime
+    from finappd.validate import load_checked
 
-    settings = config if isinstance(config, Settings) else load_settings(Path(config))
+    settings = config if isinstance(config, Settings) else load_checked(Path(config))
     settings.flow(flow)  # unknown flow: ConfigError before the store opens
     async with Runtime(settings) as runtime:
         return await runtime.run_flow(flow, trigger)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import structlog
 
-from finappd.config import load_settings
 from finappd.scheduler import Daemon
 from finappd.sim import SimConfig, SimServer
+from finappd.validate import load_checked
 
 __all__ = ["DEMO_TICKERS", "demo_config", "run_demo"]
 
@@ -67,7 +67,7 @@ async def run_demo(seconds: float, db: Path) -> int:
         assert sim.url is not None
         config_path = db.with_suffix(".toml")
         config_path.write_text(demo_config(sim.url, db), encoding="utf-8")
-        settings = load_settings(config_path)
+        settings = load_checked(config_path)
         log.info("demo.started", simulator=sim.url, config=str(config_path), seconds=seconds)
         await Daemon(settings, stop_after=seconds).run()
         peak = sim.stats.peak_in_flight

@@ -19,11 +19,12 @@ import structlog
 from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
-from finappd.flows.incremental import load_state, window_since
+from finappd.flows.kinds import bar_state
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
+from finappd.validate import check_settings
 
 __all__ = ["Runtime"]
 
@@ -37,7 +38,7 @@ class Runtime:
     """Everything a flow run needs; an async context manager that cleans up after itself."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        self.settings = check_settings(settings)  # a ConfigError before anything opens
         store = settings.store
         self.store = Store(
             store.resolved_path(),
@@ -122,10 +123,7 @@ class Runtime:
             provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
         now = now or datetime.now(UTC)
-        state = None
-        if flow.kind == "daily_bars" and flow.incremental:
-            since = window_since(now, flow.revision_days)
-            state = await self.writer.call(load_state, self.store, flow.tickers, since)
+        state = await bar_state(flow, self.store, self.writer, now)
         splits = SplitWatch()
         try:
             summary = await run_flow_once(

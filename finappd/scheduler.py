@@ -37,12 +37,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from finappd import systemd
-from finappd.config import FlowSettings, ProviderSettings, Settings, load_settings
+from finappd.config import FlowSettings, ProviderSettings, Settings
 from finappd.errors import ConfigError
 from finappd.flows import RunSummary
 from finappd.logging import configure_logging
 from finappd.runtime import Runtime
 from finappd.status import status_line
+from finappd.validate import load_checked
 
 __all__ = ["LATE_AFTER", "Daemon", "late_by"]
 
@@ -269,7 +270,7 @@ class Daemon:
             return False
         try:
             # A thread: a long tickers_file must not hold up the event loop (and the watchdog).
-            new = await asyncio.to_thread(load_settings, path)
+            new = await asyncio.to_thread(load_checked, path)
         except ConfigError as exc:
             self.reload_error = str(exc)
             log.error(

@@ -1,10 +1,14 @@
 """Configuration: one TOML file, ``FINAPPD_*`` environment overrides, secrets from files.
 
-Precedence, highest first: environment (``FINAPPD_PROVIDERS__YAHOO__MAX_CONCURRENCY=2``),
+Precedence, highest first: environment (``FINAPPD_PROVIDERS__<NAME>__MAX_CONCURRENCY=2``),
 credential files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``; a file
 named ``<provider>_api_key``), then the TOML file. Any problem becomes one
 :class:`~finappd.errors.ConfigError` naming the key, which the CLI turns into one
 line on stderr and exit code 78 (EX_CONFIG).
+
+This package is a leaf: it knows the shape of a config, not which provider or flow
+kinds exist. :func:`finappd.validate.check_settings` checks those, where the settings
+are put to use (the CLI, a reload, the runtime).
 """
 
 from finappd.config.load import Settings, find_config_file, load_settings
@@ -12,8 +16,6 @@ from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSetti
 from finappd.config.values import (
     DAY,
     EX_CONFIG,
-    FLOW_CAPABILITIES,
-    FLOW_KINDS,
     MONTH,
     Duration,
     Rate,
@@ -24,8 +26,6 @@ from finappd.config.values import (
 __all__ = [
     "DAY",
     "EX_CONFIG",
-    "FLOW_CAPABILITIES",
-    "FLOW_KINDS",
     "MONTH",
     "Duration",
     "FlowSettings",

@@ -1,7 +1,9 @@
 """Loading: find the file, merge TOML, credential files and ``FINAPPD_*``, validate.
 
 The sources and their precedence are in the :mod:`finappd.config` docstring; every
-problem comes out as one :class:`~finappd.errors.ConfigError` naming the key.
+problem comes out as one :class:`~finappd.errors.ConfigError` naming the key. What
+only the providers and flows know (kinds, capabilities, keys) is checked by
+:mod:`finappd.validate`.
 """
 
 from __future__ import annotations
@@ -9,12 +11,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +24,7 @@ from pydantic_settings import (
 )
 
 from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
-from finappd.config.values import FLOW_CAPABILITIES, Duration
+from finappd.config.values import Duration
 from finappd.errors import ConfigError
 
 __all__ = ["Settings", "find_config_file", "load_settings"]
@@ -67,6 +68,7 @@ class Settings(BaseSettings):
     grace_period: Duration = timedelta(seconds=30)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     flows: list[FlowSettings] = Field(default_factory=list)
+    _implicit: set[str] = PrivateAttr(default_factory=set)
 
     @classmethod
     def settings_customise_sources(
@@ -82,31 +84,22 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _cross_check(self) -> Settings:
-        # Late import: the provider registry imports this module.
-        from finappd.providers import PROVIDER_KINDS
-
         for name, provider in self.providers.items():
             provider.kind = provider.kind or name
-            if provider.kind not in PROVIDER_KINDS:
-                known = ", ".join(sorted(PROVIDER_KINDS))
-                raise ValueError(
-                    f"providers.{name}.kind: unknown provider {provider.kind!r} (known: {known})"
-                )
         seen: set[str] = set()
         for i, flow in enumerate(self.flows):
             if flow.name in seen:
                 raise ValueError(f"flows.{i}.name: duplicate flow name {flow.name!r}")
             seen.add(flow.name)
             if flow.provider not in self.providers:
-                if flow.provider not in PROVIDER_KINDS:
-                    raise ValueError(f"flows.{i}.provider: unknown provider {flow.provider!r}")
+                # A provider named by a flow alone runs with its kind's defaults.
                 self.providers[flow.provider] = ProviderSettings(kind=flow.provider)
-            self._check_chain(i, flow, PROVIDER_KINDS)
+                self._implicit.add(flow.provider)
+            self._check_chain(i, flow)
         return self
 
-    def _check_chain(self, i: int, flow: FlowSettings, kinds: Mapping[str, Any]) -> None:
-        """A flow's provider and fallbacks: configured, distinct, able to serve its kind."""
-        need = FLOW_CAPABILITIES[flow.kind]
+    def _check_chain(self, i: int, flow: FlowSettings) -> None:
+        """A flow's fallbacks: configured, and distinct from each other and the provider."""
         chain = [("provider", flow.provider)]
         chain += [(f"fallback.{j}", name) for j, name in enumerate(flow.fallback)]
         seen: set[str] = set()
@@ -119,14 +112,11 @@ class Settings(BaseSettings):
             if name in seen:
                 raise ValueError(f"flows.{i}.{key}: {name!r} is already in this flow's chain")
             seen.add(name)
-            kind = self.providers[name].kind or name
-            if need not in kinds[kind].capabilities:
-                raise ValueError(f"flows.{i}.{key}: provider {name!r} ({kind}) has no {need}")
-            if kinds[kind].requires_key and self.providers[name].api_key is None:
-                raise ValueError(
-                    f"providers.{name}.api_key: {kind} needs an API key (set "
-                    f"FINAPPD_PROVIDERS__{name.upper()}__API_KEY or a {name}_api_key credential)"
-                )
+
+    @property
+    def implicit_providers(self) -> frozenset[str]:
+        """Providers no ``[providers.X]`` section configures, added because a flow names them."""
+        return frozenset(self._implicit)
 
     def flow(self, name: str) -> FlowSettings:
         """The flow called ``name``."""

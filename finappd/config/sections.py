@@ -86,7 +86,7 @@ class FlowSettings(_Model):
     """One scheduled ingestion job."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    kind: Literal["daily_bars", "quotes", "fx", "crypto"] = "daily_bars"
+    kind: str = "daily_bars"  # a flow kind (finappd.flows.kinds); checked by finappd.validate
     provider: str
     fallback: list[str] = Field(default_factory=list)  # tried in order when provider fails
     tickers: list[str] = Field(default_factory=list)

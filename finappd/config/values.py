@@ -1,4 +1,4 @@
-"""Configuration value types: durations, request rates, timezone names, and the flow kinds."""
+"""Configuration value types: durations, request rates and timezone names."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 __all__ = [
     "DAY",
     "EX_CONFIG",
-    "FLOW_CAPABILITIES",
-    "FLOW_KINDS",
     "MONTH",
     "Duration",
     "Rate",
@@ -22,9 +20,6 @@ __all__ = [
 ]
 
 EX_CONFIG = 78
-FLOW_KINDS = ("daily_bars", "quotes", "fx", "crypto")
-#: The provider capability (``providers.base.Capability``) each flow kind needs.
-FLOW_CAPABILITIES = {"daily_bars": "daily_bars", "quotes": "quote", "fx": "fx", "crypto": "crypto"}
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

@@ -1,4 +1,4 @@
-"""Flows: what runs in parallel. One module per flow kind, and the registry mapping config to it."""
+"""Flows: what runs in parallel. One module per flow kind, and their table (flows/kinds.py)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,21 @@ from datetime import datetime
 
 from finappd.config import FlowSettings
 from finappd.flows.actions import SplitWatch
-from finappd.flows.crypto import crypto_fetch
-from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
-from finappd.flows.fx import fx_fetch
-from finappd.flows.incremental import BarState, Incremental
-from finappd.flows.quotes import IsOpen, in_session, quotes_fetch
+from finappd.flows.incremental import BarState
+from finappd.flows.kinds import FLOW_KINDS, FlowKind, RunInputs, flow_kind
+from finappd.flows.quotes import IsOpen, in_session
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 
 __all__ = [
+    "FLOW_KINDS",
     "Fetch",
+    "FlowKind",
     "RunSummary",
     "SplitWatch",
     "TickerResult",
     "build_fetch",
+    "flow_kind",
     "run_flow_once",
 ]
 
@@ -40,15 +41,5 @@ def build_fetch(
     ``is_open`` (quotes) says whether a ticker's market is in session;
     ``state`` (daily_bars) makes the fetch incremental (flows/incremental.py).
     """
-    if flow.kind == "daily_bars":
-        start, end = lookback_range(flow, now)
-        incremental = None if state is None else Incremental.for_flow(flow, state, now)
-        return daily_bars_fetch(providers, start, end, actions=splits, incremental=incremental)
-    if flow.kind == "quotes":
-        return quotes_fetch(providers, now, is_open or in_session)
-    if flow.kind == "fx":
-        start, end = lookback_range(flow, now)
-        return fx_fetch(providers, start, end)
-    if flow.kind == "crypto":
-        return crypto_fetch(flow, providers, now)
-    raise AssertionError(f"unhandled flow kind {flow.kind!r}")  # config validation forbids it
+    inputs = RunInputs(splits=splits, is_open=is_open or in_session, state=state)
+    return flow_kind(flow.kind).fetch(flow, providers, now, inputs)

@@ -1,10 +1,10 @@
 """Corporate actions met on the way: dividends and splits stored, new splits re-fetched.
 
-A provider whose bar response already carries the actions (Yahoo's chart ``events``,
-Tiingo's ``divCash``/``splitFactor``; see ``BaseProvider.bars_and_actions``) gives them
-to the daily fetch at no extra request, and they are written in the same transaction as
-the ticker's bars. Polygon serves actions only from separate endpoints (two more
-requests per ticker on a 5/minute plan), so a Polygon flow stores none.
+A provider whose bar response already carries the actions (see
+``BaseProvider.bars_and_actions``) gives them to the daily fetch at no extra request,
+and they are written in the same transaction as the ticker's bars. A provider that
+serves actions only from separate endpoints (more requests per ticker) stores none
+from a daily flow.
 
 A split is *new* when its (symbol, ex_date) is not in ``splits`` yet. Providers rewrite
 all older prices to the post-split basis (PROVIDERS.md §10.7), so stored bars older than

@@ -30,9 +30,8 @@ from typing import TextIO
 import structlog
 
 from finappd.errors import ConfigError
-from finappd.flows.actions import Refetch, store_actions
-from finappd.flows.daily_bars import daily_bars_fetch
-from finappd.flows.fx import fx_fetch
+from finappd.flows.actions import Refetch
+from finappd.flows.kinds import flow_kind
 from finappd.flows.run import RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 from finappd.store import Store, Writer
@@ -114,21 +113,15 @@ def todo_chunks(plan: Sequence[Chunk], done: dict[tuple[str, date], date]) -> li
 
 
 def chunk_fetch(kind: str, providers: Sequence[BaseProvider]) -> ChunkFetch:
-    """How one chunk of a flow of ``kind`` is fetched (bars with their actions, or FX rates)."""
-    if kind in ("daily_bars", "crypto"):
+    """How one chunk of a flow of ``kind`` is fetched (its kind's ``history``)."""
+    history = flow_kind(kind).history
+    if history is None:
+        raise ConfigError("kind", f"a {kind} flow has no history to backfill")
 
-        async def bars(chunk: Chunk) -> TickerResult:
-            fetch = daily_bars_fetch(providers, chunk.start, chunk.end, actions=store_actions)
-            return await fetch(chunk.symbol)
+    async def fetch(chunk: Chunk) -> TickerResult:
+        return await history(providers, chunk.start, chunk.end)(chunk.symbol)
 
-        return bars
-    if kind == "fx":
-
-        async def rates(chunk: Chunk) -> TickerResult:
-            return await fx_fetch(providers, chunk.start, chunk.end)(chunk.symbol)
-
-        return rates
-    raise ConfigError("kind", f"a {kind} flow has no history to backfill")
+    return fetch
 
 
 class Progress:

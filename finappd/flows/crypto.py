@@ -1,9 +1,10 @@
 """The ``crypto`` flow kind: daily bars of coins (``BTC-USD``) on a 24/7 calendar of UTC days.
 
 Crypto trades every day and has no exchange timezone: a bar's ``ts`` is the UTC date
-(Yahoo's ``BTC-USD`` and CoinGecko's daily closes both cut days at 00:00 UTC), whatever
-timezone the flow's schedule uses. The bars go into ``bars`` like any daily bar, through
-the same per-ticker fetch and provider chain as ``daily_bars``.
+(the providers' daily crypto closes cut days at 00:00 UTC), whatever timezone the flow's
+schedule uses. The bars go into ``bars`` like any daily bar, through the same per-ticker
+fetch and provider chain as ``daily_bars``.
+
 """
 
 from __future__ import annotations

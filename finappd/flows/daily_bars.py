@@ -4,10 +4,8 @@ Re-fetching a trailing window on every run (``lookback_days``) lets later fetche
 fill gaps and pick up revised bars (PROVIDERS.md §10.8); the upsert keeps one row
 per (symbol, interval, day), the latest fetch winning.
 
-A flow's providers form a chain (``provider`` then ``fallback``): a ticker the first
-cannot serve (not found, plan-gated, quota spent, parked, circuit open, key refused,
-retries spent) is asked of the next. Rows carry the flow's ticker as ``symbol``,
-whatever the provider calls it, and the name of the provider that served them.
+A flow's providers form a chain (flows/chain.py). Rows carry the flow's ticker as
+``symbol``, whatever the provider calls it, and the name of the provider that served them.
 """
 
 from __future__ import annotations
@@ -17,21 +15,16 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import structlog
-
 from finappd.config import FlowSettings
-from finappd.errors import ProviderError
-from finappd.flows.actions import ActionsHook
+from finappd.flows.actions import Actions, ActionsHook
+from finappd.flows.chain import Chain
 from finappd.flows.incremental import Incremental
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.quality import screen
 from finappd.records import Bar
-from finappd.store.tables import CLOSE_ADJUSTMENT
 
 __all__ = ["daily_bars_fetch", "lookback_range"]
-
-log = structlog.get_logger(__name__)
 
 
 def lookback_range(flow: FlowSettings, now: datetime) -> tuple[date, date]:
@@ -61,44 +54,33 @@ def daily_bars_fetch(
     With ``incremental``, each ticker's range comes from its stored bars and the
     calendar instead (``start``/``end`` unused); a ticker with nothing new is not
     requested at all (flows/incremental.py)."""
-    if not providers:
-        raise ValueError("a daily_bars fetch needs at least one provider")
+    chain = Chain(providers)
 
     async def fetch(symbol: str) -> TickerResult:
         first_day, last_day = start, end
         if incremental is not None:
             wanted = incremental.range_for(symbol)
             if wanted is None:
-                return TickerResult(symbol, providers[0].name)
+                return TickerResult(symbol, chain.primary.name)
             first_day, last_day = wanted
-        failures: list[ProviderError] = []
-        for provider in providers:
-            try:
-                bars, found = await provider.bars_and_actions(symbol, first_day, last_day)
-                now = incremental.now if incremental is not None else None
-                bars = screen(_as_ticker(bars, symbol), provider.name, now)
-                if incremental is not None:
-                    bars = incremental.finish(symbol, bars)
-            except ProviderError as exc:
-                failures.append(exc)
-                continue
-            if failures:
-                log.info(
-                    "ticker.fallback",
-                    symbol=symbol,
-                    provider=provider.name,
-                    after=[f"{f.provider}: {f.kind}" for f in failures],
-                )
-            adjustment = CLOSE_ADJUSTMENT.get(provider.kind)
-            write = None
-            if actions is not None and found is not None:
-                write = actions(symbol, provider.name, first_day, found)
-            return TickerResult(
-                symbol, provider.name, bars=bars, adjustment=adjustment, write=write
-            )
-        # The primary's failure names the ticker's problem; the others follow in the text.
-        first = failures[0]
-        message = "; then ".join(str(f) for f in failures)
-        return TickerResult(symbol, first.provider, error_kind=first.kind, error=message)
+
+        async def ask(provider: BaseProvider) -> tuple[list[Bar], Actions | None]:
+            bars, found = await provider.bars_and_actions(symbol, first_day, last_day)
+            now = incremental.now if incremental is not None else None
+            bars = screen(_as_ticker(bars, symbol), provider.name, now)
+            if incremental is not None:
+                bars = incremental.finish(symbol, bars)
+            return bars, found
+
+        served = await chain.ask(symbol, ask)
+        if isinstance(served, TickerResult):
+            return served
+        provider, (bars, found) = served
+        write = None
+        if actions is not None and found is not None:
+            write = actions(symbol, provider.name, first_day, found)
+        return TickerResult(
+            symbol, provider.name, bars=bars, adjustment=provider.spec.adjustment, write=write
+        )
 
     return fetch

@@ -1,13 +1,14 @@
 """Dry run: what ``finappd run-once FLOW`` would request, against which budgets, for how long.
 
 ``finappd run-once FLOW --dry-run`` sends nothing. It plans the run the way the run
-itself would: for ``daily_bars`` the incremental planner (flows/incremental.py) decides
-from the stored bars and the calendar which tickers need a request; ``quotes`` asks
-only for tickers whose market is in session; ``fx`` and ``crypto`` ask once per
-ticker. Every planned request is counted against the flow's primary provider (the
-fallbacks are asked only when it fails), compared with today's usage in
-``provider_usage`` and the provider's effective daily quota, and timed under its
-rate windows and concurrency with :func:`estimate_seconds`:
+itself would, by its kind's plan (flows/kinds.py): for ``daily_bars`` the incremental
+planner (flows/incremental.py) decides from the stored bars and the calendar which
+tickers need a request; ``quotes`` asks only for tickers whose market is in session;
+``fx`` once per pair ticker and ``crypto`` once per ticker. Every planned request is
+counted against the flow's primary provider (the fallbacks are asked only when it
+fails), compared with today's usage in ``provider_usage`` and the provider's effective
+daily quota, and timed under its rate windows and concurrency with
+:func:`estimate_seconds`:
 
     c      = max(1, min(max_concurrency, num_workers, n))
     rate   = max over windows w shorter than a day of floor((n - 1) / w.count) * w.period * HEADROOM
@@ -23,15 +24,15 @@ and the split re-fetch a run may trigger afterwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from finappd.config import FlowSettings, Settings
-from finappd.flows.incremental import BarState, Incremental, load_state, window_since
-from finappd.flows.quotes import in_session
-from finappd.providers.frankfurter import fx_pair
+from finappd.flows.incremental import BarState
+from finappd.flows.kinds import bar_state, flow_kind
+from finappd.flows.quotes import IsOpen, in_session
 from finappd.providers.limits import HEADROOM, Limits
 from finappd.providers.usage import provider_limits
 from finappd.store import Store, Writer
@@ -46,25 +47,10 @@ def planned_tickers(
     flow: FlowSettings,
     now: datetime,
     state: BarState | None,
-    is_open: Callable[[str, datetime], bool] = in_session,
+    is_open: IsOpen = in_session,
 ) -> list[str]:
     """The tickers a run of ``flow`` at ``now`` would send a request for, in order."""
-    if flow.kind == "daily_bars" and state is not None:
-        planner = Incremental.for_flow(flow, state, now)
-        return [t for t in flow.tickers if planner.range_for(t) is not None]
-    if flow.kind == "quotes":
-        return [t for t in flow.tickers if is_open(t, now)]
-    if flow.kind == "fx":
-        return [t for t in flow.tickers if _is_pair(t)]
-    return list(flow.tickers)
-
-
-def _is_pair(symbol: str) -> bool:
-    try:
-        fx_pair(symbol)
-    except ValueError:
-        return False  # the run records it not_found without a request
-    return True
+    return flow_kind(flow.kind).plan(flow, now, state, is_open)
 
 
 def estimate_seconds(
@@ -138,10 +124,7 @@ async def dry_run(
 ) -> dict[str, Any]:
     """Plan a run of flow ``name`` at ``now`` from the store, sending nothing."""
     flow = settings.flow(name)
-    state = None
-    if flow.kind == "daily_bars" and flow.incremental:
-        since = window_since(now, flow.revision_days)
-        state = await writer.call(load_state, store, flow.tickers, since)
+    state = await bar_state(flow, store, writer, now)
     tickers = planned_tickers(flow, now, state)
     names = [flow.provider, *flow.fallback]
     usage: dict[str, int] = await writer.call(_usage_today, store, settings, names, now)

@@ -1,11 +1,12 @@
 """Gaps: the expected trading days a ticker has no daily bar for, and fetching only those.
 
 ``finappd gaps [FLOW] [--fill] [--json] [--all]`` looks at every ticker of the
-daily-bar-like flows (``daily_bars`` and ``crypto``; FX rates live in their own table
-and are not covered). A ticker's window starts at its first stored daily bar (so a
-ticker listed later, or backfilled further, is judged on what it has), or at the
-flow's lookback start when it has none, and ends at the newest session that has
-opened by ``now``. Each day of the window without a bar is labelled:
+daily-bar-like flows (kinds with ``gaps`` in flows/kinds.py: ``daily_bars`` and
+``crypto``; FX rates live in their own table and are not covered). A ticker's window
+starts at its first stored daily bar (so a ticker listed later, or backfilled further,
+is judged on what it has), or at the flow's lookback start when it has none, and ends at
+the newest session that has opened by ``now``. Each day of the window without a bar is
+labelled:
 
 * ``holiday`` — the exchange was closed (a named holiday; weekends are never listed):
   no gap, shown only with ``--all``;
@@ -47,12 +48,12 @@ from finappd.flows.backfill import (
     run_chunks,
 )
 from finappd.flows.daily_bars import lookback_range
+from finappd.flows.kinds import flow_kind
 from finappd.flows.run import RunSummary
 from finappd.providers import BaseProvider
 from finappd.store import Store, Writer
 
 __all__ = [
-    "BAR_KINDS",
     "SETTLE",
     "Gap",
     "classify",
@@ -64,8 +65,6 @@ __all__ = [
     "run_gaps",
 ]
 
-#: Flow kinds whose rows are daily bars, so they can have gaps.
-BAR_KINDS = ("daily_bars", "crypto")
 #: How long after a close a provider is given to publish the bar, unless ``at_close`` says.
 SETTLE = timedelta(minutes=30)
 
@@ -90,12 +89,9 @@ class Gap:
 
 
 def flow_exchange(flow: FlowSettings, symbol: str) -> Exchange:
-    """The calendar of ``symbol`` in ``flow``: its ``exchange``, crypto's 24/7, else by suffix."""
-    if flow.exchange is not None:
-        return EXCHANGES[flow.exchange]
-    if flow.kind == "crypto":
-        return EXCHANGES["CRYPTO"]
-    return exchange_for(symbol)
+    """The calendar of ``symbol`` in ``flow``: its ``exchange``, its kind's, else by suffix."""
+    exchange = flow.exchange or flow_kind(flow.kind).exchange
+    return exchange_for(symbol) if exchange is None else EXCHANGES[exchange]
 
 
 def classify(
@@ -240,7 +236,7 @@ async def run_gaps(
 
     now = now or datetime.now(UTC)
     flows = [settings.flow(name)] if name else settings.flows
-    flows = [f for f in flows if f.kind in BAR_KINDS]
+    flows = [f for f in flows if flow_kind(f.kind).gaps]
     report: list[dict[str, Any]] = []
     status = 0
     async with Runtime(settings) as runtime:

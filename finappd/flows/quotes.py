@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from finappd.calendar import exchange_for, session_bounds
-from finappd.errors import ProviderError
+from finappd.flows.chain import Chain
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
 from finappd.records import Quote
@@ -28,7 +28,7 @@ IsOpen = Callable[[str, datetime], bool]
 
 
 def in_session(symbol: str, now: datetime) -> bool:
-    """Whether ``symbol``'s exchange (by its Yahoo suffix) is in its regular session at ``now``.
+    """Whether ``symbol``'s exchange (by its ticker's suffix) is in its regular session at ``now``.
 
     Holidays and early closes come from :mod:`finappd.calendar`; crypto trades 24/7, FX on
     weekdays.
@@ -47,24 +47,21 @@ def _writer(quote: Quote, provider: str) -> Callable[[Store, datetime], int]:
 
 def quotes_fetch(providers: Sequence[BaseProvider], now: datetime, is_open: IsOpen) -> Fetch:
     """A per-ticker snapshot down the provider chain; a closed market is skipped, no request."""
-    if not providers:
-        raise ValueError("a quotes fetch needs at least one provider")
+    chain = Chain(providers)
 
     async def fetch(symbol: str) -> TickerResult:
         if not is_open(symbol, now):
-            return TickerResult(symbol, providers[0].name)
-        failures: list[ProviderError] = []
-        for provider in providers:
-            try:
-                quote = await provider.quote(symbol)
-            except ProviderError as exc:
-                failures.append(exc)
-                continue
-            if quote.symbol != symbol:
-                quote = dataclasses.replace(quote, symbol=symbol)
-            return TickerResult(symbol, provider.name, write=_writer(quote, provider.name))
-        first = failures[0]
-        message = "; then ".join(str(f) for f in failures)
-        return TickerResult(symbol, first.provider, error_kind=first.kind, error=message)
+            return TickerResult(symbol, chain.primary.name)
+
+        async def ask(provider: BaseProvider) -> Quote:
+            return await provider.quote(symbol)
+
+        served = await chain.ask(symbol, ask)
+        if isinstance(served, TickerResult):
+            return served
+        provider, quote = served
+        if quote.symbol != symbol:
+            quote = dataclasses.replace(quote, symbol=symbol)
+        return TickerResult(symbol, provider.name, write=_writer(quote, provider.name))
 
     return fetch

@@ -1,51 +1,44 @@
-"""Market-data providers: the polite base class, one class per API, and the registry."""
+"""Market-data providers: the polite base class, one module per API, and the registry.
+
+The registry is discovered, not listed: every public module of this package that
+declares ``SPEC`` (a :class:`ProviderSpec`) and a :class:`BaseProvider` subclass
+pointing at it (``spec = SPEC``) is a provider kind. Adding a provider is adding its
+module; nothing else in the daemon names it.
+"""
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from types import MappingProxyType, ModuleType
+from typing import Any
 
 import aiohttp
 
 from finappd.config import ProviderSettings
-from finappd.providers.alphavantage import AlphaVantageProvider
 from finappd.providers.base import BaseProvider, make_session, redact_url
-from finappd.providers.coingecko import CoinGeckoProvider
-from finappd.providers.finnhub import FinnhubProvider
-from finappd.providers.frankfurter import FrankfurterProvider
-from finappd.providers.polygon import PolygonProvider
 from finappd.providers.quota import QuotaLedger, UsageBackend
-from finappd.providers.stooq import StooqProvider
-from finappd.providers.tiingo import TiingoProvider
-from finappd.providers.twelvedata import TwelveDataProvider
-from finappd.providers.yahoo import YahooProvider
+from finappd.providers.spec import ProviderSpec
 
 __all__ = [
     "PROVIDER_KINDS",
-    "AlphaVantageProvider",
     "BaseProvider",
-    "CoinGeckoProvider",
-    "FinnhubProvider",
-    "FrankfurterProvider",
-    "PolygonProvider",
-    "StooqProvider",
-    "TiingoProvider",
-    "TwelveDataProvider",
-    "YahooProvider",
+    "ProviderSpec",
     "make_provider",
     "make_session",
+    "provider_class",
     "redact_url",
 ]
 
-#: Provider kind (``providers.<name>.kind``, defaulting to the name) → class.
-PROVIDER_KINDS: dict[str, type[BaseProvider]] = {
-    "yahoo": YahooProvider,
-    "stooq": StooqProvider,
-    "alphavantage": AlphaVantageProvider,
-    "finnhub": FinnhubProvider,
-    "polygon": PolygonProvider,
-    "tiingo": TiingoProvider,
-    "twelvedata": TwelveDataProvider,
-    "coingecko": CoinGeckoProvider,
-    "frankfurter": FrankfurterProvider,
-}
+
+def provider_class(kind: str) -> type[BaseProvider]:
+    """The provider class of ``kind``; ValueError naming the known kinds if there is none."""
+    try:
+        return PROVIDER_KINDS[kind]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDER_KINDS))
+        raise ValueError(f"unknown provider kind {kind!r} (known: {known})") from None
 
 
 def make_provider(
@@ -63,10 +56,52 @@ def make_provider(
     ledger to count in (the runtime keeps one per provider name, so a rebuilt instance
     goes on spending the same budget); without it the provider makes its own.
     """
-    kind = settings.kind or name
-    try:
-        cls = PROVIDER_KINDS[kind]
-    except KeyError:
-        known = ", ".join(sorted(PROVIDER_KINDS))
-        raise ValueError(f"unknown provider kind {kind!r} (known: {known})") from None
+    cls = provider_class(settings.kind or name)
     return cls(name, settings, session, usage=usage, ledger=ledger)
+
+
+def _provider_of(module: ModuleType) -> type[BaseProvider] | None:
+    """The provider class ``module`` defines for its ``SPEC``, or None: not a provider module."""
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, ProviderSpec):
+        return None
+    classes = [
+        obj
+        for obj in vars(module).values()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseProvider)
+        and obj.__dict__.get("spec") is spec
+    ]
+    if len(classes) != 1:
+        raise TypeError(f"{module.__name__}: SPEC needs exactly one provider class, not {classes}")
+    return classes[0]
+
+
+def _discover() -> Mapping[str, type[BaseProvider]]:
+    """Every provider kind of this package → its class, by importing its public modules."""
+    kinds: dict[str, type[BaseProvider]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        cls = _provider_of(importlib.import_module(f"{__name__}.{info.name}"))
+        if cls is None:
+            continue
+        if cls.kind in kinds:
+            raise TypeError(f"provider kind {cls.kind!r} declared twice")
+        kinds[cls.kind] = cls
+    return MappingProxyType(dict(sorted(kinds.items())))
+
+
+#: Provider kind (``providers.<name>.kind``, defaulting to the name) → class. Discovered
+#: last: a module imported on the way (e.g. ``usage``) may import the functions above.
+PROVIDER_KINDS: Mapping[str, type[BaseProvider]] = _discover()
+_CLASSES = {cls.__name__: cls for cls in PROVIDER_KINDS.values()}
+__all__ += sorted(_CLASSES)
+
+
+def __getattr__(name: str) -> Any:
+    """A provider class by its class name (``from finappd.providers import YahooProvider``)."""
+    try:
+        return _CLASSES[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None

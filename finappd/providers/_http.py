@@ -6,25 +6,31 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import cache
 
 import aiohttp
 import yarl
 
 from finappd import __version__
+from finappd.providers.spec import secret_params
 from finappd.providers.verdicts import Verdict
 
 __all__ = ["USER_AGENT", "Response", "make_session", "parse_retry_after", "redact_url"]
 
 USER_AGENT = f"finappd/{__version__} (+market-data ingestion daemon)"
-_SECRET_PARAMS = re.compile(
-    r"([?&](?:apikey|token|x_cg_demo_api_key|x_cg_pro_api_key|crumb)=)[^&#]*", re.IGNORECASE
-)
 _USERINFO_PASSWORD = re.compile(r"(://[^/@:]*:)[^/@]*@")
 
 
+@cache
+def _secret_query(names: frozenset[str]) -> re.Pattern[str]:
+    """The values of query parameters ``names`` (any case)."""
+    alternatives = "|".join(re.escape(name) for name in sorted(names))
+    return re.compile(rf"([?&](?:{alternatives})=)[^&#]*", re.IGNORECASE)
+
+
 def redact_url(url: str | yarl.URL) -> str:
-    """``url`` with secret query values (apikey, token, crumb, …) and passwords as REDACTED."""
-    text = _SECRET_PARAMS.sub(r"\1REDACTED", str(url))
+    """``url`` with the values of every provider's ``secret_params`` and passwords as REDACTED."""
+    text = _secret_query(secret_params()).sub(r"\1REDACTED", str(url))
     return _USERINFO_PASSWORD.sub(r"\1REDACTED@", text)
 
 

@@ -32,10 +32,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, FxRate, Quote
 
 __all__ = [
@@ -176,23 +177,28 @@ def parse_fx_daily(
     ]
 
 
-class AlphaVantageProvider(BaseProvider):
-    """Daily bars, quotes and FX from Alpha Vantage's ``/query``."""
-
-    kind: ClassVar[str] = "alphavantage"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.QUOTE, Capability.FX}
-    )
-    default_base_url: ClassVar[str] = "https://www.alphavantage.co"
-    default_limits: ClassVar[Limits] = Limits(
+SPEC = ProviderSpec(
+    kind="alphavantage",
+    capabilities=frozenset({Capability.DAILY_BARS, Capability.QUOTE, Capability.FX}),
+    base_url="https://www.alphavantage.co",
+    limits=Limits(
         max_concurrency=1,
         rates=("1/second", "5/minute"),
         daily_quota=25,
         quota_tz="America/New_York",
-    )
-    requires_key: ClassVar[bool] = True
+    ),
+    requires_key=True,
     # ``compact`` = the last 100 days; anything older is ``full``, which is premium.
-    max_range_days: ClassVar[int | None] = 100
+    max_range_days=100,
+    adjustment="none",  # TIME_SERIES_DAILY is as traded (the adjusted series is premium)
+    secret_params=frozenset({"apikey"}),
+)
+
+
+class AlphaVantageProvider(BaseProvider):
+    """Daily bars, quotes and FX from Alpha Vantage's ``/query``."""
+
+    spec = SPEC
 
     def auth_params(self) -> Mapping[str, str]:
         """Alpha Vantage takes its key only in the URL (``apikey``)."""

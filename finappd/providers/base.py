@@ -1,7 +1,7 @@
 """The provider contract and its politeness machinery, written once.
 
-A provider module declares what it is (``kind``, ``capabilities``, ``default_base_url``,
-``default_limits``, ``requires_key``, ``headers``), how it authenticates
+A provider module declares what it is (``SPEC``, a :class:`~finappd.providers.spec.ProviderSpec`:
+kind, capabilities, base URL, limits, key, headers, …), how it authenticates
 (``auth_headers`` or, only where the API insists, ``auth_params``), how flow tickers
 map to its symbols (``map_symbol``), what its responses mean (``classify``) and
 implements the capability methods it declares. It never pauses, parks or retries:
@@ -38,6 +38,7 @@ from finappd.errors import AuthError, BadResponseError, SymbolNotFoundError
 from finappd.providers._http import Response, make_session, parse_retry_after, redact_url
 from finappd.providers._polite import Politeness, classify_status
 from finappd.providers.limits import Limits
+from finappd.providers.spec import ProviderSpec
 from finappd.providers.verdicts import Capability, Classified, Verdict
 from finappd.records import Bar, Dividend, FxRate, Quote, Split
 
@@ -58,17 +59,28 @@ __all__ = [
 class BaseProvider(Politeness):
     """A market-data API used politely: limits, quota, classifier, pause, park, breaker."""
 
-    #: The provider kind (``providers.<name>.kind``), e.g. ``"yahoo"``.
+    #: What this provider is: its module's ``SPEC`` (set as ``spec = SPEC`` in the class).
+    spec: ClassVar[ProviderSpec]
+    # Read from ``spec`` when a provider class is defined (see __init_subclass__):
     kind: ClassVar[str] = ""
-    #: What this API can serve; flows only call the matching methods.
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
-    #: Whether ``api_key`` must be configured.
     requires_key: ClassVar[bool] = False
-    #: Longest ``start..end`` span, in days, one history request may ask for (a backfill
-    #: splits its range into chunks that fit); None: any span in one request.
     max_range_days: ClassVar[int | None] = None
-    # Inherited from Politeness and set by each provider module as well: default_base_url,
-    # default_limits (Limits), headers (static headers); hooks classify() and auth_headers().
+    # and Politeness's default_base_url, default_limits and headers.
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give a provider class the politeness defaults and facts its ``spec`` declares."""
+        super().__init_subclass__(**kwargs)
+        spec = cls.__dict__.get("spec")
+        if spec is None:
+            return
+        cls.kind = spec.kind
+        cls.capabilities = spec.capabilities
+        cls.requires_key = spec.requires_key
+        cls.max_range_days = spec.max_range_days
+        cls.default_base_url = spec.base_url
+        cls.default_limits = spec.limits
+        cls.headers = spec.headers
 
     def __repr__(self) -> str:
         limits = self.limits

@@ -38,7 +38,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 import yarl
@@ -52,6 +52,7 @@ from finappd.providers.base import (
     Verdict,
     parse_retry_after,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, Quote
 
 __all__ = [
@@ -232,20 +233,23 @@ def classify_coingecko(response: Response, now: datetime) -> Classified:
     return Classified(Verdict.OK)
 
 
+SPEC = ProviderSpec(
+    kind="coingecko",
+    capabilities=frozenset({Capability.CRYPTO, Capability.QUOTE, Capability.DAILY_BARS}),
+    base_url="https://api.coingecko.com/api/v3",
+    limits=Limits(max_concurrency=2, rates=("30/minute",), monthly_quota=10_000),
+    max_range_days=365,  # Demo/keyless history reaches 365 days back
+    adjustment="none",
+    # Only the header form is sent; the query form is redacted should a URL carry it.
+    secret_params=frozenset({"x_cg_demo_api_key", "x_cg_pro_api_key"}),
+    headers={"Accept": "application/json"},
+)
+
+
 class CoinGeckoProvider(BaseProvider):
     """Close-only daily bars and latest prices of coins from CoinGecko, by coin id."""
 
-    kind: ClassVar[str] = "coingecko"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.CRYPTO, Capability.QUOTE, Capability.DAILY_BARS}
-    )
-    default_base_url: ClassVar[str] = "https://api.coingecko.com/api/v3"
-    default_limits: ClassVar[Limits] = Limits(
-        max_concurrency=2, rates=("30/minute",), monthly_quota=10_000
-    )
-    requires_key: ClassVar[bool] = False
-    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
-    max_range_days: ClassVar[int | None] = 365  # Demo/keyless history reaches 365 days back
+    spec = SPEC
 
     @property
     def pro(self) -> bool:

@@ -28,12 +28,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import yarl
 
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, Quote
 
 __all__ = [
@@ -167,16 +168,21 @@ def parse_candles(
     return [bars[day] for day in sorted(bars)]
 
 
+SPEC = ProviderSpec(
+    kind="finnhub",
+    capabilities=frozenset({Capability.QUOTE, Capability.DAILY_BARS}),
+    base_url="https://finnhub.io/api/v1",
+    limits=Limits(max_concurrency=4, rates=("30/second", "60/minute")),
+    requires_key=True,
+    adjustment="split",
+    secret_params=frozenset({"token"}),  # the query form, never sent; redacted if seen
+)
+
+
 class FinnhubProvider(BaseProvider):
     """Quotes (and, on paid plans, daily candles) from Finnhub."""
 
-    kind: ClassVar[str] = "finnhub"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.QUOTE, Capability.DAILY_BARS}
-    )
-    default_base_url: ClassVar[str] = "https://finnhub.io/api/v1"
-    default_limits: ClassVar[Limits] = Limits(max_concurrency=4, rates=("30/second", "60/minute"))
-    requires_key: ClassVar[bool] = True
+    spec = SPEC
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels in ``X-Finnhub-Token``, never in the URL."""

@@ -26,11 +26,10 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import ClassVar
 
+from finappd.pairs import fx_pair
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -40,28 +39,12 @@ from finappd.providers.base import (
     Verdict,
     parse_retry_after,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.records import FxRate
 
 __all__ = ["FrankfurterProvider", "classify_frankfurter", "fx_pair", "parse_rates"]
 
-_CODE = re.compile(r"^[A-Z]{3}$")
 _MALFORMED = (TypeError, ValueError, KeyError, AttributeError)
-
-
-def fx_pair(symbol: str) -> tuple[str, str]:
-    """``(base, quote)`` of ``EUR/USD``, ``EURUSD=X``, ``JPY=X`` (USD/JPY) or ``EURUSD``."""
-    text = symbol.strip().upper()
-    if "/" in text:
-        base, _, quote = text.partition("/")
-    else:
-        pair = text.removesuffix("=X")
-        if len(pair) == 3 and text.endswith("=X"):
-            base, quote = "USD", pair
-        else:
-            base, quote = pair[:3], pair[3:]
-    if not (_CODE.match(base) and _CODE.match(quote)):
-        raise ValueError(f"not a currency pair: {symbol!r} (expected e.g. EUR/USD or EURUSD=X)")
-    return base, quote
 
 
 def parse_rates(
@@ -124,16 +107,20 @@ def classify_frankfurter(response: Response, now: datetime) -> Classified:
     return Classified(Verdict.OK)
 
 
+SPEC = ProviderSpec(
+    kind="frankfurter",
+    capabilities=frozenset({Capability.FX}),
+    base_url="https://api.frankfurter.dev/v1",
+    # No documented limit: a polite default well under what a CDN-cached API shrugs off.
+    limits=Limits(max_concurrency=2, rates=("5/second",)),
+    headers={"Accept": "application/json"},
+)
+
+
 class FrankfurterProvider(BaseProvider):
     """ECB reference rates per publication date from Frankfurter's v1 API (no key)."""
 
-    kind: ClassVar[str] = "frankfurter"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FX})
-    default_base_url: ClassVar[str] = "https://api.frankfurter.dev/v1"
-    # No documented limit: a polite default well under what a CDN-cached API shrugs off.
-    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("5/second",))
-    requires_key: ClassVar[bool] = False
-    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    spec = SPEC
 
     def map_symbol(self, symbol: str) -> str:
         """A pair ticker (``EURUSD=X``, ``JPY=X``, ``EURUSD``, ``eur/usd``) as ``EUR/USD``."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote as urlquote
 from zoneinfo import ZoneInfo
 
@@ -50,6 +50,7 @@ from finappd.providers.base import (
     Verdict,
     redact_url,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, Dividend, Quote, Split
 
 __all__ = [
@@ -217,17 +218,22 @@ def parse_splits(payload: Mapping[str, Any], symbol: str) -> list[Split]:
     ]
 
 
+SPEC = ProviderSpec(
+    kind="polygon",
+    capabilities=frozenset({Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS}),
+    base_url="https://api.massive.com",
+    limits=Limits(max_concurrency=1, rates=("5/minute",)),
+    requires_key=True,
+    max_range_days=730,  # the free plan's ~2 years of history
+    adjustment="split",  # asked for with adjusted=true
+    secret_params=frozenset({"apiKey"}),  # the query form, never sent; redacted if seen
+)
+
+
 class PolygonProvider(BaseProvider):
     """Daily bars, previous close and corporate actions from Polygon/Massive."""
 
-    kind: ClassVar[str] = "polygon"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS}
-    )
-    default_base_url: ClassVar[str] = "https://api.massive.com"
-    default_limits: ClassVar[Limits] = Limits(max_concurrency=1, rates=("5/minute",))
-    requires_key: ClassVar[bool] = True
-    max_range_days: ClassVar[int | None] = 730  # the free plan's ~2 years of history
+    spec = SPEC
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels as a bearer token, never in the URL."""

@@ -31,12 +31,12 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import ClassVar
 from zoneinfo import ZoneInfo
 
 import yarl
 
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, Quote
 
 __all__ = [
@@ -167,18 +167,21 @@ def parse_quote_csv(text: str, symbol: str) -> Quote:
     return Quote(symbol=symbol, ts=local.astimezone(UTC), price=price)
 
 
+SPEC = ProviderSpec(
+    kind="stooq",
+    capabilities=frozenset({Capability.DAILY_BARS, Capability.QUOTE}),
+    base_url="https://stooq.com",
+    limits=Limits(max_concurrency=1, rates=("1/second",), quota_tz="Europe/Warsaw"),
+    requires_key=True,
+    adjustment="split",
+    secret_params=frozenset({"apikey"}),
+)
+
+
 class StooqProvider(BaseProvider):
     """Daily bars and quotes from Stooq's CSV download."""
 
-    kind: ClassVar[str] = "stooq"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.QUOTE}
-    )
-    default_base_url: ClassVar[str] = "https://stooq.com"
-    default_limits: ClassVar[Limits] = Limits(
-        max_concurrency=1, rates=("1/second",), quota_tz="Europe/Warsaw"
-    )
-    requires_key: ClassVar[bool] = True
+    spec = SPEC
 
     def auth_params(self) -> Mapping[str, str]:
         """Stooq takes its key only in the URL (``apikey``)."""

@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from fractions import Fraction
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from finappd.providers.base import (
@@ -41,6 +41,7 @@ from finappd.providers.base import (
     Verdict,
     parse_retry_after,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, Dividend, Split
 
 __all__ = [
@@ -202,18 +203,23 @@ def classify_tiingo(response: Response, now: datetime) -> Classified:
     return Classified(Verdict.BAD, f"unexpected body: {message[:100]!r}")
 
 
+SPEC = ProviderSpec(
+    kind="tiingo",
+    capabilities=frozenset({Capability.DAILY_BARS, Capability.ACTIONS}),
+    base_url="https://api.tiingo.com",
+    limits=Limits(max_concurrency=2, rates=("50/hour", "1000/day")),
+    requires_key=True,
+    max_range_days=3650,  # no documented cap; keeps answers small
+    adjustment="none",  # ``close`` is as traded; ``adjClose`` goes to adj_close
+    secret_params=frozenset({"token"}),  # the query form, never sent; redacted if seen
+    headers={"Accept": "application/json"},
+)
+
+
 class TiingoProvider(BaseProvider):
     """Daily bars (raw OHLCV plus ``adjClose``) and dividends/splits from Tiingo."""
 
-    kind: ClassVar[str] = "tiingo"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.ACTIONS}
-    )
-    default_base_url: ClassVar[str] = "https://api.tiingo.com"
-    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("50/hour", "1000/day"))
-    requires_key: ClassVar[bool] = True
-    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
-    max_range_days: ClassVar[int | None] = 3650  # no documented cap; keeps answers small
+    spec = SPEC
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels in ``Authorization: Token <key>``, never in the URL."""

@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 from finappd.providers.base import (
     BaseProvider,
@@ -45,6 +45,7 @@ from finappd.providers.base import (
     Verdict,
     parse_retry_after,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.records import Bar, FxRate, Quote
 
 __all__ = [
@@ -210,20 +211,25 @@ def classify_twelvedata(response: Response, now: datetime) -> Classified:
     return Classified(Verdict.BAD, reason)
 
 
+SPEC = ProviderSpec(
+    kind="twelvedata",
+    capabilities=frozenset(
+        {Capability.DAILY_BARS, Capability.QUOTE, Capability.FX, Capability.CRYPTO}
+    ),
+    base_url="https://api.twelvedata.com",
+    limits=Limits(max_concurrency=2, rates=("8/minute", "800/day"), quota_tz="UTC"),
+    requires_key=True,
+    max_range_days=5000,  # outputsize caps at 5000 rows per call
+    adjustment="split",
+    secret_params=frozenset({"apikey"}),  # the query form works too; redacted if seen
+    headers={"Accept": "application/json"},
+)
+
+
 class TwelveDataProvider(BaseProvider):
     """Daily bars (stocks, FX and crypto pairs), latest quotes and FX rates from Twelve Data."""
 
-    kind: ClassVar[str] = "twelvedata"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DAILY_BARS, Capability.QUOTE, Capability.FX, Capability.CRYPTO}
-    )
-    default_base_url: ClassVar[str] = "https://api.twelvedata.com"
-    default_limits: ClassVar[Limits] = Limits(
-        max_concurrency=2, rates=("8/minute", "800/day"), quota_tz="UTC"
-    )
-    requires_key: ClassVar[bool] = True
-    headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
-    max_range_days: ClassVar[int | None] = 5000  # outputsize caps at 5000 rows per call
+    spec = SPEC
 
     def auth_headers(self) -> Mapping[str, str]:
         """The key travels in ``Authorization: apikey <key>``, not in the URL."""

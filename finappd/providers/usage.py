@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from finappd.config import ProviderSettings, Settings
-from finappd.providers import PROVIDER_KINDS
+from finappd.providers import provider_class
 from finappd.providers.limits import Limits, effective_limits
 from finappd.providers.quota import next_day_start
-from finappd.store import Store, Writer
+
+if TYPE_CHECKING:  # only annotations: the registry imports this module while discovering
+    from finappd.store import Store, Writer
 
 __all__ = [
     "StoreUsage",
@@ -51,8 +53,7 @@ class StoreUsage:
 
 def provider_limits(name: str, settings: ProviderSettings) -> Limits:
     """The limits provider ``name`` runs with: its class defaults with the config's overrides."""
-    cls = PROVIDER_KINDS[settings.kind or name]
-    return effective_limits(cls.default_limits, settings)
+    return effective_limits(provider_class(settings.kind or name).spec.limits, settings)
 
 
 def effective_limits_report(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 from urllib.parse import quote
 
 from finappd.errors import BadResponseError
@@ -42,6 +42,7 @@ from finappd.providers.base import (
     Verdict,
     classify_status,
 )
+from finappd.providers.spec import ProviderSpec
 from finappd.providers.yahoo_chart import (
     MALFORMED,
     chart_window,
@@ -87,21 +88,28 @@ def _chart_shape(payload: object) -> str | None:
     return None
 
 
-class YahooProvider(BaseProvider):
-    """Daily bars, the latest quote (chart ``meta``) and dividends/splits from Yahoo's chart API."""
-
-    kind: ClassVar[str] = "yahoo"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+SPEC = ProviderSpec(
+    kind="yahoo",
+    capabilities=frozenset(
         {Capability.DAILY_BARS, Capability.QUOTE, Capability.ACTIONS, Capability.CRYPTO}
-    )
-    default_base_url: ClassVar[str] = "https://query2.finance.yahoo.com"
-    default_limits: ClassVar[Limits] = Limits(max_concurrency=2, rates=("1/second",))
-    max_range_days: ClassVar[int | None] = 3650  # ~10 years of daily bars per chart call
-    headers: ClassVar[Mapping[str, str]] = {
+    ),
+    base_url="https://query2.finance.yahoo.com",
+    limits=Limits(max_concurrency=2, rates=("1/second",)),
+    max_range_days=3650,  # ~10 years of daily bars per chart call
+    adjustment="split",  # Yahoo has no unadjusted series; adjclose goes to adj_close
+    secret_params=frozenset({"crumb"}),  # the v7 quote endpoint's; the chart needs none
+    headers={
         "User-Agent": _CHROME_UA,
         "Accept": "application/json,text/plain,*/*",
         "Accept-Language": "en-US,en;q=0.9",
-    }
+    },
+)
+
+
+class YahooProvider(BaseProvider):
+    """Daily bars, the latest quote (chart ``meta``) and dividends/splits from Yahoo's chart API."""
+
+    spec = SPEC
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
         """Daily bars of ``symbol`` for local trading dates ``start..end`` inclusive."""

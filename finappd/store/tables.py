@@ -5,19 +5,18 @@ used for writing). Times are ISO-8601 UTC text; daily ``bars.ts`` is ``YYYY-MM-D
 (the exchange-local trading date, never derived from a UTC instant).
 
 Raw vs adjusted prices (schema v3, PROVIDERS.md §10.7). ``bars.open/high/low/close``
-are what the provider calls its prices, and ``bars.adjustment`` says on which basis:
+are what the provider calls its prices, and ``bars.adjustment`` says on which basis,
+as the provider's spec declares it (``ProviderSpec.adjustment``):
 
-- ``'none'``: as traded, no adjustment (Alpha Vantage free, Tiingo ``close``);
-- ``'split'``: split-adjusted only, retroactively for every past split (Yahoo ``close``
-  -- Yahoo has no unadjusted series --, Stooq, Polygon ``adjusted=true``, Twelve Data
-  daily, Finnhub candles);
-- ``NULL``: unknown (rows written before v3, or a provider not in ``CLOSE_ADJUSTMENT``).
+- ``'none'``: as traded, no adjustment;
+- ``'split'``: split-adjusted only, retroactively for every past split;
+- ``NULL``: unknown (rows written before v3, or a provider that declares none).
 
-``bars.adj_close`` is always split **and** dividend adjusted (Yahoo ``adjclose``,
-Tiingo ``adjClose``), ``NULL`` where the provider has none. Never compare closes of two
-rows with different ``adjustment``; the ``splits`` and ``dividends`` tables hold the
-events to convert between bases. ``bars.provisional`` is 1 for a bar of a session that
-was still open when it was fetched; the first run after the close replaces it with 0.
+``bars.adj_close`` is always split **and** dividend adjusted, ``NULL`` where the
+provider has none. Never compare closes of two rows with different ``adjustment``;
+the ``splits`` and ``dividends`` tables hold the events to convert between bases.
+``bars.provisional`` is 1 for a bar of a session that was still open when it was
+fetched; the first run after the close replaces it with 0.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Field, SQLModel
 
 __all__ = [
-    "CLOSE_ADJUSTMENT",
     "LATEST_QUOTE_DDL",
     "RUN_STATUSES",
     "VIEWS_DDL",
@@ -48,19 +46,6 @@ __all__ = [
 
 #: Every value ``runs.status`` may hold; ``running`` until the run finishes.
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled")
-
-#: ``bars.adjustment`` of each provider kind's OHLC (PROVIDERS.md §10.7 and the
-#: per-provider "Response shape" notes); a kind missing here is written as ``NULL``.
-CLOSE_ADJUSTMENT: dict[str, str] = {
-    "yahoo": "split",
-    "stooq": "split",
-    "polygon": "split",
-    "twelvedata": "split",
-    "finnhub": "split",
-    "alphavantage": "none",
-    "tiingo": "none",
-    "coingecko": "none",
-}
 
 
 class StoreModel(SQLModel, registry=registry()):
