@@ -12,6 +12,7 @@ import pytest
 
 from finappd.config import EX_CONFIG, Rate, find_config_file, load_settings, parse_duration
 from finappd.errors import ConfigError
+from finappd.validate import check_settings, load_checked
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -152,7 +153,7 @@ def test_bad_config_names_the_key(tmp_path: Path, old: str, new: str, key: str) 
     """Each broken config raises one ConfigError whose key points at the problem."""
     assert old in GOOD
     with pytest.raises(ConfigError) as info:
-        load_settings(write(tmp_path, GOOD.replace(old, new, 1)))
+        load_checked(write(tmp_path, GOOD.replace(old, new, 1)))
     assert info.value.key == key
     assert "\n" not in str(info.value)
 
@@ -246,7 +247,7 @@ def test_fallback_must_be_configured_distinct_and_capable(
 ) -> None:
     """Each fallback names a configured provider, once, that can serve the flow's kind."""
     with pytest.raises(ConfigError) as info:
-        load_settings(write(tmp_path, FALLBACK.format(fallback=fallback)))
+        load_checked(write(tmp_path, FALLBACK.format(fallback=fallback)))
     assert info.value.key == key
     assert problem in info.value.problem
 
@@ -261,5 +262,16 @@ def test_primary_without_the_flow_capability_is_refused(tmp_path: Path) -> None:
     """A daily_bars flow on an FX-only provider is refused, naming flows.0.provider."""
     text = FALLBACK.format(fallback="[]").replace('provider = "yahoo"', 'provider = "fx"')
     with pytest.raises(ConfigError) as info:
-        load_settings(write(tmp_path, text))
+        load_checked(write(tmp_path, text))
     assert info.value.key == "flows.0.provider"
+
+
+def test_config_alone_knows_no_provider_kinds(tmp_path: Path) -> None:
+    """The loader leaves kinds to the check: an unknown one loads, then check_settings names it."""
+    text = GOOD.replace("[providers.yahoo]", '[providers.yahoo]\nkind = "bloomberg"', 1)
+    settings = load_settings(write(tmp_path, text))
+    assert settings.providers["yahoo"].kind == "bloomberg"
+    with pytest.raises(ConfigError) as info:
+        check_settings(settings)
+    assert info.value.key == "providers.yahoo.kind"
+    assert "bloomberg" in info.value.problem

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from finappd.config import Settings, load_settings
+from finappd.config import Settings
 from finappd.errors import ConfigError
 from finappd.flows.quotes import in_session
 from finappd.runtime import Runtime
+from finappd.validate import load_checked
 from tests.conftest import MakeServer, one_flow
 
 
@@ -134,7 +135,7 @@ def test_flow_kind_needs_the_capability(
         'tickers = ["X"]\nevery = "1h"\n'
     )
     with pytest.raises(ConfigError, match=problem):
-        load_settings(config)
+        load_checked(config)
 
 
 def test_daily_bars_still_default_kind(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ __all__ += sorted(_CLASSES)
 
 
 def __getattr__(name: str) -> Any:
-    """A provider class by its class name (``from finappd.providers import YahooProvider``)."""
+    """A discovered provider class by its class name (``from finappd.providers import …``)."""
     try:
         return _CLASSES[name]
     except KeyError:

@@ -128,8 +128,8 @@ class BaseProvider(Politeness):
     ) -> tuple[list[Bar], tuple[list[Dividend], list[Split]] | None]:
         """Daily bars and the dividends/splits *the same request* carries (None: it has none).
 
-        Providers whose bar response includes the actions (Yahoo's chart events, Tiingo's
-        ``divCash``/``splitFactor``) override this, so storing actions costs no request.
+        Providers whose bar response includes the actions (a chart's events, per-row
+        dividend and split fields) override this, so storing actions costs no request.
         """
         return await self.daily_bars(symbol, start, end), None
 

@@ -9,8 +9,8 @@ the quota ledger (:mod:`finappd.providers.quota`) so a restart does not reset it
 
 Why not ``aiolimiter``: its leaky bucket lets ``N`` requests through at once and then
 refills continuously, so a fresh ``AsyncLimiter(8, 60)`` admits 15 requests in the
-first minute, which is exactly the 429 that Twelve Data's or Polygon's per-minute
-counter answers. :class:`RateWindows` keeps the send times of the last ``N`` requests
+first minute, which is exactly the 429 that an API's fixed per-minute counter
+answers. :class:`RateWindows` keeps the send times of the last ``N`` requests
 per window (a sliding log), so no window ever holds more than ``N``, bursts included.
 """
 

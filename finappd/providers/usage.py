@@ -95,7 +95,7 @@ def usage_report(
 
 
 def format_usage(rows: list[dict[str, Any]]) -> list[str]:
-    """One text line per provider: ``yahoo  today 12/25  month 80/500  resets …``."""
+    """One text line per provider: ``eod_api  today 12/25  month 80/500  resets …``."""
     lines = []
     for row in rows:
         daily = row["daily_quota"]
