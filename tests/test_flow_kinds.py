@@ -11,7 +11,9 @@ import pytest
 
 from finappd.config import Settings
 from finappd.errors import ConfigError
+from finappd.flows.kinds import FLOW_KINDS
 from finappd.flows.quotes import in_session
+from finappd.providers import PROVIDER_KINDS
 from finappd.runtime import Runtime
 from finappd.validate import load_checked
 from tests.conftest import MakeServer, one_flow
@@ -142,3 +144,29 @@ def test_daily_bars_still_default_kind(tmp_path: Path) -> None:
     """A flow without ``kind`` is a daily_bars flow."""
     settings = make_settings(tmp_path, {"yahoo": {}}, tickers=["A"])
     assert settings.flows[0].kind == "daily_bars"
+
+
+def test_every_flow_kind_is_one_row_some_provider_can_serve() -> None:
+    """Each kind's row names itself, needs a capability some provider declares, and says
+    whether it has history (all but quotes) and gaps (the daily-bar kinds)."""
+    served = {c for cls in PROVIDER_KINDS.values() for c in cls.spec.capabilities}
+    assert sorted(FLOW_KINDS) == ["crypto", "daily_bars", "fx", "quotes"]
+    for name, row in FLOW_KINDS.items():
+        assert row.name == name
+        assert row.capability in served
+    assert {n for n, row in FLOW_KINDS.items() if row.history is None} == {"quotes"}
+    assert {n for n, row in FLOW_KINDS.items() if row.gaps} == {"daily_bars", "crypto"}
+    assert {n for n, row in FLOW_KINDS.items() if row.incremental} == {"daily_bars"}
+
+
+def test_an_unknown_flow_kind_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """The loader accepts any kind string; the check names flows.0.kind and the known kinds."""
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[flows]]\nname = "f"\nkind = "options"\nprovider = "yahoo"\n'
+        'tickers = ["X"]\nevery = "1h"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        load_checked(config)
+    assert info.value.key == "flows.0.kind"
+    assert "daily_bars" in info.value.problem

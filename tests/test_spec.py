@@ -1,0 +1,64 @@
+"""Provider specs: each module's SPEC is its class's facts, discovered, and used where it says."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+
+from finappd.providers import PROVIDER_KINDS, provider_class
+from finappd.providers._http import redact_url
+from finappd.providers.spec import ProviderSpec
+from finappd.providers.verdicts import Capability
+
+
+@pytest.mark.parametrize("kind", sorted(PROVIDER_KINDS))
+def test_the_class_carries_its_modules_spec(kind: str) -> None:
+    """A provider class is its module's SPEC: same kind, and the politeness defaults from it."""
+    cls = PROVIDER_KINDS[kind]
+    spec = sys.modules[cls.__module__].SPEC
+    assert cls.spec is spec
+    assert isinstance(spec, ProviderSpec)
+    assert (cls.kind, cls.capabilities, cls.requires_key) == (
+        kind,
+        spec.capabilities,
+        spec.requires_key,
+    )
+    assert (cls.default_base_url, cls.default_limits, cls.headers) == (
+        spec.base_url,
+        spec.limits,
+        spec.headers,
+    )
+    assert cls.max_range_days == spec.max_range_days
+
+
+def test_every_module_with_a_spec_is_discovered() -> None:
+    """The registry holds exactly the package's modules that declare a SPEC, by their kind."""
+    modules = {cls.__module__.rsplit(".", 1)[1] for cls in PROVIDER_KINDS.values()}
+    assert modules == set(PROVIDER_KINDS)  # each kind is named after its module
+    for name in ("base", "limits", "quota", "usage", "spec", "yahoo_chart"):
+        assert not hasattr(importlib.import_module(f"finappd.providers.{name}"), "SPEC")
+
+
+def test_an_unknown_kind_names_the_known_ones() -> None:
+    """Asking for a kind no module declares is a ValueError listing the kinds there are."""
+    with pytest.raises(ValueError, match=r"unknown provider kind 'bloomberg' \(known: .*yahoo"):
+        provider_class("bloomberg")
+
+
+@pytest.mark.parametrize(
+    "param", sorted({p for cls in PROVIDER_KINDS.values() for p in cls.spec.secret_params})
+)
+def test_every_declared_secret_param_is_redacted(param: str) -> None:
+    """Each secret query parameter a spec declares is blanked in URLs, in any case."""
+    for name in (param, param.upper()):
+        url = f"https://api.example/x?symbol=A&{name}=s3cret&b=2"
+        assert redact_url(url) == f"https://api.example/x?symbol=A&{name}=REDACTED&b=2"
+
+
+def test_every_daily_bar_provider_declares_its_close_basis() -> None:
+    """A provider of daily bars says whether its closes are as traded or split-adjusted."""
+    for kind, cls in PROVIDER_KINDS.items():
+        if Capability.DAILY_BARS in cls.spec.capabilities:
+            assert cls.spec.adjustment in ("none", "split"), kind
