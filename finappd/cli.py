@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from finappd import __version__
-from finappd.config import EX_CONFIG, Settings, find_config_file, parse_duration
+from finappd.config import EX_CONFIG, Settings, find_config_file, load_settings, parse_duration
 from finappd.errors import ConfigError, StoreError
 from finappd.logging import configure_logging
 
@@ -110,14 +110,16 @@ def _config_error(exc: ConfigError) -> int:
 
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
-    from finappd.validate import load_checked
-
     path = find_config_file(args.config)
     if path is None and args.command in {"run", "run-once", "backfill", "gaps"}:
         raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
     # Absolute, so a reload re-reads the same file whatever the working directory is.
     path = None if path is None else path.absolute()
-    return load_checked(path), path
+    settings = load_settings(path)
+    # Only a config that loads pays for importing the providers and flows it is checked on.
+    from finappd.validate import check_settings
+
+    return check_settings(settings), path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
