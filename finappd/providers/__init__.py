@@ -60,6 +60,11 @@ def make_provider(
     return cls(name, settings, session, usage=usage, ledger=ledger)
 
 
+def _declares(cls: type[BaseProvider], spec: ProviderSpec) -> bool:
+    """Whether ``cls`` itself (not a base class) points at ``spec``."""
+    return cls.__dict__.get("spec") is spec
+
+
 def _provider_of(module: ModuleType) -> type[BaseProvider] | None:
     """The provider class ``module`` defines for its ``SPEC``, or None: not a provider module."""
     spec = getattr(module, "SPEC", None)
@@ -68,9 +73,7 @@ def _provider_of(module: ModuleType) -> type[BaseProvider] | None:
     classes = [
         obj
         for obj in vars(module).values()
-        if isinstance(obj, type)
-        and issubclass(obj, BaseProvider)
-        and obj.__dict__.get("spec") is spec
+        if isinstance(obj, type) and issubclass(obj, BaseProvider) and _declares(obj, spec)
     ]
     if len(classes) != 1:
         raise TypeError(f"{module.__name__}: SPEC needs exactly one provider class, not {classes}")
@@ -96,7 +99,7 @@ def _discover() -> Mapping[str, type[BaseProvider]]:
 #: last: a module imported on the way (e.g. ``usage``) may import the functions above.
 PROVIDER_KINDS: Mapping[str, type[BaseProvider]] = _discover()
 _CLASSES = {cls.__name__: cls for cls in PROVIDER_KINDS.values()}
-__all__ += sorted(_CLASSES)
+__all__ += sorted(_CLASSES)  # the discovered provider classes are public too
 
 
 def __getattr__(name: str) -> Any:
