@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import pytest
 
-from finappd.providers import PROVIDER_KINDS, provider_class
+from finappd.providers import PROVIDER_KINDS, discover, provider_class
 from finappd.providers._http import redact_url
 from finappd.providers.spec import ProviderSpec
 from finappd.providers.verdicts import Capability
@@ -62,3 +63,51 @@ def test_every_daily_bar_provider_declares_its_close_basis() -> None:
     for kind, cls in PROVIDER_KINDS.items():
         if Capability.DAILY_BARS in cls.spec.capabilities:
             assert cls.spec.adjustment in ("none", "split"), kind
+
+
+ACME = """
+from finappd.providers.base import BaseProvider, Capability, Limits
+from finappd.providers.spec import ProviderSpec
+
+SPEC = ProviderSpec(
+    kind="acme",
+    capabilities=frozenset({Capability.QUOTE}),
+    base_url="https://api.acme.example",
+    limits=Limits(max_concurrency=1, rates=("2/second",)),
+    secret_params=frozenset({"acme_key"}),
+)
+
+
+class AcmeProvider(BaseProvider):
+    spec = SPEC
+"""
+
+
+def test_a_new_provider_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package holding one module with a SPEC and its class is discovered, nothing else
+    named; helper modules and private ones are skipped, and its secret param is redacted."""
+    package = tmp_path / "extra_providers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "acme.py").write_text(ACME)
+    (package / "helpers.py").write_text("VALUE = 1\n")
+    (package / "_private.py").write_text("raise RuntimeError('never imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kinds = discover("extra_providers", [str(package)])
+    assert list(kinds) == ["acme"]
+    acme = kinds["acme"]
+    assert (acme.__name__, acme.default_base_url) == ("AcmeProvider", "https://api.acme.example")
+    assert redact_url("https://x/q?acme_key=k") == "https://x/q?acme_key=REDACTED"
+
+
+def test_a_spec_without_its_class_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module declaring SPEC but no class pointing at it is a TypeError, not a silent skip."""
+    package = tmp_path / "broken_providers"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "half.py").write_text(ACME.replace("    spec = SPEC", "    pass"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(TypeError, match="exactly one provider class"):
+        discover("broken_providers", [str(package)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType, ModuleType
 from typing import Any
 
@@ -25,6 +25,7 @@ __all__ = [
     "PROVIDER_KINDS",
     "BaseProvider",
     "ProviderSpec",
+    "discover",
     "make_provider",
     "make_session",
     "provider_class",
@@ -80,13 +81,14 @@ def _provider_of(module: ModuleType) -> type[BaseProvider] | None:
     return classes[0]
 
 
-def _discover() -> Mapping[str, type[BaseProvider]]:
-    """Every provider kind of this package → its class, by importing its public modules."""
+def discover(package: str, path: Iterable[str]) -> Mapping[str, type[BaseProvider]]:
+    """Every provider kind of ``package`` (its modules on ``path``) → its class, by importing
+    its public modules; a kind declared twice is a TypeError."""
     kinds: dict[str, type[BaseProvider]] = {}
-    for info in pkgutil.iter_modules(__path__):
+    for info in pkgutil.iter_modules(path):
         if info.name.startswith("_"):
             continue
-        cls = _provider_of(importlib.import_module(f"{__name__}.{info.name}"))
+        cls = _provider_of(importlib.import_module(f"{package}.{info.name}"))
         if cls is None:
             continue
         if cls.kind in kinds:
@@ -97,7 +99,7 @@ def _discover() -> Mapping[str, type[BaseProvider]]:
 
 #: Provider kind (``providers.<name>.kind``, defaulting to the name) → class. Discovered
 #: last: a module imported on the way (e.g. ``usage``) may import the functions above.
-PROVIDER_KINDS: Mapping[str, type[BaseProvider]] = _discover()
+PROVIDER_KINDS: Mapping[str, type[BaseProvider]] = discover(__name__, __path__)
 _CLASSES = {cls.__name__: cls for cls in PROVIDER_KINDS.values()}
 __all__ += sorted(_CLASSES)  # the discovered provider classes are public too
 
