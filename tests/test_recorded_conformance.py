@@ -74,9 +74,7 @@ def _day(text: str) -> date:
 
 
 def _bar_rows(bars: list[Bar]) -> dict[str, list[Any]]:
-    return {
-        str(b.ts): [b.open, b.high, b.low, b.close, b.adj_close, b.volume] for b in bars
-    }
+    return {str(b.ts): [b.open, b.high, b.low, b.close, b.adj_close, b.volume] for b in bars}
 
 
 def _expected_bars(rows: list[list[Any]]) -> dict[str, list[Any]]:

@@ -84,8 +84,8 @@ def _unknown(ticker: str, config: SimConfig) -> bool:
 
 
 def _bar_tz(ticker: str) -> ZoneInfo:
-    """Daily bars start at 00:00 New York, FX ones at 00:00 UTC (PROVIDERS.md section 5)."""
-    return ZoneInfo("UTC") if ticker.upper().startswith("C:") else _NY
+    """Daily bars start at 00:00 New York, FX and crypto ones at 00:00 UTC (as recorded)."""
+    return ZoneInfo("UTC") if ticker.upper().startswith(("C:", "X:")) else _NY
 
 
 def _not_authorized(message: str) -> tuple[int, Body]:
