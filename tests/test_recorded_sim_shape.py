@@ -378,3 +378,89 @@ async def test_stooq_quote_has_the_recorded_columns(
     assert list(row) == [column for column in want if column != "Name"]
     assert re.match(r"^\d{4}-\d{2}-\d{2}$", row["Date"])
     assert re.match(r"^\d{2}:\d{2}:\d{2}$", row["Time"])
+
+
+# -- Error answers ---------------------------------------------------------------------------
+
+
+async def _error(
+    http: aiohttp.ClientSession,
+    sim: SimServer,
+    path: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, Any]:
+    status, text = await fetch(http, sim, path, params, headers)
+    return status, json.loads(text)
+
+
+async def test_yahoo_range_before_the_first_trade_has_the_recorded_error(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """A range before the first trade: HTTP 400, chart.error code/description, result null."""
+    params = {"period1": "0", "period2": "86400", "interval": "1d"}
+    status, body = await _error(http, sim, "/v8/finance/chart/AAPL", params)
+    want = recorded("yahoo", "chart_BEKE_400_before_first_trade")
+    assert status == want.status
+    assert_same_shape(json.loads(want.body), body)
+    assert body["chart"]["error"]["description"].startswith("Data doesn't exist")
+
+
+async def test_finnhub_free_key_candles_have_the_recorded_refusal(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """Candles on a free key: HTTP 403 {"error": "You don't have access to this resource."}."""
+    params = {"symbol": "AAPL", "resolution": "D", "from": str(P1), "to": str(P2)}
+    status, body = await _error(
+        http, sim, "/finnhub/stock/candle", params, {"X-Finnhub-Token": KEY}
+    )
+    want = recorded("finnhub", "candle_403_no_access")
+    assert (status, body) == (want.status, json.loads(want.body))
+
+
+async def test_alphavantage_unknown_symbol_has_the_recorded_error(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """An unknown symbol: HTTP 200 with only an 'Error Message' string."""
+    params = {"function": "TIME_SERIES_DAILY", "symbol": "ZZZZ", "apikey": KEY}
+    status, body = await _error(http, sim, "/alphavantage/query", params)
+    want = recorded("alphavantage", "error_invalid_api_call")
+    assert status == want.status
+    assert shape(body) == shape(json.loads(want.body))
+    assert body["Error Message"].startswith("Invalid API call.")
+
+
+async def test_twelvedata_unknown_symbol_has_the_recorded_error(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """An unknown symbol: {code, message "**symbol** not found: …", status "error"}."""
+    params = {"symbol": "ZZZZ", "interval": "1day", "start_date": str(START)}
+    _, body = await _error(http, sim, "/twelvedata/time_series", params, _TWELVE)
+    want = json.loads(recorded("twelvedata", "error_400_symbol_not_found").body)
+    assert shape(body) == shape(want)
+    assert body["status"] == "error"
+    assert body["message"].startswith("**symbol** not found: ZZZZ.")
+
+
+async def test_coingecko_history_beyond_365_days_has_the_recorded_error(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """From more than 365 days back: HTTP 401, error.status.{timestamp, error_code 10012,
+    error_message}."""
+    old = int(datetime.now(UTC).timestamp()) - 400 * 86_400
+    params = {"vs_currency": "usd", "from": str(old), "to": str(old + 86_400)}
+    status, body = await _error(http, sim, "/coingecko/coins/bitcoin/market_chart/range", params)
+    want = recorded("coingecko", "error_10012_beyond_365_days")
+    assert status == want.status
+    assert_same_shape(json.loads(want.body), body)
+    assert body["error"]["status"]["error_code"] == 10012
+
+
+async def test_frankfurter_unknown_currency_has_the_recorded_error(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """A currency the ECB does not publish: HTTP 404 {"message": "not found"}."""
+    params = {"base": "EUR", "symbols": "AED"}
+    status, body = await _error(http, sim, "/frankfurter/v1/2024-10-02", params)
+    want = recorded("frankfurter", "error_not_found")
+    assert (status, body) == (want.status, json.loads(want.body))

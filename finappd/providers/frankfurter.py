@@ -15,7 +15,9 @@
   snap *earlier* than asked (to the last publication on or before it), and a single-date
   request answers with the publication date on or before the asked one, so rows outside
   the asked range are dropped: an :class:`~finappd.records.FxRate` always carries the date
-  the ECB published it, never a date that was asked for.
+  the ECB published it, never a date that was asked for. Rates are per ``amount`` of the
+  answer's ``base`` (recorded: ``amount=1000000`` multiplies every rate), so they are
+  divided by it, and an answer in another base than the one asked for is refused.
 - **Limits**: none documented; the answers are CDN-cached. Politeness default: 5 requests
   per second, 2 in flight.
 - **Errors**: unknown currency or no data → 404 ``{"message": "not found"}``; same base and
