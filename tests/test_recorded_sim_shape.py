@@ -357,6 +357,7 @@ async def test_coingecko_simple_price_has_the_recorded_shape(
 FRANKFURTER_ONE_DATE = [
     "latest_EUR_2023-04-04",
     "latest_ZAR_2023-04-04",
+    "latest_USD_CAD_EUR_SGD_2026-10-07",
     "latest_ZAR_USD_2023-04-04",
     "v1_2025-03-18_EUR_GBP",
 ]
@@ -374,6 +375,19 @@ async def test_frankfurter_one_date_has_the_recorded_shape(
     assert_same_shape(want, body)
     assert body["base"] == want["base"]
     assert re.match(r"^\d{4}-\d{2}-\d{2}$", body["date"])
+
+
+async def test_frankfurter_range_has_the_recorded_shape_and_dates(
+    sim: SimServer, http: aiohttp.ClientSession
+) -> None:
+    """The recorded range request, asked of the simulator: the same keys and types, the start
+    snapped back from the 2024-01-01 holiday to 2023-12-29 and the same publication dates."""
+    want = recorded_body("frankfurter", "range_USD_CAD_2024-01-01_2024-01-05")
+    params = {"base": "USD", "symbols": "CAD"}
+    body = await fetch_json(http, sim, "/frankfurter/v1/2024-01-01..2024-01-05", params)
+    assert_same_shape(want, body)
+    assert (body["start_date"], body["end_date"]) == (want["start_date"], want["end_date"])
+    assert sorted(body["rates"]) == sorted(want["rates"])
 
 
 # -- Stooq -----------------------------------------------------------------------------------
@@ -503,11 +517,17 @@ async def test_coingecko_history_beyond_365_days_has_the_recorded_error(
     assert body["error"]["status"]["error_code"] == 10012
 
 
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"base": "EUR", "symbols": "AED"}, "error_not_found"),
+        ({"base": "USD", "symbols": "TWD"}, "error_404_unknown_quote_TWD"),
+    ],
+)
 async def test_frankfurter_unknown_currency_has_the_recorded_error(
-    sim: SimServer, http: aiohttp.ClientSession
+    sim: SimServer, http: aiohttp.ClientSession, params: dict[str, str], name: str
 ) -> None:
     """A currency the ECB does not publish: HTTP 404 {"message": "not found"}."""
-    params = {"base": "EUR", "symbols": "AED"}
     status, body = await _error(http, sim, "/frankfurter/v1/2024-10-02", params)
-    want = recorded("frankfurter", "error_not_found")
+    want = recorded("frankfurter", name)
     assert (status, body) == (want.status, json.loads(want.body))
