@@ -149,7 +149,12 @@ class ForkedCli:
             loop = asyncio.get_running_loop()
             ended: asyncio.Future[None] = loop.create_future()
             sentinel = self._process.sentinel
-            loop.add_reader(sentinel, lambda: ended.done() or ended.set_result(None))
+
+            def readable() -> None:  # called again until removed: set the result once
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(sentinel, readable)
             try:
                 await ended
             finally:
@@ -157,6 +162,10 @@ class ForkedCli:
         code = self._process.exitcode
         assert code is not None
         return code
+
+    def close(self) -> None:
+        """Release the handle of the process, which has ended."""
+        self._process.close()
 
     def read_output(self) -> str:
         """What it wrote to stdout and stderr."""

@@ -144,6 +144,7 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
             proc.kill()
             killed += 1
         code = await proc.wait()
+        proc.close()
         if code == 0:
             finished_alone += 1
         else:
@@ -154,9 +155,9 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
     assert killed >= KILLS - 2  # the seeded moments are nearly all mid-run
 
     sim.config.seed = 0
-    proc = await spawn_finappd("--config", str(config), "run-once", "eod")
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode == 0, err.decode()
+    last = await spawn_finappd("--config", str(config), "run-once", "eod")
+    out, err = await asyncio.wait_for(last.communicate(), timeout=120)
+    assert last.returncode == 0, err.decode()
     summary = json.loads(out.decode().splitlines()[-1])
     assert (summary["status"], summary["tickers_ok"]) == ("ok", len(TICKERS))
     assert integrity(db) == "ok"
