@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -39,6 +40,20 @@ def one_flow(
             ],
         }
     )
+
+
+@functools.cache
+def _starts_processes(path: Path) -> bool:
+    """Whether the test module at ``path`` starts real processes (its source says how)."""
+    source = path.read_text(encoding="utf-8")
+    return any(how in source for how in ("subprocess", "tests.procs", "from tests import procs"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that start real processes (the long ones) first: on one xdist worker
+    per core, a long module started last would leave the other cores idle at the end, while
+    short in-process modules fill it. Each module's own order is kept."""
+    items.sort(key=lambda item: not _starts_processes(item.path))
 
 
 def _forget_cached_loggers() -> None:
