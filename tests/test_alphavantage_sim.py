@@ -13,7 +13,7 @@ from finappd.providers import AlphaVantageProvider, make_session
 from finappd.providers.alphavantage import classify_payload
 from finappd.providers.base import Verdict
 from finappd.sim import SimConfig, synthetic_bars
-from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
+from finappd.sim.alphavantage import BAD_KEY, PER_DAY, PER_SECOND, query_response
 from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
@@ -131,11 +131,11 @@ def test_the_simulators_bodies_classify_as_alpha_vantages(
     [
         ({"Information": PER_DAY}, Verdict.QUOTA_EXHAUSTED),
         ({"Information": PER_SECOND}, Verdict.RATE_LIMITED),
-        (query_response({"function": "GLOBAL_QUOTE"}, SimConfig(), 0.0), Verdict.AUTH),
+        ({"Error Message": BAD_KEY}, Verdict.AUTH),
     ],
 )
 def test_the_simulators_refusals_classify(body: dict[str, Any], verdict: Verdict) -> None:
-    """The simulator's day/burst limit texts and missing-key error classify as AV's."""
+    """The simulator's day/burst limit texts and refused-key error classify as AV's."""
     assert classify_payload(body).verdict is verdict
 
 

@@ -263,6 +263,7 @@ async def test_stats_endpoint_and_reset(
         "by_status": {"200": 1, "404": 1},
         "max_in_window": 0,
         "max_arrivals": {"1s": 2, "60s": 2, "3600s": 2},
+        "api_refused": {},
     }
     async with client.post(f"{sim.url}/__sim/reset") as response:
         assert response.status == 200

@@ -13,7 +13,7 @@ from finappd.config import Settings
 from finappd.providers.base import Verdict
 from finappd.providers.stooq import classify_body, parse_quote_csv
 from finappd.sim import SimConfig, synthetic_bars
-from finappd.sim.stooq import DAILY_LIMIT, daily_csv, quote_csv
+from finappd.sim.stooq import BOT_WALL, DAILY_LIMIT, KEY_PAGE, daily_csv, quote_csv
 from tests.conftest import MakeServer, one_flow
 from tests.test_provider_support import query, run_eod
 
@@ -84,9 +84,6 @@ async def test_refused_key_fails_the_run_with_one_request(
         ({"s": "^spx", "d1": "20260105", "d2": "20260109", "apikey": "k"}, Verdict.OK),
         ({"s": "zzz.us", "d1": "20260105", "d2": "20260109", "apikey": "k"}, Verdict.NOT_FOUND),
         ({"s": "aapl.us", "d1": "20260103", "d2": "20260104", "apikey": "k"}, Verdict.EMPTY),
-        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109"}, Verdict.AUTH),
-        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109", "apikey": "BADKEY"}, Verdict.AUTH),
-        ({"s": "aapl.us", "d1": "20260105", "d2": "20260109", "apikey": "BOTWALL"}, Verdict.AUTH),
     ],
 )
 def test_the_simulators_bodies_classify_as_stooqs(query: dict[str, str], verdict: Verdict) -> None:
@@ -95,11 +92,13 @@ def test_the_simulators_bodies_classify_as_stooqs(query: dict[str, str], verdict
     assert classify_body(daily_csv(query, SimConfig(), NOW), url).verdict is verdict
 
 
-def test_the_simulators_quote_and_limit_classify() -> None:
-    """The simulated quote CSV (known and N/D) and the daily-limit text classify as Stooq's."""
+def test_the_simulators_quote_limit_and_key_pages_classify() -> None:
+    """The simulated quote CSV (known and N/D), the daily-limit text and the key pages classify."""
     known = quote_csv({"s": "aapl.us", "apikey": "k"}, SimConfig(), NOW)
     unknown = quote_csv({"s": "zzz.us", "apikey": "k"}, SimConfig(), NOW)
     assert classify_body(known, "http://sim/q/l/").verdict is Verdict.OK
     assert parse_quote_csv(known, "AAPL").ts.timestamp() <= NOW
     assert classify_body(unknown, "http://sim/q/l/").verdict is Verdict.NOT_FOUND
     assert classify_body(DAILY_LIMIT, "http://sim/").verdict is Verdict.QUOTA_EXHAUSTED
+    for page in (KEY_PAGE, BOT_WALL):
+        assert classify_body(page, "http://sim/q/d/l/").verdict is Verdict.AUTH
