@@ -15,7 +15,18 @@ from finappd.providers.stooq import classify_body, parse_quote_csv
 from finappd.sim import SimConfig, synthetic_bars
 from finappd.sim.stooq import BOT_WALL, DAILY_LIMIT, KEY_PAGE, daily_csv, quote_csv
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "stooq",
+    bars,
+    tuple(f"T{i:02d}" for i in range(10)),
+    "ZZZNOPE",
+    ("NOPE", "NOPE"),
+    rides_out_short_windows=False,
+)
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "MSFT", "BRK-B", "^GSPC", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(14)]]
@@ -44,14 +55,6 @@ async def test_flow_lands_every_ticker_within_the_limit(
     assert rows == [(bar.day.isoformat(), bar.close) for bar in expected]
 
 
-async def test_unknown_symbol_is_recorded_not_found(tmp_path: Path, sim_server: MakeServer) -> None:
-    """The simulator's "No data" for an unknown ticker is recorded as not_found."""
-    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
-    assert sim.url is not None
-    summary = await run_eod(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"]))
-    assert (summary.status, summary.failures) == ("partial", {"not_found": 1})
-
-
 async def test_daily_hits_limit_parks_the_provider(tmp_path: Path, sim_server: MakeServer) -> None:
     """Past the simulator's daily hits the rest is quota_exhausted without further requests."""
     sim = await sim_server(SimConfig(provider_limits={"stooq": (3, 86400.0)}))
@@ -65,7 +68,7 @@ async def test_daily_hits_limit_parks_the_provider(tmp_path: Path, sim_server: M
 async def test_refused_key_fails_the_run_with_one_request(
     tmp_path: Path, sim_server: MakeServer
 ) -> None:
-    """The API-key page for a refused key disables Stooq after one request; nothing leaks."""
+    """Through a flow: the refused key fails every ticker auth after one request, keyless."""
     sim = await sim_server()
     assert sim.url is not None
     settings = make_settings(tmp_path, sim.url, TICKERS[:5], api_key="BADKEY", max_concurrency=1)

@@ -10,10 +10,16 @@ from typing import Any
 import pytest
 
 from finappd.errors import SymbolNotFoundError
-from finappd.providers import YahooProvider
+from finappd.providers.yahoo import YahooProvider
 from finappd.sim import SimConfig, SimServer
 from tests.conftest import MakeServer
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import provider_factory
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "yahoo", bars, tuple(f"T{i:02d}" for i in range(10)), "ZZZNOPE", ("NOPE", "NOPE"), key=None
+)
 
 MakeYahoo = Callable[..., YahooProvider]
 WEEK = (date(2024, 3, 4), date(2024, 3, 8))  # Monday..Friday, no holidays
@@ -62,16 +68,6 @@ async def test_null_last_bar_is_skipped(sim_server: MakeServer, make_yahoo: Make
     sim = await sim_server(SimConfig(null_symbols=frozenset({"FBIIX"})))
     bars = await make_yahoo(sim).daily_bars("FBIIX", *WEEK)
     assert [b.ts for b in bars] == [WEEK[0] + timedelta(days=i) for i in range(4)]
-
-
-async def test_provider_within_server_limit_never_sees_429(
-    sim_server: MakeServer, make_yahoo: MakeYahoo
-) -> None:
-    """With max_concurrency equal to the server's, 30 concurrent fetches get no 429."""
-    sim = await sim_server(SimConfig(max_concurrency=2, latency=0.01))
-    provider = make_yahoo(sim, max_concurrency=2)
-    await asyncio.gather(*(provider.daily_bars(f"T{i}", *WEEK) for i in range(30)))
-    assert (provider.rate_limited, sim.stats.rejected_429, sim.stats.peak_in_flight) == (0, 0, 2)
 
 
 async def test_provider_over_server_limit_recovers_from_429s(

@@ -219,6 +219,7 @@ def _bad_key() -> web.Response:
 #: Alpha Vantage's ``/query`` under ``/alphavantage``: every answer is HTTP 200.
 API = SimApi(
     name="alphavantage",
+    base_path=PREFIX,
     routes=(Route(f"{PREFIX}/query", _query, symbol=query_param("symbol", "from_symbol")),),
     rate_limited=_rate_limited,
     keys=Keys(read=lambda r: r.query.get("apikey", ""), refused=_bad_key, missing=_bad_key),

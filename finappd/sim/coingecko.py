@@ -180,6 +180,7 @@ def _chart(request: web.Request, config: SimConfig, now: float) -> web.Response:
 #: CoinGecko's simple/price and market_chart/range under ``/coingecko``; the key is optional.
 API = SimApi(
     name="coingecko",
+    base_path=PREFIX,
     routes=(
         Route(f"{PREFIX}/simple/price", _price, symbol=query_param("ids")),
         Route(f"{PREFIX}/coins/{{coin}}/market_chart/range", _chart, symbol=path_param("coin")),

@@ -141,6 +141,7 @@ def _candle(request: web.Request, config: SimConfig, now: float) -> web.Response
 #: Finnhub's quote and candles under ``/finnhub``.
 API = SimApi(
     name="finnhub",
+    base_path=PREFIX,
     routes=(
         Route(f"{PREFIX}/quote", _quote, symbol=query_param("symbol")),
         Route(f"{PREFIX}/stock/candle", _candle, symbol=query_param("symbol")),

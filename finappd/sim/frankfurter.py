@@ -116,6 +116,7 @@ def _moved(request: web.Request, config: SimConfig, now: float) -> web.Response:
 #: Frankfurter v1 under ``/frankfurter`` (no key) and the old host's 301s, outside its limit.
 API = SimApi(
     name="frankfurter",
+    base_path=f"{PREFIX}/v1",
     routes=(
         Route(f"{PREFIX}/v1/{{dates}}", _rates_answer, symbol=query_param("symbols")),
         Route(f"{OLD_HOST_PREFIX}/{{tail:.*}}", _moved, guarded=False),

@@ -251,6 +251,7 @@ def _reference(request: web.Request, config: SimConfig, now: float) -> web.Respo
 #: Polygon/Massive aggregates and reference data under ``/polygon``.
 API = SimApi(
     name="polygon",
+    base_path=PREFIX,
     routes=(
         Route(PREFIX + _AGGS, _aggs, symbol=path_param("ticker")),
         Route(f"{PREFIX}/v2/aggs/ticker/{{ticker}}/prev", _prev, symbol=path_param("ticker")),

@@ -111,6 +111,8 @@ class SimApi:
 
     name: str
     """The provider kind it stands for, its key in ``SimConfig.provider_limits``."""
+    base_path: str
+    """Where a provider's ``base_url`` points, under the server's URL (``""``: the root)."""
     routes: tuple[Route, ...]
     rate_limited: Callable[[tuple[int, float], int], web.StreamResponse]
     """The answer past the API's window: ``(limit, refusals in a row)`` → response."""

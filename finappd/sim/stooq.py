@@ -159,6 +159,7 @@ def _bot_wall(request: web.Request) -> web.Response | None:
 #: Stooq's daily and quote CSV under ``/stooq``: every "no" is HTTP 200.
 API = SimApi(
     name="stooq",
+    base_path=PREFIX,
     routes=(
         Route(
             f"{PREFIX}/q/d/l/",

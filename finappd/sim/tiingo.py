@@ -109,6 +109,7 @@ def _prices(request: web.Request, config: SimConfig, now: float) -> web.Response
 #: Tiingo's daily prices; the key is checked before the request counts against the limit.
 API = SimApi(
     name="tiingo",
+    base_path="",
     routes=(Route(PRICES_PATH, _prices, symbol=path_param("ticker")),),
     rate_limited=_rate_limited,
     keys=Keys(

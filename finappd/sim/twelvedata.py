@@ -242,6 +242,7 @@ def _latest(request: web.Request, config: SimConfig, now: float) -> web.Response
 #: Twelve Data's time_series and quote under ``/twelvedata``; keys are checked first.
 API = SimApi(
     name="twelvedata",
+    base_path=PREFIX,
     routes=(
         Route(f"{PREFIX}/time_series", _series, symbol=query_param("symbol")),
         Route(f"{PREFIX}/quote", _latest, symbol=query_param("symbol")),

@@ -368,6 +368,7 @@ _OUTAGE = (
 #: Yahoo's chart API: no key; past its window a plain-text 429 without ``Retry-After``.
 API = SimApi(
     name="yahoo",
+    base_path="",
     routes=(Route(CHART_PATH, _chart, symbol=path_param("symbol")),),
     rate_limited=lambda limit, strikes: web.Response(status=429, text="Too Many Requests"),
     faults=FaultShapes(
