@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from finappd.cli import main
 from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
@@ -280,7 +281,7 @@ async def test_hung_provider_is_cut_off_by_the_run_deadline(
         tmp_path,
         sim.url,
         tickers,
-        deadline="2s",
+        deadline="1s",
         provider={"read_timeout": "60s", "connect_timeout": "60s"},
     )
     started = time.monotonic()
@@ -288,7 +289,7 @@ async def test_hung_provider_is_cut_off_by_the_run_deadline(
         summary = await runtime.run_flow("eod", "manual")
     elapsed = time.monotonic() - started
     stored, errors, runs = outcome(tmp_path / "faults.sqlite3")
-    assert elapsed < 2 + 10  # the deadline, plus recording what was left on a slow machine
+    assert elapsed < 1 + 10  # the deadline, plus recording what was left on a slow machine
     assert stored == set()
     assert set(errors) == set(tickers)
     assert {kind for kind, _ in errors.values()} == {"deadline"}
@@ -318,11 +319,21 @@ every = "1h"
 """
 
 
-@pytest.mark.parametrize(("faulty", "exit_code", "status"), [(2, 3, "partial"), (6, 1, "failed")])
-async def test_run_once_process_exits_by_run_status(
-    tmp_path: Path, sim_server: MakeServer, faulty: int, exit_code: int, status: str
+@pytest.mark.parametrize(
+    ("faulty", "exit_code", "status", "in_process"),
+    [(2, 3, "partial", True), (6, 1, "failed", False)],
+)
+async def test_run_once_exits_by_run_status(
+    tmp_path: Path,
+    sim_server: MakeServer,
+    capsys: pytest.CaptureFixture[str],
+    faulty: int,
+    exit_code: int,
+    status: str,
+    in_process: bool,
 ) -> None:
-    """`finappd run-once` against a faulty provider exits 3 when partial, 1 when failed."""
+    """`finappd run-once` against a faulty provider exits 3 when partial, 1 when failed
+    (in process through ``cli.main``, and once as a real process)."""
     tickers = [f"P{i}" for i in range(6)]
     plan = FaultPlan(by_symbol={t: Fault("http_503") for t in tickers[:faulty]})
     sim = await sim_server(SimConfig(faults=plan))
@@ -333,20 +344,24 @@ async def test_run_once_process_exits_by_run_status(
         ),
         encoding="utf-8",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "finappd",
-        "--config",
-        str(config),
-        "run-once",
-        "eod",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == exit_code, err.decode()
-    summary = json.loads(out.decode().splitlines()[-1])
+    argv = ["--config", str(config), "run-once", "eod"]
+    if in_process:
+        # main() runs its own event loop: in a thread, beside this test's loop serving the sim.
+        returncode: int | None = await asyncio.to_thread(main, argv)
+        out, err = capsys.readouterr()
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "finappd",
+            *argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+        returncode, out, err = proc.returncode, stdout.decode(), stderr.decode()
+    assert returncode == exit_code, err
+    summary = json.loads(out.splitlines()[-1])
     assert (summary["status"], summary["tickers_failed"]) == (status, faulty)
     assert summary["failures"] == {"bad_response": faulty}
 

@@ -196,9 +196,9 @@ async def test_windows_like_the_servers_never_see_its_rate_limit(
     """A client holding the API's own window (plus jitter room) never meets its limit."""
     sim = await sim_server(SimConfig(latency=0.005, provider_limits={contract.kind: (4, 0.15)}))
     provider = make(sim, rates=[{"count": 4, "period": 0.25}], max_concurrency=3)
-    results = await contract.fetch_many(provider, 10)
+    results = await contract.fetch_many(provider, 8)
     assert all(isinstance(r, list) and r for r in results), results
-    assert (sim.stats.requests, sim.stats.api_refused) == (10, {})
+    assert (sim.stats.requests, sim.stats.api_refused) == (8, {})
     assert sim.stats.peak_in_flight <= 3
 
 
@@ -230,7 +230,7 @@ async def test_a_rate_limit_storm_is_ridden_out_within_the_concurrency_cap(
     contract: Contract, sim_server: MakeServer, make: MakeProvider
 ) -> None:
     """Past the API's window its refusals pause the provider; every call lands, 2 in flight."""
-    sim = await sim_server(SimConfig(latency=0.005, provider_limits={contract.kind: (2, 0.2)}))
+    sim = await sim_server(SimConfig(latency=0.005, provider_limits={contract.kind: (2, 0.1)}))
     provider = make(sim, max_concurrency=2, retries=10, backoff="20ms", backoff_max="2s")
     results = await contract.fetch_many(provider, 6)
     assert all(isinstance(r, list) and r for r in results), results

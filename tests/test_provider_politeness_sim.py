@@ -134,7 +134,7 @@ async def test_limits_equal_to_the_servers_never_see_a_429(
     sim = await sim_server(SimConfig(latency=0.01, max_concurrency=2, rate_limit=(12, 1.0)))
     assert sim.url is not None
     provider = {"base_url": sim.url, "rates": ["12/second"], "max_concurrency": 2}
-    settings = settings_for(tmp_path, {"yahoo": provider}, [f"W{i:02d}" for i in range(36)])
+    settings = settings_for(tmp_path, {"yahoo": provider}, [f"W{i:02d}" for i in range(24)])
     summary = await run_eod(settings)
     assert summary.status == "ok"
     assert sim.stats.rejected_429 == 0
@@ -149,7 +149,7 @@ async def test_limits_hold_under_a_429_storm(tmp_path: Path, sim_server: MakeSer
     )
     assert sim.url is not None
     provider = {"base_url": sim.url, "rates": ["10/second"], "max_concurrency": 3, "retries": 10}
-    settings = settings_for(tmp_path, {"yahoo": provider}, [f"S{i:02d}" for i in range(16)])
+    settings = settings_for(tmp_path, {"yahoo": provider}, [f"S{i:02d}" for i in range(8)])
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
         gauge = runtime.providers["yahoo"].gauge

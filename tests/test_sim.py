@@ -13,6 +13,7 @@ import pytest
 
 import finappd.sim
 from finappd.sim import SimConfig, SimServer, SimStats, serve, synthetic_bars
+from finappd.sim.config import Clocks
 from tests.conftest import MakeServer
 
 
@@ -178,7 +179,7 @@ async def test_max_concurrency_rejects_with_plain_429(
     sim_server: MakeServer, client: aiohttp.ClientSession
 ) -> None:
     """Requests beyond the cap get a plain-text 429 with Retry-After; peak stays at the cap."""
-    sim = await sim_server(SimConfig(latency=0.3, max_concurrency=3, retry_after=2.5))
+    sim = await sim_server(SimConfig(latency=0.15, max_concurrency=3, retry_after=2.5))
     url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
 
     async def fetch() -> tuple[int, str, str | None, str]:
@@ -223,25 +224,57 @@ async def test_polite_client_never_exceeds_the_cap(
     assert sim.stats.served == 40
 
 
-async def test_rate_limit_window_is_enforced(
-    sim_server: MakeServer, client: aiohttp.ClientSession
-) -> None:
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rate_limit_window_is_enforced(client: aiohttp.ClientSession) -> None:
     """The (n+1)-th request in a window gets a 429 with Retry-After; a later window admits."""
-    sim = await sim_server(SimConfig(rate_limit=(3, 0.5)))
-    url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
-    statuses: list[int] = []
-    for _ in range(5):
+    clock = FakeClock()
+    async with SimServer(SimConfig(rate_limit=(3, 0.5)), clocks=Clocks(monotonic=clock)) as sim:
+        url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
+        statuses: list[int] = []
+        for _ in range(5):
+            async with client.get(url) as response:
+                statuses.append(response.status)
+                if response.status == 429:
+                    assert await response.text() == "Too Many Requests"
+                    assert response.headers["Retry-After"] == "1"
+            clock.now += 0.01
+        assert statuses == [200, 200, 200, 429, 429]
+        clock.now += 0.5
         async with client.get(url) as response:
-            statuses.append(response.status)
-            if response.status == 429:
-                assert await response.text() == "Too Many Requests"
-                assert response.headers["Retry-After"] == "1"
-    assert statuses == [200, 200, 200, 429, 429]
-    await asyncio.sleep(0.55)
-    async with client.get(url) as response:
-        assert response.status == 200
-    assert sim.stats.max_in_window == 3
-    assert sim.stats.by_status == {200: 4, 429: 2}
+            assert response.status == 200
+        assert sim.stats.max_in_window == 3
+        assert sim.stats.by_status == {200: 4, 429: 2}
+
+
+async def test_an_apis_own_window_answers_in_its_shape_and_is_counted(
+    client: aiohttp.ClientSession,
+) -> None:
+    """Past ``provider_limits`` an API answers its own way (here Yahoo's plain 429, no
+    Retry-After), counted in ``api_refused``; the window moves with the injected clock."""
+    clock = FakeClock()
+    config = SimConfig(provider_limits={"yahoo": (2, 60.0)})
+    async with SimServer(config, clocks=Clocks(monotonic=clock)) as sim:
+        url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
+        answers = []
+        for _ in range(3):
+            async with client.get(url) as response:
+                answers.append((response.status, response.headers.get("Retry-After")))
+        assert answers == [(200, None), (200, None), (429, None)]
+        assert (sim.stats.api_refused, sim.stats.rejected_429) == ({"yahoo": 1}, 1)
+        clock.now += 60
+        async with client.get(url) as response:
+            assert response.status == 200
+        sim.reset()
+        assert sim.stats.api_refused == {}
 
 
 async def test_stats_endpoint_and_reset(

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from yarl import URL
 
@@ -105,3 +106,21 @@ def test_the_simulators_quote_limit_and_key_pages_classify() -> None:
     assert classify_body(DAILY_LIMIT, "http://sim/").verdict is Verdict.QUOTA_EXHAUSTED
     for page in (KEY_PAGE, BOT_WALL):
         assert classify_body(page, "http://sim/q/d/l/").verdict is Verdict.AUTH
+
+
+@pytest.mark.parametrize(
+    ("key", "page"), [(None, KEY_PAGE), ("BADKEY", KEY_PAGE), ("BOTWALL", BOT_WALL)]
+)
+async def test_the_simulator_turns_keys_away_with_its_html_pages(
+    sim_server: MakeServer, key: str | None, page: str
+) -> None:
+    """No key and the refused key get the API-key page, BOTWALL the bot wall: HTTP 200 HTML."""
+    sim = await sim_server()
+    params = {"s": "aapl.us", "i": "d"} | ({"apikey": key} if key else {})
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.get(f"{sim.url}/stooq/q/d/l/", params=params) as response,
+    ):
+        assert (response.status, response.content_type) == (200, "text/html")
+        assert await response.text() == page
