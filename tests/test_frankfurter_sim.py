@@ -13,7 +13,7 @@ from finappd.errors import BadResponseError, SymbolNotFoundError
 from finappd.providers.frankfurter import FrankfurterProvider
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from finappd.sim.frankfurter import ecb_rate
+from finappd.sim.ecb import ecb_rate
 from tests.conftest import MakeServer
 from tests.test_provider_contract import Contract, fx
 

@@ -13,7 +13,7 @@ from finappd.errors import SymbolNotFoundError
 from finappd.providers.twelvedata import TwelveDataProvider
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
-from finappd.sim.frankfurter import ecb_rate
+from finappd.sim.ecb import ecb_rate
 from tests.conftest import MakeServer, one_flow
 from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
