@@ -24,10 +24,11 @@ from typing import Any
 
 import pytest
 
-from finappd.errors import AuthError, QuotaExhaustedError, SymbolNotFoundError
+from finappd.errors import AuthError, ProviderError, QuotaExhaustedError, SymbolNotFoundError
 from finappd.providers import PROVIDER_KINDS
 from finappd.providers.base import BaseProvider
 from finappd.sim import SimConfig, SimServer
+from finappd.sim.faults import FaultPlan
 from finappd.sim.routes import REFUSED_KEY, SimApi, discover
 from tests.conftest import MakeServer
 from tests.test_provider_support import provider_factory
@@ -256,3 +257,17 @@ async def test_a_provider_of_a_keyless_api_works_without_a_key(
     sim = await sim_server()
     assert await contract.fetch(make(sim, api_key=None), contract.symbol(0))
     assert sim.stats.served == 1
+
+
+async def test_injected_faults_reach_the_api(
+    contract: Contract, sim_server: MakeServer, make: MakeProvider
+) -> None:
+    """A plan failing every request reaches this API's routes: each attempt is a 503, and
+    the call ends in a provider error, never a crash or a silent empty answer."""
+    plan = FaultPlan(rate=1.0, kinds=("http_503",))
+    sim = await sim_server(SimConfig(faults=plan))
+    provider = make(sim, retries=1, circuit_threshold=100)
+    with pytest.raises(ProviderError):
+        await contract.fetch(provider, contract.symbol(0))
+    assert set(sim.stats.by_status) == {503}
+    assert plan.injected == {"http_503": sim.stats.requests}

@@ -59,9 +59,8 @@ SymbolOf = Callable[[web.Request], str | None]
 
 def unknown(config: SimConfig, *names: str, prefix: str = UNKNOWN_PREFIX) -> bool:
     """Whether a symbol known by ``names`` (as sent, canonical …) is unknown to the simulator."""
-    return any(name.startswith(prefix) for name in names) or not config.unknown_symbols.isdisjoint(
-        names
-    )
+    listed = not config.unknown_symbols.isdisjoint(names)
+    return listed or any(name.startswith(prefix) for name in names)
 
 
 def path_param(name: str) -> SymbolOf:
