@@ -68,10 +68,10 @@ def outcome(db: Path) -> tuple[set[str], dict[str, tuple[str, str]], list[tuple[
     return stored, errors, runs
 
 
-async def fetch_raw(url: str, symbol: str) -> tuple[int, str, str, bytes]:
+async def fetch_raw(url: str, symbol: str, timeout_s: float = 5.0) -> tuple[int, str, str, bytes]:
     """GET one chart from the simulator: status, content type, Retry-After and body."""
     query = "?period1=1700000000&period2=1702000000&interval=1d"
-    timeout = aiohttp.ClientTimeout(total=1.0)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
         session.get(f"{url}/v8/finance/chart/{symbol}{query}") as resp,
@@ -126,7 +126,7 @@ async def test_hang_and_reset_give_no_answer(sim_server: MakeServer) -> None:
     sim = await sim_server(SimConfig(faults=plan))
     assert sim.url is not None
     with pytest.raises(TimeoutError):
-        await fetch_raw(sim.url, "SLOW")
+        await fetch_raw(sim.url, "SLOW", timeout_s=0.2)
     with pytest.raises(aiohttp.ClientConnectionError):
         await fetch_raw(sim.url, "CUT")
 
