@@ -257,7 +257,12 @@ async def test_provider_down_for_the_whole_run_fails_every_ticker_quickly(
     await sim.stop()
     tickers = [f"D{i:02d}" for i in range(20)]
     started = time.monotonic()
-    async with Runtime(settings_for(tmp_path, url, tickers, deadline="30s")) as runtime:
+    # A refused connect is immediate: a long connect timeout keeps a loaded machine's slow
+    # loop from turning it into a timeout.
+    settings = settings_for(
+        tmp_path, url, tickers, deadline="30s", provider={"connect_timeout": "5s"}
+    )
+    async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
     stored, errors, runs = outcome(tmp_path / "faults.sqlite3")
     assert stored == set()
