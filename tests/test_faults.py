@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -324,10 +323,7 @@ every = "1h"
 """
 
 
-@pytest.mark.parametrize(
-    ("faulty", "exit_code", "status", "in_process"),
-    [(2, 3, "partial", True), (6, 1, "failed", False)],
-)
+@pytest.mark.parametrize(("faulty", "exit_code", "status"), [(2, 3, "partial"), (6, 1, "failed")])
 async def test_run_once_exits_by_run_status(
     tmp_path: Path,
     sim_server: MakeServer,
@@ -335,10 +331,9 @@ async def test_run_once_exits_by_run_status(
     faulty: int,
     exit_code: int,
     status: str,
-    in_process: bool,
 ) -> None:
     """`finappd run-once` against a faulty provider exits 3 when partial, 1 when failed
-    (in process through ``cli.main``, and once as a real process)."""
+    (through ``cli.main`` in process; test_crash and test_readers run it as a process)."""
     tickers = [f"P{i}" for i in range(6)]
     plan = FaultPlan(by_symbol={t: Fault("http_503") for t in tickers[:faulty]})
     sim = await sim_server(SimConfig(faults=plan))
@@ -349,22 +344,9 @@ async def test_run_once_exits_by_run_status(
         ),
         encoding="utf-8",
     )
-    argv = ["--config", str(config), "run-once", "eod"]
-    if in_process:
-        # main() runs its own event loop: in a thread, beside this test's loop serving the sim.
-        returncode: int | None = await asyncio.to_thread(main, argv)
-        out, err = capsys.readouterr()
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "finappd",
-            *argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
-        returncode, out, err = proc.returncode, stdout.decode(), stderr.decode()
+    # main() runs its own event loop: in a thread, beside this test's loop serving the sim.
+    returncode = await asyncio.to_thread(main, ["--config", str(config), "run-once", "eod"])
+    out, err = capsys.readouterr()
     assert returncode == exit_code, err
     summary = json.loads(out.splitlines()[-1])
     assert (summary["status"], summary["tickers_failed"]) == (status, faulty)
