@@ -37,6 +37,7 @@ __all__ = ["Contract", "bars", "fx"]
 
 Fetch = Callable[[BaseProvider, str], Awaitable[list[Any]]]
 Applies = Callable[["Contract", SimApi], bool]
+MakeProvider = Callable[..., BaseProvider]
 
 #: A FX range with four ECB publication days (Tuesday to Friday).
 FX_DAYS = (date(2024, 1, 2), date(2024, 1, 5))
@@ -134,11 +135,8 @@ def rides_out(contract: Contract, api: SimApi) -> bool:
     return contract.rides_out_short_windows
 
 
-MakeProvider = Callable[..., BaseProvider]
-
-
 @pytest.fixture
-async def make(contract: Contract) -> AsyncIterator[Callable[..., BaseProvider]]:
+async def make(contract: Contract) -> AsyncIterator[MakeProvider]:
     """Build ``contract.kind`` providers for a simulator (``make(sim, **options)``)."""
     options: dict[str, Any] = {"rates": [], "retries": 2, "backoff_max": "50ms"}
     if contract.key is not None:
@@ -162,7 +160,7 @@ def test_every_provider_has_a_contract() -> None:
 async def test_a_refused_key_costs_one_request_and_disables_the_provider(
     contract: Contract, sim_server: MakeServer, make: MakeProvider
 ) -> None:
-    """The refused key is sent once; every call of the run then fails auth unsent, keyless."""
+    """The refused key is sent once; every later call fails auth unsent; no error shows it."""
     sim = await sim_server()
     provider = make(sim, api_key=REFUSED_KEY, max_concurrency=1)
     results = await contract.fetch_many(provider, 5)
