@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import finappd.sim
 from finappd.sim import SimConfig, SimServer, SimStats, serve, synthetic_bars
 from finappd.sim.config import Clocks
+from finappd.sim.faults import Fault, FaultPlan
+from finappd.sim.routes import Keys, Route, ServedApi, SimApi, path_param
 from tests.conftest import MakeServer
 
 
@@ -373,3 +377,65 @@ async def test_arrivals_count_refused_requests_too(
             pass
     assert sim.stats.max_in_window == 2
     assert sim.stats.max_arrivals == {"1s": 5, "60s": 5, "3600s": 5}
+
+
+def plain(text: str, status: int = 200) -> web.Response:
+    """A plain-text answer."""
+    return web.Response(text=text, status=status)
+
+
+#: An API of the route helper's test: every answer names the step that gave it.
+TOY_API = SimApi(
+    name="toy",
+    base_path="/toy",
+    routes=(
+        Route("/toy/{symbol}", lambda r, c, now: plain("data"), symbol=path_param("symbol")),
+        Route("/toy-open/{tail}", lambda r, c, now: plain("open"), guarded=False),
+    ),
+    rate_limited=lambda limit, strikes: plain(f"slow down {strikes}", 429),
+    keys=Keys(
+        read=lambda r: r.query.get("key", ""),
+        refused=lambda: plain("refused", 401),
+        missing=lambda: plain("no key", 401),
+    ),
+    refuse=lambda r: plain("wall", 403) if r.query.get("key") == "WALL" else None,
+)
+
+
+@pytest.mark.parametrize("key_first", [False, True])
+async def test_the_route_helper_checks_faults_keys_and_the_window_in_order(
+    client: aiohttp.ClientSession, key_first: bool
+) -> None:
+    """Faults come first, then the key (before or after the window, as the API declares),
+    the API's window with its refusals in a row, then the handler; unguarded routes skip both."""
+    api = replace(TOY_API, key_before_window=key_first)
+    config = SimConfig(provider_limits={"toy": (4, 60.0)})
+    stats = SimStats()
+    app = web.Application()
+    app.add_routes(ServedApi(api, lambda: config, stats, Clocks()).route_defs())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def get(path: str) -> tuple[int, str]:
+        async with client.get(f"{url}{path}") as response:
+            return response.status, await response.text()
+
+    try:
+        assert await get("/toy/A") == (401, "no key")
+        assert await get("/toy/A?key=BADKEY") == (401, "refused")
+        assert await get("/toy/A?key=WALL") == (403, "wall")
+        # The refused keys took three of the window's four places unless checked first.
+        served = [await get("/toy/A?key=k") for _ in range(3)]
+        if key_first:
+            assert (served, stats.api_refused) == ([(200, "data")] * 3, {})
+        else:
+            refused = [(429, "slow down 1"), (429, "slow down 2")]
+            assert (served, stats.api_refused) == ([(200, "data"), *refused], {"toy": 2})
+        assert await get("/toy-open/x") == (200, "open")
+        config.faults = FaultPlan(by_symbol={"B": Fault("http_503")})
+        assert await get("/toy/B") == (503, "503 Server Error")
+    finally:
+        await runner.cleanup()
