@@ -328,7 +328,6 @@ async def test_run_once_exits_by_run_status(
     tmp_path: Path,
     sim_server: MakeServer,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     faulty: int,
     exit_code: int,
     status: str,
@@ -345,9 +344,6 @@ async def test_run_once_exits_by_run_status(
         ),
         encoding="utf-8",
     )
-    # Logging stays as the suite has it: configured here, it would cache the module loggers
-    # for the rest of the session (cache_logger_on_first_use) and blind capture_logs.
-    monkeypatch.setattr("finappd.cli.configure_logging", lambda *args, **kwargs: None)
     # main() runs its own event loop: in a thread, beside this test's loop serving the sim.
     returncode = await asyncio.to_thread(main, ["--config", str(config), "run-once", "eod"])
     out, err = capsys.readouterr()
