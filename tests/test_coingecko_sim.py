@@ -86,8 +86,8 @@ async def test_429_storm_is_recovered_within_the_limit(
         provider = runtime.providers["coingecko"]
         quotes = await asyncio.gather(*(provider.quote(t) for t in TICKERS[:5]))
     assert len(quotes) == 5
-    assert provider.rate_limited >= 1
-    assert provider.rate_limited == sim.stats.rejected_429
+    assert provider.http.rate_limited >= 1
+    assert provider.http.rate_limited == sim.stats.rejected_429
     assert sim.stats.peak_in_flight <= 2
 
 
@@ -111,7 +111,7 @@ async def test_history_beyond_365_days_is_plan_gated_and_falls_back(
     gated = make_settings(tmp_path, sim.url, ["BTC-USD"], lookback_days=400)
     async with Runtime(gated) as runtime:
         alone = await runtime.run_flow("eod", "manual")
-        assert runtime.providers["coingecko"].disabled is None
+        assert runtime.providers["coingecko"].http.refusals.disabled is None
     assert alone.failures == {"plan_gated": 1}
     settings = make_settings(tmp_path, sim.url, ["BTC-USD"], ("yahoo",), lookback_days=400)
     summary = await run_eod(settings)

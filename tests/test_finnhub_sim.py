@@ -97,7 +97,7 @@ async def test_windows_matching_the_server_never_see_a_429(
     sim = await sim_server(SimConfig(provider_limits={"finnhub": (5, 1.0)}))
     provider = make_finnhub(sim, rates=["5/second"], max_concurrency=4)
     await asyncio.gather(*(provider.quote(f"T{i}") for i in range(8)))
-    assert (sim.stats.rejected_429, provider.rate_limited) == (0, 0)
+    assert (sim.stats.rejected_429, provider.http.rate_limited) == (0, 0)
     assert sim.stats.peak_in_flight <= 4
 
 
@@ -109,7 +109,7 @@ async def test_a_429_storm_is_ridden_out_within_the_concurrency_cap(
     provider = make_finnhub(sim, max_concurrency=2, retries=10, backoff="50ms")
     quotes = await asyncio.gather(*(provider.quote(f"T{i}") for i in range(9)))
     assert all(q.price > 0 for q in quotes)
-    assert sim.stats.rejected_429 == provider.rate_limited > 0
+    assert sim.stats.rejected_429 == provider.http.rate_limited > 0
     assert sim.stats.peak_in_flight <= 2
 
 

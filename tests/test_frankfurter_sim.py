@@ -128,4 +128,4 @@ async def test_rate_limit_storm_is_retried(tmp_path: Path, sim_server: MakeServe
             )
         )
     assert all(len(r) == 4 for r in results)
-    assert provider.rate_limited == sim.stats.rejected_429 >= 1
+    assert provider.http.rate_limited == sim.stats.rejected_429 >= 1

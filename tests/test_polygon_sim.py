@@ -91,7 +91,7 @@ async def test_a_429_storm_stays_within_the_concurrency_cap(
         *(provider.daily_bars(f"T{i}", end - timedelta(days=9), end) for i in range(6))
     )
     assert all(bars for bars in results)
-    assert sim.stats.rejected_429 == provider.rate_limited > 0
+    assert sim.stats.rejected_429 == provider.http.rate_limited > 0
     assert sim.stats.peak_in_flight <= 2
 
 

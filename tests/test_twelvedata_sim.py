@@ -76,8 +76,8 @@ async def test_minute_credits_storm_pauses_the_provider(
         provider = runtime.providers["twelvedata"]
     assert summary.tickers_ok == 3
     assert summary.failures == {"rate_limited": len(TICKERS) - 3}
-    assert (sim.stats.requests, provider.rate_limited) == (4, 1)
-    assert provider.paused_for() > 0
+    assert (sim.stats.requests, provider.http.rate_limited) == (4, 1)
+    assert provider.http.pause.remaining() > 0
 
 
 async def test_daily_credits_park_until_utc_midnight(
@@ -89,7 +89,7 @@ async def test_daily_credits_park_until_utc_midnight(
     settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1)
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
-        parked = runtime.providers["twelvedata"].parked_until
+        parked = runtime.providers["twelvedata"].http.refusals.parked_until
     assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
     assert sim.stats.requests == 3
     assert parked is not None
@@ -105,7 +105,7 @@ async def test_matching_windows_never_see_the_limit(tmp_path: Path, sim_server: 
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
         provider = runtime.providers["twelvedata"]
-    assert (summary.tickers_ok, provider.rate_limited) == (len(TICKERS), 0)
+    assert (summary.tickers_ok, provider.http.rate_limited) == (len(TICKERS), 0)
 
 
 async def test_plan_gated_symbol_falls_back(tmp_path: Path, sim_server: MakeServer) -> None:

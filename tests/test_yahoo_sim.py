@@ -71,7 +71,11 @@ async def test_provider_within_server_limit_never_sees_429(
     sim = await sim_server(SimConfig(max_concurrency=2, latency=0.01))
     provider = make_yahoo(sim, max_concurrency=2)
     await asyncio.gather(*(provider.daily_bars(f"T{i}", *WEEK) for i in range(30)))
-    assert (provider.rate_limited, sim.stats.rejected_429, sim.stats.peak_in_flight) == (0, 0, 2)
+    assert (provider.http.rate_limited, sim.stats.rejected_429, sim.stats.peak_in_flight) == (
+        0,
+        0,
+        2,
+    )
 
 
 async def test_provider_over_server_limit_recovers_from_429s(
@@ -82,5 +86,5 @@ async def test_provider_over_server_limit_recovers_from_429s(
     provider = make_yahoo(sim, max_concurrency=3, retries=5)
     results = await asyncio.gather(*(provider.daily_bars(f"T{i}", *WEEK) for i in range(4)))
     assert all(len(bars) == 5 for bars in results)
-    assert provider.rate_limited >= 1
-    assert provider.rate_limited == sim.stats.rejected_429
+    assert provider.http.rate_limited >= 1
+    assert provider.http.rate_limited == sim.stats.rejected_429

@@ -219,7 +219,7 @@ class AlphaVantageProvider(BaseProvider):
         self, params: Mapping[str, str], symbol: str
     ) -> tuple[Response, Mapping[str, Any] | None]:
         """The response of one ``/query`` call and its decoded body (None when EMPTY)."""
-        response = await self._get(f"{self.base_url}/query", params=params, symbol=symbol)
+        response = await self.http.get(f"{self.base_url}/query", params=params, symbol=symbol)
         if response.verdict is Verdict.EMPTY:
             return response, None
         payload: Mapping[str, Any] = json.loads(response.text)  # classify() saw it decode

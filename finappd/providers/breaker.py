@@ -6,17 +6,24 @@ errors, 5xx, outage pages) → ``open``: every call fails fast without a request
 the others still fail fast → the probe succeeds: ``closed``; it fails: ``open``
 again for another cool-down. Any answer that is not transient (even "not found")
 counts as a success: the API is up. Transitions are logged.
+
+The polite client sends each request inside :meth:`CircuitBreaker.guard`, which
+claims the request (or raises :class:`~finappd.errors.ProviderUnavailableError`)
+and frees the claim when the block ends without a verdict (cancelled, a bug).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
 import structlog
 
-__all__ = ["Circuit", "CircuitBreaker"]
+from finappd.errors import ProviderUnavailableError
+
+__all__ = ["Circuit", "CircuitBreaker", "Claim"]
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +34,26 @@ class Circuit(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class Claim:
+    """One request let through by the breaker; report what its answer said exactly once."""
+
+    __slots__ = ("_breaker", "settled")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self.settled = False
+
+    def success(self) -> None:
+        """The API answered (anything but a transient failure)."""
+        self.settled = True
+        self._breaker.success()
+
+    def failure(self, reason: str) -> None:
+        """A transient failure: timeout, connection error, 5xx, outage page."""
+        self.settled = True
+        self._breaker.failure(reason)
 
 
 class CircuitBreaker:
@@ -67,6 +94,31 @@ class CircuitBreaker:
         if self.state is Circuit.OPEN:
             return self.retry_in() > 0
         return self.state is Circuit.HALF_OPEN and self._probing
+
+    def unavailable(self, symbol: str | None = None) -> ProviderUnavailableError:
+        """The fail-fast error of an open circuit (or of a half-open one already probing)."""
+        return ProviderUnavailableError(
+            f"{self.provider}: circuit {self.state} after {self.failures} consecutive "
+            f"failures; next probe in {self.retry_in():.0f}s",
+            provider=self.provider,
+            symbol=symbol,
+        )
+
+    @contextmanager
+    def guard(self, symbol: str | None = None) -> Iterator[Claim]:
+        """Send one request under the breaker: raise :meth:`unavailable` if it refuses.
+
+        Inside, the caller reports the answer on the :class:`Claim`; a block that ends
+        without one (cancelled, raised) releases the claim, so a probe is never lost.
+        """
+        if not self.acquire():
+            raise self.unavailable(symbol)
+        claim = Claim(self)
+        try:
+            yield claim
+        finally:
+            if not claim.settled:
+                self.release()
 
     def acquire(self) -> bool:
         """Claim the right to send one request now; False means fail fast."""

@@ -280,7 +280,7 @@ class CoinGeckoProvider(BaseProvider):
             return []
         coin, vs = self._coin(symbol)
         first, last = range_window(start, end, self.ledger.clock())
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/coins/{quote(coin, safe='')}/market_chart/range",
             params={"vs_currency": vs, "from": str(first), "to": str(last)},
             symbol=symbol,
@@ -293,7 +293,7 @@ class CoinGeckoProvider(BaseProvider):
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` in its vs currency (``/simple/price``)."""
         coin, vs = self._coin(symbol)
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/simple/price",
             params={"ids": coin, "vs_currencies": vs, "include_last_updated_at": "true"},
             symbol=symbol,

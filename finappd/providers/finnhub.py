@@ -193,7 +193,7 @@ class FinnhubProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` (``/quote``)."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
@@ -207,7 +207,7 @@ class FinnhubProvider(BaseProvider):
             return []
         api_symbol = self.api_symbol(symbol)
         first, last = candle_window(start, end)
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/stock/candle",
             params={"symbol": api_symbol, "resolution": "D", "from": str(first), "to": str(last)},
             symbol=symbol,

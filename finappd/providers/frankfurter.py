@@ -155,7 +155,7 @@ class FrankfurterProvider(BaseProvider):
         if not wanted or end < start:
             return []  # base == quote is Frankfurter's 422; its rate is 1 by definition
         label = f"{base}/{','.join(wanted)}"
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/{start.isoformat()}..{end.isoformat()}",
             params={"base": base, "symbols": ",".join(wanted)},
             symbol=label,

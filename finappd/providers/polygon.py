@@ -247,7 +247,7 @@ class PolygonProvider(BaseProvider):
     ) -> tuple[Response, list[Mapping[str, Any]]]:
         """The last response and every page's body, following ``next_url`` a bounded number
         of times on the same origin (an EMPTY first page gives no bodies)."""
-        response = await self._get(url, params=params, symbol=symbol)
+        response = await self.http.get(url, params=params, symbol=symbol)
         pages: list[Mapping[str, Any]] = []
         origin = yarl.URL(self.base_url).origin()
         while response.verdict is Verdict.OK:
@@ -265,7 +265,7 @@ class PolygonProvider(BaseProvider):
                     next_url=redact_url(next_url),
                 )
                 break
-            response = await self._get(next_url, symbol=symbol)
+            response = await self.http.get(next_url, symbol=symbol)
         return response, pages
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
@@ -289,7 +289,7 @@ class PolygonProvider(BaseProvider):
         """The previous session's close of ``symbol`` (``/prev``; free plans have no live price)."""
         ticker = self.api_symbol(symbol)
         url = f"{self.base_url}/v2/aggs/ticker/{urlquote(ticker, safe=':.')}/prev"
-        response = await self._get(url, symbol=symbol)
+        response = await self.http.get(url, symbol=symbol)
         try:
             return parse_prev(json.loads(response.text), symbol, bar_tz(ticker))
         except _MALFORMED as exc:

@@ -265,7 +265,7 @@ class TiingoProvider(BaseProvider):
     async def _prices(self, symbol: str, start: date, end: date) -> tuple[Response, object]:
         """GET the daily prices of ``symbol``: the response and its JSON (``[]`` when empty)."""
         ticker = quote(self.api_symbol(symbol), safe="")
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/tiingo/daily/{ticker}/prices",
             params={
                 "startDate": start.isoformat(),

@@ -257,7 +257,7 @@ class TwelveDataProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` from ``/quote``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
@@ -267,7 +267,7 @@ class TwelveDataProvider(BaseProvider):
 
     async def _series(self, api_symbol: str, symbol: str, start: date, end: date) -> list[Bar]:
         """One ``time_series`` request for ``start..end``: its bars, named ``symbol``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/time_series",
             params={
                 "symbol": api_symbol,

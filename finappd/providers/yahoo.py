@@ -198,7 +198,7 @@ class YahooProvider(BaseProvider):
     def _bad_response(
         self, symbol: str, reason: str, status: int | None = None
     ) -> BadResponseError:
-        return self._fail(
+        return self.http.fail(
             BadResponseError(
                 f"{self.name}: {reason}", provider=self.name, symbol=symbol, status=status
             )
@@ -206,7 +206,7 @@ class YahooProvider(BaseProvider):
 
     async def _chart(self, symbol: str, params: Mapping[str, str]) -> _Chart | None:
         """GET the chart of ``symbol``: its first result, or None when the range is empty."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/v8/finance/chart/{quote(self.api_symbol(symbol), safe='')}",
             params=params,
             symbol=symbol,
