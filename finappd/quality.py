@@ -86,9 +86,10 @@ def _day_of(ts: date | datetime) -> date:
     return ts.astimezone(UTC).date() if isinstance(ts, datetime) else ts
 
 
-def _check_one(bar: Bar, today: date) -> tuple[Bar | None, list[str]]:
-    """Rules 1-5 for one bar: ``(bar or None if rejected, reasons)``."""
-    if _day_of(bar.ts) > today + timedelta(days=1):
+def _check_one(bar: Bar, today: date, latest: date) -> tuple[Bar | None, list[str]]:
+    """Rules 1-5 for one bar: ``(bar or None if rejected, reasons)``; ``latest`` is today + 1."""
+    ts = bar.ts
+    if (ts if type(ts) is date else _day_of(ts)) > latest:
         return None, [f"future_date: {bar.ts_text()} is after {today}"]
     if not _finite_positive(bar.close):
         return None, [f"bad_close: close is {bar.close!r}"]
@@ -96,12 +97,12 @@ def _check_one(bar: Bar, today: date) -> tuple[Bar | None, list[str]]:
     fixes: dict[str, Any] = {}  # field -> repaired value (None: missing)
     for name in _OPTIONAL_PRICES:
         value: float | None = getattr(bar, name)
-        if value is None:
+        if value is None or 0 < value < math.inf:  # missing, or a price as it should be
             continue
         if math.isnan(value) or value == 0:
             fixes[name] = None
             repairs.append(f"placeholder_price: {name} {value!r} stored as missing")
-        elif value < 0 or math.isinf(value):
+        else:  # negative or infinite
             return None, [f"bad_price: {name} is {value!r}"]
     high, low = fixes.get("high", bar.high), fixes.get("low", bar.low)
     if high is not None and low is not None:
@@ -135,14 +136,18 @@ def _rescale(bar: Bar, factor: float) -> Bar:
 def check_bars(bars: Sequence[Bar], today: date) -> Checked:
     """Apply the module's rules to one response's ``bars`` (pure: no clock, no logging)."""
     checked = Checked()
-    kept: dict[tuple[str, str, str], Bar] = {}
+    latest = today + timedelta(days=1)
+    # Keyed by ts itself: tz-aware datetimes are equal (and hash alike) when the instant
+    # is, as their UTC text is; a date never equals a datetime, nor do their texts.
+    kept: dict[tuple[str, str, date | datetime], Bar] = {}
     for bar in bars:
-        fixed, reasons = _check_one(bar, today)
+        fixed, reasons = _check_one(bar, today, latest)
         if fixed is None:
             checked.rejected.append((bar, reasons[0]))
             continue
-        checked.repaired.extend((fixed, reason) for reason in reasons)
-        key = (fixed.symbol, fixed.interval, fixed.ts_text())
+        if reasons:
+            checked.repaired.extend((fixed, reason) for reason in reasons)
+        key = (fixed.symbol, fixed.interval, fixed.ts)
         if (earlier := kept.pop(key, None)) is not None:
             checked.rejected.append((earlier, "duplicate: a later bar has the same ts"))
         kept[key] = fixed

@@ -55,9 +55,9 @@ class Transport:
             text = text.replace(form, "REDACTED")
         return text
 
-    def shown(self, target: yarl.URL) -> str:
-        """``target`` as messages may show it: secret parameters and the key redacted."""
-        return self.scrub(redact_url(target))
+    def shown(self, url: str) -> str:
+        """``url`` as messages may show it: secret parameters and the key redacted."""
+        return self.scrub(redact_url(url))
 
     async def send(self, target: yarl.URL, shown: str, symbol: str | None) -> Response:
         """Send the request and read the whole body; transport failures are retryable."""

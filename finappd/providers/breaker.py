@@ -15,8 +15,7 @@ and frees the claim when the block ends without a verdict (cancelled, a bug).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import StrEnum
 
 import structlog
@@ -37,13 +36,24 @@ class Circuit(StrEnum):
 
 
 class Claim:
-    """One request let through by the breaker; report what its answer said exactly once."""
+    """One request let through by the breaker (a context manager); report its answer once.
+
+    A block that ends without a report (cancelled, raised) releases the claim, so a
+    half-open probe is never lost.
+    """
 
     __slots__ = ("_breaker", "settled")
 
     def __init__(self, breaker: CircuitBreaker) -> None:
         self._breaker = breaker
         self.settled = False
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.settled:
+            self._breaker.release()
 
     def success(self) -> None:
         """The API answered (anything but a transient failure)."""
@@ -104,21 +114,16 @@ class CircuitBreaker:
             symbol=symbol,
         )
 
-    @contextmanager
-    def guard(self, symbol: str | None = None) -> Iterator[Claim]:
-        """Send one request under the breaker: raise :meth:`unavailable` if it refuses.
+    def guard(self, symbol: str | None = None) -> Claim:
+        """Claim one request, for ``with breaker.guard(symbol) as claim:``; raise
+        :meth:`unavailable` at once when the breaker refuses it.
 
         Inside, the caller reports the answer on the :class:`Claim`; a block that ends
-        without one (cancelled, raised) releases the claim, so a probe is never lost.
+        without one (cancelled, raised) releases the claim.
         """
         if not self.acquire():
             raise self.unavailable(symbol)
-        claim = Claim(self)
-        try:
-            yield claim
-        finally:
-            if not claim.settled:
-                self.release()
+        return Claim(self)
 
     def acquire(self) -> bool:
         """Claim the right to send one request now; False means fail fast."""

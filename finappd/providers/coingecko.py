@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -182,7 +183,7 @@ def parse_simple_price(payload: object, coin: str, vs: str, symbol: str) -> Quot
 def _error_code(text: str) -> tuple[int | None, str]:
     """``(error_code, error_message)`` of CoinGecko's error bodies (nested or not)."""
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None, text[:100]
     if not isinstance(payload, dict):
@@ -286,7 +287,7 @@ class CoinGeckoProvider(BaseProvider):
             symbol=symbol,
         )
         try:
-            return parse_market_chart(json.loads(response.text), symbol, start, end)
+            return parse_market_chart(response.json(), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed market_chart: {exc!r}") from exc
 
@@ -299,7 +300,7 @@ class CoinGeckoProvider(BaseProvider):
             symbol=symbol,
         )
         try:
-            found = parse_simple_price(json.loads(response.text), coin, vs, symbol)
+            found = parse_simple_price(response.json(), coin, vs, symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed simple/price: {exc!r}") from exc
         if found is None:

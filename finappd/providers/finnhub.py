@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
 from finappd.records import Bar, Quote
 
@@ -102,7 +103,7 @@ def classify_finnhub(status: int, text: str, url: str) -> Classified | None:
     """Finnhub's verdict for a response, or None where the status alone decides."""
     lower = text[:2048].lower()
     try:
-        payload: Any = json.loads(text)
+        payload: Any = decode_json(text)
     except json.JSONDecodeError:
         payload = None
     if isinstance(payload, dict) and payload.get("s") == "no_data":
@@ -197,7 +198,7 @@ class FinnhubProvider(BaseProvider):
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
-            return parse_quote(json.loads(response.text), symbol)
+            return parse_quote(response.json(), symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
 
@@ -215,7 +216,7 @@ class FinnhubProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return []
         try:
-            payload = json.loads(response.text)
+            payload = response.json()
             return parse_candles(payload, symbol, start, end, exchange_tz(api_symbol))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed candles: {exc!r}") from exc

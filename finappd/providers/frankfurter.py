@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import ClassVar
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -94,7 +95,7 @@ def parse_rates(
 
 def _message(text: str) -> str:
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return text[:100]
     message = payload.get("message") if isinstance(payload, dict) else None
@@ -161,6 +162,6 @@ class FrankfurterProvider(BaseProvider):
             symbol=label,
         )
         try:
-            return parse_rates(json.loads(response.text), base, wanted, start, end)
+            return parse_rates(response.json(), base, wanted, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, label, f"malformed rates: {exc!r}") from exc

@@ -41,6 +41,7 @@ from zoneinfo import ZoneInfo
 import structlog
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -134,7 +135,7 @@ def _no_results(path: str) -> Classified:
 def classify_polygon(status: int, text: str, url: str) -> Classified | None:
     """Polygon's verdict for a response, or None where the status alone decides."""
     try:
-        payload: Any = json.loads(text)
+        payload: Any = decode_json(text)
     except json.JSONDecodeError:
         payload = None
     fields = payload if isinstance(payload, dict) else {}
@@ -251,7 +252,7 @@ class PolygonProvider(BaseProvider):
         pages: list[Mapping[str, Any]] = []
         origin = yarl.URL(self.base_url).origin()
         while response.verdict is Verdict.OK:
-            payload = json.loads(response.text)  # classify() saw it decode
+            payload = response.json()  # classify() saw it decode
             pages.append(payload)
             next_url = payload.get("next_url")
             if not next_url:
@@ -291,7 +292,7 @@ class PolygonProvider(BaseProvider):
         url = f"{self.base_url}/v2/aggs/ticker/{urlquote(ticker, safe=':.')}/prev"
         response = await self.http.get(url, symbol=symbol)
         try:
-            return parse_prev(json.loads(response.text), symbol, bar_tz(ticker))
+            return parse_prev(response.json(), symbol, bar_tz(ticker))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed previous close: {exc!r}") from exc
 

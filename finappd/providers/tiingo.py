@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -162,7 +163,7 @@ def _detail(text: str) -> str | None:
     if not text.startswith("{"):
         return None  # not an error object (and data arrays are not parsed twice)
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None
     detail = payload.get("detail") if isinstance(payload, dict) else None
@@ -278,6 +279,6 @@ class TiingoProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return response, []
         try:
-            return response, json.loads(response.text)
+            return response, response.json()
         except json.JSONDecodeError as exc:
             raise self._bad(response, symbol, f"body is not JSON: {exc}") from exc

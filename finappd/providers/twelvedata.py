@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -153,7 +154,7 @@ def _error_of(text: str) -> tuple[int | None, str] | None:
     if '"error"' not in text:
         return None  # a data body: not parsed twice
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None
     if not isinstance(payload, dict) or payload.get("status") != "error":
@@ -261,7 +262,7 @@ class TwelveDataProvider(BaseProvider):
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
-            return parse_quote(json.loads(response.text), symbol)
+            return parse_quote(response.json(), symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
 
@@ -284,6 +285,6 @@ class TwelveDataProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return []
         try:
-            return parse_time_series(json.loads(response.text), symbol, start, end)
+            return parse_time_series(response.json(), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed time_series: {exc!r}") from exc

@@ -166,7 +166,7 @@ class YahooProvider(BaseProvider):
             if "html" in response.content_type or head.startswith("<") or "right back" in head:
                 return Classified(Verdict.TRANSIENT, "HTML page instead of JSON (outage or block)")
         try:
-            payload = json.loads(response.text)
+            payload = response.json()
         except json.JSONDecodeError as exc:
             if status < 400:  # usually a cut-off answer or an error page in disguise
                 return Classified(Verdict.TRANSIENT, f"body is not JSON: {exc}")
@@ -214,4 +214,4 @@ class YahooProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return None
         # classify() has checked that this is JSON with a chart result.
-        return _Chart(response, json.loads(response.text)["chart"]["result"][0])
+        return _Chart(response, response.json()["chart"]["result"][0])

@@ -77,7 +77,11 @@ def _series(container: object, key: str) -> list[Any]:
 
 
 def _at(values: list[Any], index: int) -> float | None:
-    value = values[index] if index < len(values) else None
+    if index >= len(values):
+        return None
+    value = values[index]
+    if type(value) is float:  # nearly every value: checked first, it is the hot path
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
