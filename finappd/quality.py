@@ -66,7 +66,6 @@ MAX_VOLUME = 1e12
 RANGE_TOLERANCE = 0.01
 #: A bar this many times off the median close (either way) slipped a 100x unit.
 _SLIP_LOW, _SLIP_HIGH = 70.0, 130.0
-_OPTIONAL_PRICES = ("open", "high", "low", "adj_close")
 
 
 @dataclass(slots=True)
@@ -95,8 +94,13 @@ def _check_one(bar: Bar, today: date, latest: date) -> tuple[Bar | None, list[st
         return None, [f"bad_close: close is {bar.close!r}"]
     repairs: list[str] = []
     fixes: dict[str, Any] = {}  # field -> repaired value (None: missing)
-    for name in _OPTIONAL_PRICES:
-        value: float | None = getattr(bar, name)
+    prices = (
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("adj_close", bar.adj_close),
+    )
+    for name, value in prices:
         if value is None or 0 < value < math.inf:  # missing, or a price as it should be
             continue
         if math.isnan(value) or value == 0:

@@ -18,6 +18,7 @@ retries, the windows and the breaker alike.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -49,6 +50,12 @@ _E = TypeVar("_E", bound=ProviderError)
 
 #: Characters a query key or value keeps as they are (as yarl's query quoting does).
 _QUERY_SAFE = "/:@,!$'()*"
+#: A key or value made only of those and unreserved characters needs no quoting.
+_PLAIN = re.compile(r"[A-Za-z0-9_.~/:@,!$'()*-]*")
+
+
+def _quoted(text: str) -> str:
+    return text if _PLAIN.fullmatch(text) else quote(text, safe=_QUERY_SAFE)
 
 
 def with_query(url: str, query: Mapping[str, str]) -> str:
@@ -61,9 +68,7 @@ def with_query(url: str, query: Mapping[str, str]) -> str:
         return url
     if "?" in url:
         return str(yarl.URL(url, encoded=True).update_query(query))
-    pairs = "&".join(
-        f"{quote(k, safe=_QUERY_SAFE)}={quote(v, safe=_QUERY_SAFE)}" for k, v in query.items()
-    )
+    pairs = "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in query.items())
     return f"{url}?{pairs}"
 
 
