@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from finappd.providers import PROVIDER_KINDS, YahooProvider, make_provider, make
 from finappd.providers.base import Capability
 from finappd.providers.yahoo import chart_window
 from finappd.records import Bar, Dividend, Quote, Split
-from tests.test_provider_support import provider_factory
+from tests.test_provider_support import FakeClock, provider_factory
 from tests.test_yahoo_parse import XSP_TO, Row, at, chart, chart_error
 
 BASE = "http://127.0.0.1:9"
@@ -128,11 +127,12 @@ async def test_429_with_retry_after_is_retried_after_the_pause(
         headers={"Retry-After": "1"},
     )
     mocked.get(CHART, payload=XSP_TO)
-    provider = make_yahoo()
-    started = time.monotonic()
+    clock = FakeClock()
+    provider = make_yahoo(clock=clock)
+    started = clock()
     bars = await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))
     assert len(bars) == 2
-    assert time.monotonic() - started >= 0.95
+    assert clock() - started >= 0.95
     assert (provider.http.requests, provider.http.retries, provider.http.rate_limited) == (2, 1, 1)
 
 
