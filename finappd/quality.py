@@ -108,12 +108,15 @@ def _check_one(bar: Bar, today: date, latest: date) -> tuple[Bar | None, list[st
             repairs.append(f"placeholder_price: {name} {value!r} stored as missing")
         else:  # negative or infinite
             return None, [f"bad_price: {name} is {value!r}"]
-    high, low = fixes.get("high", bar.high), fixes.get("low", bar.low)
+    high, low, open_ = bar.high, bar.low, bar.open
+    if fixes:
+        high, low = fixes.get("high", high), fixes.get("low", low)
+        open_ = fixes.get("open", open_)
     if high is not None and low is not None:
         if high < low:
             return None, [f"high_below_low: high {high!r} < low {low!r}"]
         floor, ceiling = low * (1 - RANGE_TOLERANCE), high * (1 + RANGE_TOLERANCE)
-        for name, value in (("open", fixes.get("open", bar.open)), ("close", bar.close)):
+        for name, value in (("open", open_), ("close", bar.close)):
             if value is not None and not floor <= value <= ceiling:
                 return None, [f"outside_range: {name} {value!r} outside [{low!r}, {high!r}]"]
     volume = bar.volume
