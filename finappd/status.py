@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from finappd.config import FlowSettings, Settings
-from finappd.errors import StoreError
+from finappd.errors import REFUSAL_STATES, StoreError
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
 
@@ -189,10 +189,6 @@ def flow_health(
 _LIMIT_KEYS = ("kind", "max_concurrency", "rate", "rates", "daily_quota", "monthly_quota")
 
 
-#: A refusal's ``fetch_errors.kind`` → the provider state it shows.
-_STATES = {"unavailable": "circuit_open", "quota_exhausted": "parked", "auth": "key_refused"}
-
-
 def provider_health(
     settings: Settings, store: Store | None = None, runs: Sequence[RunRow] = ()
 ) -> list[dict[str, Any]]:
@@ -218,7 +214,7 @@ def provider_health(
         )
         if store is not None and newest is not None:
             refused = store.refusal(newest.id, name)
-            entry["state"] = "ok" if refused is None else _STATES[refused[0]]
+            entry["state"] = "ok" if refused is None else REFUSAL_STATES[refused[0]]
             entry["state_run"] = newest.id
             if refused is not None:
                 entry["state_detail"] = refused[1]

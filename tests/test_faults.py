@@ -21,10 +21,10 @@ from tests.conftest import MakeServer, one_flow
 
 #: Faults a ticker cannot recover from within its retries, and the error kinds they may end as.
 ENDS_AS: dict[str, set[str]] = {
-    "http_500": {"bad_response"},
-    "http_502": {"bad_response"},
-    "http_503": {"bad_response"},
-    "html_error": {"bad_response"},
+    "http_500": {"server_error"},
+    "http_502": {"server_error"},
+    "http_503": {"server_error"},
+    "html_error": {"server_error"},
     "hang": {"timeout"},
     "reset": {"connection", "error"},
     "429_text": {"rate_limited"},
@@ -350,7 +350,7 @@ async def test_run_once_exits_by_run_status(
     assert returncode == exit_code, err
     summary = json.loads(out.splitlines()[-1])
     assert (summary["status"], summary["tickers_failed"]) == (status, faulty)
-    assert summary["failures"] == {"bad_response": faulty}
+    assert summary["failures"] == {"server_error": faulty}
 
 
 async def test_a_bug_met_by_one_ticker_fails_only_that_ticker(

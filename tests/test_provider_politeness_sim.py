@@ -154,7 +154,7 @@ async def test_limits_hold_under_a_429_storm(tmp_path: Path, sim_server: MakeSer
     settings = settings_for(tmp_path, {"yahoo": provider}, [f"S{i:02d}" for i in range(8)])
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
-        gauge = runtime.providers["yahoo"].gauge
+        gauge = runtime.providers["yahoo"].http.gauge
     assert summary.status == "ok"
     assert sim.stats.rejected_429 > 0
     assert sim.stats.max_arrivals["1s"] <= 10

@@ -80,7 +80,7 @@ async def test_daily_allocation_parks_until_reset(tmp_path: Path, sim_server: Ma
         summary = await runtime.run_flow("eod", "manual")
         provider = runtime.providers["tiingo"]
     assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
-    assert provider.parked_until is not None
+    assert provider.http.refusals.parked_until is not None
     assert sim.stats.requests == 3
 
 

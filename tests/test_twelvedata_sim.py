@@ -87,8 +87,8 @@ async def test_minute_credits_storm_pauses_the_provider(
         provider = runtime.providers["twelvedata"]
     assert summary.tickers_ok == 3
     assert summary.failures == {"rate_limited": len(TICKERS) - 3}
-    assert (sim.stats.requests, provider.rate_limited) == (4, 1)
-    assert provider.paused_for() > 0
+    assert (sim.stats.requests, provider.http.rate_limited) == (4, 1)
+    assert provider.http.pause.remaining() > 0
 
 
 async def test_daily_credits_park_until_utc_midnight(
