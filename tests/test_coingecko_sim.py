@@ -93,7 +93,7 @@ async def test_history_beyond_365_days_is_plan_gated_and_falls_back(
     gated = make_settings(tmp_path, sim.url, ["BTC-USD"], lookback_days=400)
     async with Runtime(gated) as runtime:
         alone = await runtime.run_flow("eod", "manual")
-        assert runtime.providers["coingecko"].disabled is None
+        assert runtime.providers["coingecko"].http.refusals.disabled is None
     assert alone.failures == {"plan_gated": 1}
     settings = make_settings(tmp_path, sim.url, ["BTC-USD"], ("yahoo",), lookback_days=400)
     summary = await run_eod(settings)

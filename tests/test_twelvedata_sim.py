@@ -100,7 +100,7 @@ async def test_daily_credits_park_until_utc_midnight(
     settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1)
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
-        parked = runtime.providers["twelvedata"].parked_until
+        parked = runtime.providers["twelvedata"].http.refusals.parked_until
     assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
     assert sim.stats.requests == 3
     assert parked is not None
