@@ -16,6 +16,7 @@ from types import TracebackType
 import aiohttp
 import structlog
 
+from finappd.calendar import prepare
 from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
@@ -59,6 +60,9 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
+        # Session tables are built off the event loop, before any run asks for them.
+        tickers = [(t, e) for flow in self.settings.flows for t, e in flow.exchanges().items()]
+        await asyncio.to_thread(prepare, tickers, datetime.now(UTC))
         self._session = make_session()
         self.providers = {
             name: self._make_provider(name, provider)
