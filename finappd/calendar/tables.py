@@ -2,8 +2,8 @@
 
 A :class:`YearTable` holds every session of the year (open and close in UTC, early
 closes and late opens applied) and the reason for every day without one (``weekend``,
-the holiday's name, ``special closure`` for a one-off such as 2012-10-29, or
-``holiday`` where the calendar has no names). It is built once per calendar and year
+the holiday's name, or ``holiday`` for a closure the calendar does not name, such as
+2012-10-29 or a lunar holiday). It is built once per calendar and year
 and kept for the process, so a run asks only dictionaries.
 
 Where the sessions come from (:attr:`Exchange.calendar`):
@@ -169,10 +169,9 @@ def _from_calendar(
     if cal.regular_holidays is not None:
         found = cal.regular_holidays.holidays(days[0], days[-1], return_name=True)
         for stamp, holiday in found.items():
-            names.setdefault(stamp.date(), str(holiday))
-    adhoc = {stamp.date() for stamp in cal.adhoc_holidays}
+            names.setdefault(_day(stamp), str(holiday))
     masks = [
-        (None if a is None else a.date(), None if b is None else b.date(), mask)
+        (None if a is None else _day(a), None if b is None else _day(b), mask)
         for a, b, mask in getattr(cal, "special_weekmasks", None) or []
     ]
     for day in days:
@@ -183,7 +182,12 @@ def _from_calendar(
         elif day in names:
             closed[day] = names[day]
         else:
-            closed[day] = "special closure" if day in adhoc else "holiday"
+            closed[day] = "holiday"
+
+
+def _day(stamp: Any) -> date:
+    """The date of a pandas Timestamp or a numpy datetime64 (calendars hold either)."""
+    return date.fromisoformat(str(stamp)[:10])
 
 
 def _weekmask(
