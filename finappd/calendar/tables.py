@@ -190,9 +190,7 @@ def _day(stamp: Any) -> date:
     return date.fromisoformat(str(stamp)[:10])
 
 
-def _weekmask(
-    regular: str, special: list[tuple[date | None, date | None, str]], day: date
-) -> str:
+def _weekmask(regular: str, special: list[tuple[date | None, date | None, str]], day: date) -> str:
     """The weekmask in force on ``day`` (``1111100``: Monday to Friday)."""
     for first, last, mask in special:
         if (first is None or first <= day) and (last is None or day <= last):
