@@ -5,6 +5,8 @@ Each expected time is the exchange's published local time converted to UTC by ha
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -282,3 +284,18 @@ def test_prepare_logs_each_ticker_no_calendar_knows() -> None:
         ("SAP.BE", "XBER", "Europe/Berlin"),
     ]
     assert all("weekdays" in e["rule"] for e in unknown)
+
+
+def test_the_daemon_imports_without_the_calendar_library() -> None:
+    """exchange_calendars (and pandas) load on the first session asked, not at import."""
+    code = (
+        "import sys, finappd.cli, finappd.scheduler, finappd.runtime, finappd.calendar\n"
+        "assert 'exchange_calendars' not in sys.modules and 'pandas' not in sys.modules\n"
+        "from datetime import date\n"
+        "from finappd.calendar import EXCHANGES, session_bounds\n"
+        "session_bounds(EXCHANGES['CRYPTO'], date(2025, 3, 8))\n"
+        "assert 'pandas' not in sys.modules, 'crypto needs no calendar library'\n"
+        "session_bounds(EXCHANGES['XPAR'], date(2025, 3, 10))\n"
+        "assert 'exchange_calendars' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
