@@ -263,14 +263,14 @@ def test_an_exchange_no_calendar_knows_trades_whole_weekdays_in_its_timezone() -
 
 
 def test_a_year_past_the_recorded_range_is_regular_hours_on_weekdays() -> None:
-    """Shanghai's holidays are recorded to 2026: 2027 is its regular hours, logged once."""
-    with capture_logs() as logs:
-        monday = session_bounds(EXCHANGES["XSHG"], D("2027-03-08"))
-        session_bounds(EXCHANGES["XSHE"], D("2027-03-09"))
+    """Shanghai's holidays are recorded to 2026: 2027 is its regular hours, logged by prepare."""
+    monday = session_bounds(EXCHANGES["XSHG"], D("2027-03-08"))
     assert monday == (utc(2027, 3, 8, 1, 30), utc(2027, 3, 8, 7))
     assert closed_reason(EXCHANGES["XSHG"], D("2027-03-06")) == "weekend"
+    with capture_logs() as logs:
+        prepare([("600519.SS", EXCHANGES["XSHG"]), ("AAPL", EXCHANGES["XNYS"])], utc(2027, 3, 8))
     beyond = [e for e in logs if e["event"] == "calendar.beyond_range"]
-    assert [(e["calendar"], e["year"]) for e in beyond] == [("XSHG", 2027)]
+    assert [(e["exchange"], e["year"]) for e in beyond] == [("XSHG", 2027)]
 
 
 def test_prepare_logs_each_ticker_no_calendar_knows() -> None:

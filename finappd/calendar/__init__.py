@@ -164,9 +164,10 @@ def describe(tickers: Mapping[str, Exchange]) -> dict[str, Any]:
 
 
 def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
-    """Build the session tables runs near ``now`` ask for, and log each ticker whose
-    exchange no calendar knows (``calendar.unknown_exchange``). Blocking (imports and
-    builds calendars): the runtime runs it in a worker thread when it opens."""
+    """Build the session tables runs near ``now`` ask for; log each ticker whose exchange
+    no calendar knows (``calendar.unknown_exchange``) and each calendar-year past what
+    its calendar recorded (``calendar.beyond_range``). Blocking (imports and builds
+    calendars): the runtime runs it in a worker thread when it opens."""
     pairs = list(tickers)
     for symbol, where in pairs:
         if where.calendar is None:
@@ -180,4 +181,11 @@ def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
     years = sorted({(now + timedelta(days=d)).year for d in (-10, 0, 10)})
     for where in dict.fromkeys(e for _, e in pairs):
         for year in years:
-            year_table(where, year)
+            if not year_table(where, year).recorded:
+                log.warning(
+                    "calendar.beyond_range",
+                    exchange=where.code,
+                    calendar=where.calendar,
+                    year=year,
+                    rule="regular hours on its trading weekdays",
+                )

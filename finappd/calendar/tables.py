@@ -18,7 +18,9 @@ Where the sessions come from (:attr:`Exchange.calendar`):
 
 A year outside the range a calendar's maintainers recorded (Shanghai, Bombay and
 Singapore stop at 2026, Tokyo starts in 1997) is the calendar's regular hours on its
-trading weekdays, logged ``calendar.beyond_range`` once per calendar and year.
+trading weekdays (``recorded`` false; :func:`finappd.calendar.prepare` logs it
+``calendar.beyond_range``). Nothing here logs: config validation builds tables too,
+before logging is set up.
 """
 
 from __future__ import annotations
@@ -32,23 +34,24 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import structlog
-
 from finappd.calendar.exchanges import Exchange
 
 __all__ = ["YearTable", "year_table"]
-
-log = structlog.get_logger(__name__)
 
 Session = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True, slots=True)
 class YearTable:
-    """The sessions of one year (UTC open, close) and why each other day has none."""
+    """The sessions of one year (UTC open, close) and why each other day has none.
+
+    ``recorded`` is false when some days fell outside the range the calendar's
+    maintainers recorded and so are the regular-hours rule.
+    """
 
     sessions: Mapping[date, Session]
     closed: Mapping[date, str]
+    recorded: bool = True
 
 
 def year_table(exchange: Exchange, year: int) -> YearTable:
@@ -121,19 +124,11 @@ def _build(name: str, year: int) -> YearTable:
     closed: dict[date, str] = {}
     inside = [d for d in days if start <= d <= end]
     if len(inside) < len(days):
-        log.warning(
-            "calendar.beyond_range",
-            calendar=name,
-            year=year,
-            recorded_from=None if low is None else low.date().isoformat(),
-            recorded_to=None if high is None else high.date().isoformat(),
-            rule="regular hours on its trading weekdays",
-        )
         _regular_hours(cls, [d for d in days if not start <= d <= end], sessions, closed)
     if inside:
         calendar = cls(start=start.isoformat(), end=end.isoformat())
         _from_calendar(calendar, inside, sessions, closed)
-    return YearTable(sessions, closed)
+    return YearTable(sessions, closed, recorded=len(inside) == len(days))
 
 
 def _regular_hours(
