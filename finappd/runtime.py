@@ -60,9 +60,7 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
-        # Session tables are built off the event loop, before any run asks for them.
-        tickers = [(t, e) for flow in self.settings.flows for t, e in flow.exchanges().items()]
-        await asyncio.to_thread(prepare, tickers, datetime.now(UTC))
+        await self.prepare_calendars(self.settings)
         self._session = make_session()
         self.providers = {
             name: self._make_provider(name, provider)
@@ -83,6 +81,12 @@ class Runtime:
                 await self._session.close()
             await self.writer.call(self.store.close)
         self.writer.close()
+
+    async def prepare_calendars(self, settings: Settings) -> None:
+        """Build the session tables of ``settings``' tickers off the event loop, before any
+        run asks for them (:func:`finappd.calendar.prepare`)."""
+        tickers = [(t, e) for flow in settings.flows for t, e in flow.exchanges().items()]
+        await asyncio.to_thread(prepare, tickers, datetime.now(UTC))
 
     def rebuild_provider(self, name: str, settings: ProviderSettings | None) -> None:
         """Replace provider ``name`` by a fresh instance (``None``: drop it), for runs started
