@@ -60,7 +60,6 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
-        await self.prepare_calendars(self.settings)
         self._session = make_session()
         self.providers = {
             name: self._make_provider(name, provider)
@@ -81,12 +80,6 @@ class Runtime:
                 await self._session.close()
             await self.writer.call(self.store.close)
         self.writer.close()
-
-    async def prepare_calendars(self, settings: Settings) -> None:
-        """Build the session tables of ``settings``' tickers off the event loop, before any
-        run asks for them (:func:`finappd.calendar.prepare`)."""
-        tickers = [(t, e) for flow in settings.flows for t, e in flow.exchanges().items()]
-        await asyncio.to_thread(prepare, tickers, datetime.now(UTC))
 
     def rebuild_provider(self, name: str, settings: ProviderSettings | None) -> None:
         """Replace provider ``name`` by a fresh instance (``None``: drop it), for runs started
@@ -134,6 +127,10 @@ class Runtime:
         if flow.kind == "daily_bars" and flow.incremental:
             since = window_since(now, flow.revision_days)
             state = await self.writer.call(load_state, self.store, flow.tickers, since)
+        if state is not None or flow.kind == "quotes":
+            # The session tables this run asks for, built off the event loop (once per
+            # calendar and year in a process; the first may import exchange_calendars).
+            await asyncio.to_thread(prepare, list(flow.exchanges().items()), now)
         splits = SplitWatch()
         try:
             summary = await run_flow_once(

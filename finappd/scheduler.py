@@ -280,8 +280,6 @@ class Daemon:
                 kept="previous config",
             )
             return False
-        assert self._runtime is not None
-        await self._runtime.prepare_calendars(new)
         changes = self._apply(new)
         self.reload_error = None
         self.reloads += 1

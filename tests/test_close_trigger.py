@@ -74,6 +74,16 @@ def test_the_flow_exchange_is_stored_as_its_mic_and_rules_every_ticker() -> None
     declared = flow(exchange="lse", tickers=["AAPL", "MC.PA"])
     assert declared.exchange == "XLON"
     assert {t: e.code for t, e in declared.exchanges().items()} == {"AAPL": "XLON", "MC.PA": "XLON"}
+    pairs = FlowSettings.model_validate(
+        {
+            "name": "fx",
+            "kind": "fx",
+            "provider": "frankfurter",
+            "tickers": ["EUR/USD"],
+            "every": "1d",
+        }
+    )
+    assert pairs.exchange_of("EUR/USD").code == "FX"
     own = flow(tickers=["AAPL", "MC.PA", "BTC-USD"])
     assert {t: e.code for t, e in own.exchanges().items()} == {
         "AAPL": "XNYS",

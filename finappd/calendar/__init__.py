@@ -21,10 +21,10 @@ and does not import pandas; ``import exchange_calendars`` then adds 0.9-3.3 s an
 XTKS 1.0, XNYS 0.5-1.6), XTAE in 2-4 s and XKRX in 3-23 s (its lunar holidays are
 recomputed over 1956-2050 at every build); nine calendars leave 131 MB RSS. Once built,
 ``session_bounds`` takes 3 µs and ``latest_session`` 16 µs. So the library is imported
-only when a session table is first needed, each table is built once per calendar and
-year and kept for the process (:mod:`finappd.calendar.tables`), and :func:`prepare`
-builds this year's tables of every configured ticker in a worker thread when the
-runtime opens, so the daemon's runs do not build them on the event loop (an older
+only when a session table is first needed (a run of a crypto or non-incremental flow
+never imports it), each table is built once per calendar and year and kept for the
+process (:mod:`finappd.calendar.tables`), and :func:`prepare` builds a run's tables in
+a worker thread before the run, so runs do not build them on the event loop (an older
 year, as a gap scan may ask, is built on first use).
 """
 
@@ -164,13 +164,16 @@ def describe(tickers: Mapping[str, Exchange]) -> dict[str, Any]:
 
 
 def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
-    """Build the session tables runs near ``now`` ask for; log each ticker whose exchange
-    no calendar knows (``calendar.unknown_exchange``) and each calendar-year past what
-    its calendar recorded (``calendar.beyond_range``). Blocking (imports and builds
-    calendars): the runtime runs it in a worker thread when it opens."""
+    """Build the session tables a run at ``now`` asks for; log, once per process, each
+    ticker whose exchange no calendar knows (``calendar.unknown_exchange``) and each
+    calendar-year past what its calendar recorded (``calendar.beyond_range``).
+
+    Blocking (it may import and build calendars): the runtime runs it in a worker thread
+    before each run that asks the calendar.
+    """
     pairs = list(tickers)
     for symbol, where in pairs:
-        if where.calendar is None:
+        if where.calendar is None and _first_time(("unknown", symbol, where.code)):
             log.warning(
                 "calendar.unknown_exchange",
                 symbol=symbol,
@@ -181,7 +184,8 @@ def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
     years = sorted({(now + timedelta(days=d)).year for d in (-10, 0, 10)})
     for where in dict.fromkeys(e for _, e in pairs):
         for year in years:
-            if not year_table(where, year).recorded:
+            table = year_table(where, year)
+            if not table.recorded and _first_time(("beyond", where.code, year)):
                 log.warning(
                     "calendar.beyond_range",
                     exchange=where.code,
@@ -189,3 +193,14 @@ def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
                     year=year,
                     rule="regular hours on its trading weekdays",
                 )
+
+
+_LOGGED: set[tuple[str, str, str | int]] = set()
+
+
+def _first_time(key: tuple[str, str, str | int]) -> bool:
+    """Whether ``key`` is logged for the first time in this process (and mark it)."""
+    if key in _LOGGED:
+        return False
+    _LOGGED.add(key)
+    return True

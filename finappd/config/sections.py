@@ -83,6 +83,10 @@ class ProviderSettings(_Model):
         return self
 
 
+#: Flow kinds whose tickers are pairs, not listings, and the calendar they trade on.
+_PAIR_KINDS = {"crypto": "CRYPTO", "fx": "FX"}
+
+
 class FlowSettings(_Model):
     """One scheduled ingestion job."""
 
@@ -159,9 +163,10 @@ class FlowSettings(_Model):
 
     def exchange_of(self, symbol: str, provider: Exchange | None = None) -> Exchange:
         """The exchange whose calendar ``symbol`` runs on in this flow: ``exchange``, 24/7 in a
-        crypto flow, else ``provider`` (its metadata), else the ticker's suffix."""
-        if self.exchange is None and self.kind == "crypto":
-            return EXCHANGES["CRYPTO"]
+        crypto flow, weekdays in an fx flow (its tickers are pairs, ``EUR/USD``), else
+        ``provider`` (its metadata), else the ticker's suffix."""
+        if self.exchange is None and self.kind in _PAIR_KINDS:
+            return EXCHANGES[_PAIR_KINDS[self.kind]]
         return exchange_for(symbol, self.exchange, provider)
 
     def exchanges(self) -> dict[str, Exchange]:
