@@ -200,7 +200,7 @@ ALIASES: dict[str, str] = {
 #: Yahoo's ``exchangeName`` codes (chart ``meta``) that are not a MIC or an alias.
 _PROVIDER_NAMES: dict[str, str] = {
     **dict.fromkeys(("NMS", "NGM", "NCM", "NAS", "NIM"), "XNAS"),
-    **dict.fromkeys(("NYQ", "SNP", "DJI"), "XNYS"),
+    **dict.fromkeys(("NYQ", "NYS", "SNP", "DJI"), "XNYS"),
     "ASE": "XASE",
     "PCX": "ARCX",
     "BTS": "BATS",
@@ -226,6 +226,7 @@ _PROVIDER_NAMES: dict[str, str] = {
     "STO": "XSTO",
     "HEL": "XHEL",
     "CPH": "XCSE",
+    "ICE": "XICE",
     "TAL": "XTAL",
     "RIS": "XRIS",
     "LIT": "XLIT",
