@@ -352,14 +352,42 @@ async def test_coingecko_simple_price_has_the_recorded_shape(
 # -- Frankfurter -----------------------------------------------------------------------------
 
 
+#: Recorded one-date answers in today's ECB set (the 2019 and 2022 ones carry HRK, which the
+#: ECB stopped publishing on 2023-01-01; the simulator serves today's set only).
+FRANKFURTER_ONE_DATE = [
+    "latest_EUR_2023-04-04",
+    "latest_ZAR_2023-04-04",
+    "latest_USD_CAD_EUR_SGD_2026-10-07",
+    "latest_ZAR_USD_2023-04-04",
+    "v1_2025-03-18_EUR_GBP",
+]
+
+
+@pytest.mark.parametrize("name", FRANKFURTER_ONE_DATE)
 async def test_frankfurter_one_date_has_the_recorded_shape(
+    sim: SimServer, http: aiohttp.ClientSession, name: str
+) -> None:
+    """A one-date v1 answer for the recorded base and quotes: amount, base, date and rates
+    as recorded, the date a YYYY-MM-DD publication date."""
+    want = recorded_body("frankfurter", name)
+    params = {"base": want["base"], "symbols": ",".join(want["rates"])}
+    body = await fetch_json(http, sim, "/frankfurter/v1/2024-01-03", params)
+    assert_same_shape(want, body)
+    assert body["base"] == want["base"]
+    assert re.match(r"^\d{4}-\d{2}-\d{2}$", body["date"])
+
+
+async def test_frankfurter_range_has_the_recorded_shape_and_dates(
     sim: SimServer, http: aiohttp.ClientSession
 ) -> None:
-    """A one-date v1 answer: amount, base, date and rates as recorded."""
-    params = {"base": "EUR", "symbols": "GBP"}
-    body = await fetch_json(http, sim, "/frankfurter/v1/2024-01-03", params)
-    assert_same_shape(recorded_body("frankfurter", "v1_2025-03-18_EUR_GBP"), body)
-    assert re.match(r"^\d{4}-\d{2}-\d{2}$", body["date"])
+    """The recorded range request, asked of the simulator: the same keys and types, the start
+    snapped back from the 2024-01-01 holiday to 2023-12-29 and the same publication dates."""
+    want = recorded_body("frankfurter", "range_USD_CAD_2024-01-01_2024-01-05")
+    params = {"base": "USD", "symbols": "CAD"}
+    body = await fetch_json(http, sim, "/frankfurter/v1/2024-01-01..2024-01-05", params)
+    assert_same_shape(want, body)
+    assert (body["start_date"], body["end_date"]) == (want["start_date"], want["end_date"])
+    assert sorted(body["rates"]) == sorted(want["rates"])
 
 
 # -- Stooq -----------------------------------------------------------------------------------
@@ -378,6 +406,39 @@ async def test_stooq_quote_has_the_recorded_columns(
     assert list(row) == [column for column in want if column != "Name"]
     assert re.match(r"^\d{4}-\d{2}-\d{2}$", row["Date"])
     assert re.match(r"^\d{2}:\d{2}:\d{2}$", row["Time"])
+
+
+@pytest.mark.parametrize(
+    ("symbol", "name"),
+    [
+        ("aapl.us", "daily_aapl.us_1984-09-07_1984-09-20"),
+        ("^spx", "daily_spx_index_2010-01-04_2010-01-19"),
+        ("^dax", "daily_dax_index_2010-01-04_2010-01-19"),
+        ("eurusd", "daily_eurusd_2010-01-04_2010-01-15"),
+    ],
+)
+async def test_stooq_daily_has_the_recorded_columns(
+    sim: SimServer, http: aiohttp.ClientSession, symbol: str, name: str
+) -> None:
+    """The daily CSV: the recorded columns for a stock, an index (with Volume) and an FX
+    pair (without), YYYY-MM-DD dates ascending, numbers in every price column."""
+    params = {
+        "s": symbol,
+        "i": "d",
+        "d1": START.strftime("%Y%m%d"),
+        "d2": END.strftime("%Y%m%d"),
+        "apikey": KEY,
+    }
+    status, text = await fetch(http, sim, "/stooq/q/d/l/", params)
+    assert status == 200, text[:300]
+    want = next(csv.reader(io.StringIO(recorded("stooq", name).body)))
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows, text[:300]
+    assert list(rows[0]) == want
+    days = [row["Date"] for row in rows]
+    assert all(re.match(r"^\d{4}-\d{2}-\d{2}$", day) for day in days)
+    assert days == sorted(days)
+    assert all(float(row[column]) >= 0 for row in rows for column in want[1:])
 
 
 # -- Error answers ---------------------------------------------------------------------------
@@ -456,11 +517,17 @@ async def test_coingecko_history_beyond_365_days_has_the_recorded_error(
     assert body["error"]["status"]["error_code"] == 10012
 
 
+@pytest.mark.parametrize(
+    ("params", "name"),
+    [
+        ({"base": "EUR", "symbols": "AED"}, "error_not_found"),
+        ({"base": "USD", "symbols": "TWD"}, "error_404_unknown_quote_TWD"),
+    ],
+)
 async def test_frankfurter_unknown_currency_has_the_recorded_error(
-    sim: SimServer, http: aiohttp.ClientSession
+    sim: SimServer, http: aiohttp.ClientSession, params: dict[str, str], name: str
 ) -> None:
     """A currency the ECB does not publish: HTTP 404 {"message": "not found"}."""
-    params = {"base": "EUR", "symbols": "AED"}
     status, body = await _error(http, sim, "/frankfurter/v1/2024-10-02", params)
-    want = recorded("frankfurter", "error_not_found")
+    want = recorded("frankfurter", name)
     assert (status, body) == (want.status, json.loads(want.body))
