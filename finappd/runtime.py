@@ -16,10 +16,11 @@ from types import TracebackType
 import aiohttp
 import structlog
 
+from finappd.calendar import prepare
 from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
-from finappd.flows.kinds import bar_state
+from finappd.flows.kinds import bar_state, flow_kind
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
@@ -124,6 +125,10 @@ class Runtime:
         assert flow.deadline is not None  # FlowSettings always sets one
         now = now or datetime.now(UTC)
         state = await bar_state(flow, self.store, self.writer, now)
+        if state is not None or flow_kind(flow.kind).market_hours:
+            # The session tables this run asks for, built off the event loop (once per
+            # calendar and year in a process; the first may import exchange_calendars).
+            await asyncio.to_thread(prepare, list(flow.exchanges().items()), now)
         splits = SplitWatch()
         try:
             summary = await run_flow_once(

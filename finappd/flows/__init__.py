@@ -9,7 +9,7 @@ from finappd.config import FlowSettings
 from finappd.flows.actions import SplitWatch
 from finappd.flows.incremental import BarState
 from finappd.flows.kinds import FLOW_KINDS, FlowKind, RunInputs, flow_kind
-from finappd.flows.quotes import IsOpen, in_session
+from finappd.flows.quotes import IsOpen
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 
@@ -38,8 +38,9 @@ def build_fetch(
     """The per-ticker fetch for ``flow``'s kind over its provider chain (primary first).
 
     ``splits`` (daily_bars) collects new splits whose history must be re-fetched;
-    ``is_open`` (quotes) says whether a ticker's market is in session;
+    ``is_open`` (quotes) says whether a ticker's market is in session (default: on the
+    flow's calendars);
     ``state`` (daily_bars) makes the fetch incremental (flows/incremental.py).
     """
-    inputs = RunInputs(splits=splits, is_open=is_open or in_session, state=state)
+    inputs = RunInputs(splits=splits, is_open=is_open, state=state)
     return flow_kind(flow.kind).fetch(flow, providers, now, inputs)

@@ -32,7 +32,6 @@ from zoneinfo import ZoneInfo
 from finappd.config import FlowSettings, Settings
 from finappd.flows.incremental import BarState
 from finappd.flows.kinds import bar_state, flow_kind
-from finappd.flows.quotes import IsOpen, in_session
 from finappd.providers.limits import HEADROOM, Limits
 from finappd.providers.usage import provider_limits
 from finappd.store import Store, Writer
@@ -47,10 +46,9 @@ def planned_tickers(
     flow: FlowSettings,
     now: datetime,
     state: BarState | None,
-    is_open: IsOpen = in_session,
 ) -> list[str]:
     """The tickers a run of ``flow`` at ``now`` would send a request for, in order."""
-    return flow_kind(flow.kind).plan(flow, now, state, is_open)
+    return flow_kind(flow.kind).plan(flow, now, state)
 
 
 def estimate_seconds(

@@ -20,7 +20,7 @@ from finappd.flows.crypto import crypto_fetch
 from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
 from finappd.flows.fx import fx_fetch
 from finappd.flows.incremental import BarState, Incremental, load_state, window_since
-from finappd.flows.quotes import IsOpen, in_session, quotes_fetch
+from finappd.flows.quotes import IsOpen, flow_is_open, quotes_fetch
 from finappd.flows.run import Fetch
 from finappd.pairs import fx_pair
 from finappd.providers import BaseProvider
@@ -36,16 +36,16 @@ class RunInputs:
 
     #: Collects new splits whose older history must be re-fetched (daily bars).
     splits: SplitWatch | None = None
-    #: Whether a ticker's market is in session (quotes).
-    is_open: IsOpen = in_session
+    #: Whether a ticker's market is in session (quotes; None: the flow's calendars).
+    is_open: IsOpen | None = None
     #: The stored bars an incremental run plans from (daily bars; None: full lookback).
     state: BarState | None = None
 
 
 #: ``fetch(flow, providers, now, inputs)``: the per-ticker fetch of one run.
 BuildFetch = Callable[[FlowSettings, Sequence[BaseProvider], datetime, RunInputs], Fetch]
-#: ``plan(flow, now, state, is_open)``: the tickers a run would send a request for.
-Plan = Callable[[FlowSettings, datetime, BarState | None, IsOpen], list[str]]
+#: ``plan(flow, now, state)``: the tickers a run would send a request for.
+Plan = Callable[[FlowSettings, datetime, BarState | None], list[str]]
 #: ``history(providers, start, end)``: the per-ticker fetch of one date range.
 History = Callable[[Sequence[BaseProvider], date, date], Fetch]
 
@@ -66,8 +66,8 @@ class FlowKind:
     gaps: bool = False
     #: Whether a run plans from the stored bars (and ``incremental = false`` opts out).
     incremental: bool = False
-    #: The calendar its tickers trade on whatever their suffix (None: by suffix).
-    exchange: str | None = None
+    #: Whether a run asks each ticker's market if it is in session now.
+    market_hours: bool = False
 
 
 def _daily_bars(
@@ -82,7 +82,7 @@ def _daily_bars(
 def _quotes(
     flow: FlowSettings, providers: Sequence[BaseProvider], now: datetime, inputs: RunInputs
 ) -> Fetch:
-    return quotes_fetch(providers, now, inputs.is_open)
+    return quotes_fetch(providers, now, inputs.is_open or flow_is_open(flow))
 
 
 def _fx(
@@ -98,9 +98,7 @@ def _crypto(
     return crypto_fetch(flow, providers, now)
 
 
-def _plan_stored(
-    flow: FlowSettings, now: datetime, state: BarState | None, is_open: IsOpen
-) -> list[str]:
+def _plan_stored(flow: FlowSettings, now: datetime, state: BarState | None) -> list[str]:
     """Tickers with something new by the store and the calendar (all, without a state)."""
     if state is None:
         return list(flow.tickers)
@@ -108,10 +106,9 @@ def _plan_stored(
     return [t for t in flow.tickers if planner.range_for(t) is not None]
 
 
-def _plan_open(
-    flow: FlowSettings, now: datetime, state: BarState | None, is_open: IsOpen
-) -> list[str]:
+def _plan_open(flow: FlowSettings, now: datetime, state: BarState | None) -> list[str]:
     """Tickers whose market is in session."""
+    is_open = flow_is_open(flow)
     return [t for t in flow.tickers if is_open(t, now)]
 
 
@@ -123,16 +120,12 @@ def _is_pair(symbol: str) -> bool:
     return True
 
 
-def _plan_pairs(
-    flow: FlowSettings, now: datetime, state: BarState | None, is_open: IsOpen
-) -> list[str]:
+def _plan_pairs(flow: FlowSettings, now: datetime, state: BarState | None) -> list[str]:
     """Tickers that spell a currency pair."""
     return [t for t in flow.tickers if _is_pair(t)]
 
 
-def _plan_all(
-    flow: FlowSettings, now: datetime, state: BarState | None, is_open: IsOpen
-) -> list[str]:
+def _plan_all(flow: FlowSettings, now: datetime, state: BarState | None) -> list[str]:
     """Every ticker, once."""
     return list(flow.tickers)
 
@@ -156,7 +149,7 @@ FLOW_KINDS: Mapping[str, FlowKind] = MappingProxyType(
                 gaps=True,
                 incremental=True,
             ),
-            FlowKind("quotes", Capability.QUOTE, _quotes, _plan_open),
+            FlowKind("quotes", Capability.QUOTE, _quotes, _plan_open, market_hours=True),
             FlowKind("fx", Capability.FX, _fx, _plan_pairs, history=fx_fetch),
             FlowKind(
                 "crypto",
@@ -165,7 +158,6 @@ FLOW_KINDS: Mapping[str, FlowKind] = MappingProxyType(
                 _plan_all,
                 history=_bar_history,
                 gaps=True,
-                exchange="CRYPTO",
             ),
         )
     }
