@@ -148,7 +148,7 @@ def test_daily_bars_still_default_kind(tmp_path: Path) -> None:
 
 def test_every_flow_kind_is_one_row_some_provider_can_serve() -> None:
     """Each kind's row names itself, needs a capability some provider declares, and says
-    whether it has history (all but quotes) and gaps (the daily-bar kinds)."""
+    whether it has history (all but quotes), gaps (the daily-bar kinds) and market hours."""
     served = {c for cls in PROVIDER_KINDS.values() for c in cls.spec.capabilities}
     assert sorted(FLOW_KINDS) == ["crypto", "daily_bars", "fx", "quotes"]
     for name, row in FLOW_KINDS.items():
@@ -157,6 +157,7 @@ def test_every_flow_kind_is_one_row_some_provider_can_serve() -> None:
     assert {n for n, row in FLOW_KINDS.items() if row.history is None} == {"quotes"}
     assert {n for n, row in FLOW_KINDS.items() if row.gaps} == {"daily_bars", "crypto"}
     assert {n for n, row in FLOW_KINDS.items() if row.incremental} == {"daily_bars"}
+    assert {n for n, row in FLOW_KINDS.items() if row.market_hours} == {"quotes"}
 
 
 def test_an_unknown_flow_kind_is_refused_naming_the_key(tmp_path: Path) -> None:
