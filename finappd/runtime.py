@@ -20,10 +20,12 @@ from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
 from finappd.flows.incremental import load_state, window_since
+from finappd.instruments import InstrumentBook, fx_pairs_needed
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
+from finappd.store.instruments import delisted_until, write_setting
 
 __all__ = ["Runtime"]
 
@@ -122,22 +124,25 @@ class Runtime:
             provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
         now = now or datetime.now(UTC)
+        book = InstrumentBook(self.settings.instruments, self.settings.delisted)
+        tickers = await self.writer.call(self._tickers, flow.name, book, now)
         state = None
         if flow.kind == "daily_bars" and flow.incremental:
             since = window_since(now, flow.revision_days)
-            state = await self.writer.call(load_state, self.store, flow.tickers, since)
+            state = await self.writer.call(load_state, self.store, tickers, since)
         splits = SplitWatch()
         try:
             summary = await run_flow_once(
                 flow=flow.name,
                 trigger=trigger,
-                tickers=flow.tickers,
+                tickers=tickers,
                 num_workers=flow.num_workers,
                 deadline=flow.deadline.total_seconds(),
                 fetch=build_fetch(flow, chain, now, splits=splits, state=state),
                 providers=chain,
                 store=self.store,
                 writer=self.writer,
+                instruments=book,
             )
             await refetch_splits(
                 flow=flow.name,
@@ -151,3 +156,22 @@ class Runtime:
             # A run's usage is in SQLite when it ends, whatever the flush timer says.
             await self._drain([provider.ledger for provider in chain])
         return summary
+
+    def _tickers(self, name: str, book: InstrumentBook, now: datetime) -> list[str]:
+        """Flow ``name``'s tickers for a run at ``now`` (on the writer thread).
+
+        Delisted tickers wait for their ``next_check``; an ``fx`` flow also gets the pairs
+        that convert every instrument's currency into ``base_currency`` (also recorded in
+        ``settings`` for the ``closes_in_base`` view).
+        """
+        flow = self.settings.flow(name)
+        base = self.settings.base_currency
+        write_setting(self.store, "base_currency", base, now)
+        tickers = list(flow.tickers)
+        if flow.kind == "fx" and base is not None:
+            tickers += fx_pairs_needed(tickers, book.currencies(self.store), base)
+            return tickers
+        waiting = delisted_until(self.store, tickers, now)
+        if waiting:
+            log.info("tickers.delisted_skipped", flow=name, tickers=sorted(waiting))
+        return [t for t in tickers if t not in waiting]

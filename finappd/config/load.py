@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from finappd.config.instruments import DelistedSettings, InstrumentSettings, check_currency
 from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
 from finappd.config.values import FLOW_CAPABILITIES, Duration
 from finappd.errors import ConfigError
@@ -67,6 +68,15 @@ class Settings(BaseSettings):
     grace_period: Duration = timedelta(seconds=30)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     flows: list[FlowSettings] = Field(default_factory=list)
+    #: ISO 4217 code the ``closes_in_base`` views convert into; None: no conversion.
+    base_currency: str | None = None
+    instruments: dict[str, InstrumentSettings] = Field(default_factory=dict)
+    delisted: DelistedSettings = DelistedSettings()
+
+    @field_validator("base_currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        return check_currency(value, minor=False)
 
     @classmethod
     def settings_customise_sources(

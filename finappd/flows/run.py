@@ -20,6 +20,7 @@ import structlog
 
 from finappd.errors import FinappdError, ProviderError
 from finappd.flows.fanout import fanout_workflow
+from finappd.instruments import InstrumentBook
 from finappd.metrics import Gauge
 from finappd.providers import BaseProvider
 from finappd.records import Bar
@@ -79,7 +80,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> int:
+def _write_results(
+    store: Store, run_id: int, results: list[TickerResult], book: InstrumentBook | None = None
+) -> int:
     """Write a batch's errors and bars in one transaction; runs on the writer thread.
 
     One commit per batch, not per ticker: a commit costs more than a ticker's ~10 rows
@@ -88,18 +91,27 @@ def _write_results(store: Store, run_id: int, results: list[TickerResult]) -> in
     statements. Every ticker's rows still land whole or not at all, and the batch's
     outcomes are counted only once the commit is done, so a failed batch is
     recorded as failed as a whole.
+
+    ``book`` (default: no declarations) puts each ticker's bars in major units and
+    keeps its ``instruments`` row and not-found streak (finappd/instruments.py).
     """
     rows = 0
     now = _now()
+    book = book or InstrumentBook()
     by_provider: dict[tuple[str, str | None], list[Bar]] = {}
     with store.transaction():
         for result in results:
             if result.error_kind is None:
                 key = (result.provider, result.adjustment)
-                by_provider.setdefault(key, []).extend(result.bars)
+                bars = result.bars
+                if bars:
+                    bars = book.settle(store, result.symbol, result.provider, bars, now)
+                by_provider.setdefault(key, []).extend(bars)
                 if result.write is not None:
                     rows += result.write(store, now)
             else:
+                if result.error_kind == "not_found":
+                    book.not_found(store, result.symbol, result.provider, now)
                 store.record_error(
                     run_id,
                     result.symbol,
@@ -131,8 +143,10 @@ class _Run:
         fetch: Fetch,
         provider: str,
         queue_size: int,
+        book: InstrumentBook | None = None,
     ) -> None:
         self.summary = summary
+        self.book = book
         self.provider = provider
         self.store = store
         self.writer = writer
@@ -177,7 +191,7 @@ class _Run:
         try:
             with self.write_gauge.active():
                 rows = await self.writer.call(
-                    _write_results, self.store, self.summary.run_id, batch
+                    _write_results, self.store, self.summary.run_id, batch, self.book
                 )
         except FinappdError as exc:
             # A failed write fails these tickers but never loses the others or the run row.
@@ -281,8 +295,12 @@ async def run_flow_once(
     providers: Sequence[BaseProvider],
     store: Store,
     writer: Writer,
+    instruments: InstrumentBook | None = None,
 ) -> RunSummary:
-    """Run one flow over ``tickers`` within ``deadline`` seconds and record it."""
+    """Run one flow over ``tickers`` within ``deadline`` seconds and record it.
+
+    ``instruments`` carries the config's ``[instruments]`` declarations and delisting
+    policy to the writer (default: none declared, the default policy)."""
     started = time.monotonic()
     try:
         run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
@@ -294,7 +312,13 @@ async def run_flow_once(
     structlog.contextvars.bind_contextvars(run_id=run_id, flow=flow)
     log.info("run.started", trigger=trigger, tickers=len(tickers), num_workers=num_workers)
     run = _Run(
-        summary, store, writer, fetch, providers[0].name, queue_size=max(2 * num_workers, 64)
+        summary,
+        store,
+        writer,
+        fetch,
+        providers[0].name,
+        queue_size=max(2 * num_workers, 64),
+        book=instruments,
     )
     work = deque(tickers)
     lanes = max(1, min(num_workers, len(tickers)))

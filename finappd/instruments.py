@@ -1,0 +1,244 @@
+"""Instruments: each flow ticker's row built from what answers carry, and prices put in major units.
+
+No request is made for metadata: Yahoo's chart ``meta`` (currency, exchangeName,
+instrumentType, exchangeTimezoneName, longName/shortName) and Twelve Data's ``meta``
+ride on the bars as :class:`~finappd.records.InstrumentInfo`; crypto and FX pairs say
+their type and currency in the ticker itself (``BTC-USD``, ``EURUSD=X``, ``EUR/USD``).
+Precedence, lowest first: the ticker, the stored row, the newest answer, the config's
+``[instruments."<ticker>"]`` table.
+
+:class:`InstrumentBook` applies that on the writer thread, inside a run's batch
+transaction: it settles the unit of each ticker's bars (quality rule 8), converts them
+to the major unit, converts the ticker's pre-v4 bars once, upserts its row, and keeps
+the not-found streak that marks a ticker delisted and re-asks it only now and then.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+import structlog
+
+from finappd.config.instruments import DelistedSettings, InstrumentSettings
+from finappd.providers.frankfurter import fx_pair
+from finappd.quality import settle_unit
+from finappd.records import Bar, InstrumentInfo
+from finappd.store import Store
+from finappd.store.instruments import (
+    Instrument,
+    convert_unitless_bars,
+    last_close,
+    read_instruments,
+    record_found,
+    record_not_found,
+)
+from finappd.units import bar_in, unit_of
+
+__all__ = [
+    "YAHOO_MICS",
+    "InstrumentBook",
+    "from_ticker",
+    "fx_pairs_needed",
+    "instrument_type",
+    "merge",
+]
+
+log = structlog.get_logger(__name__)
+
+#: Yahoo ``exchangeName`` -> ISO 10383 MIC (operating-level code of the listing venue).
+YAHOO_MICS: dict[str, str] = {
+    "NMS": "XNAS", "NGM": "XNAS", "NCM": "XNAS", "NAS": "XNAS", "NYQ": "XNYS", "NYS": "XNYS",
+    "ASE": "XASE", "PCX": "ARCX", "BTS": "BATS", "LSE": "XLON", "IOB": "XLON", "PAR": "XPAR",
+    "AMS": "XAMS", "BRU": "XBRU", "LIS": "XLIS", "MIL": "XMIL", "EBS": "XSWX", "VTX": "XSWX",
+    "MCE": "XMAD", "STO": "XSTO", "HEL": "XHEL", "CPH": "XCSE", "OSL": "XOSL", "GER": "XETR",
+    "FRA": "XFRA", "HKG": "XHKG", "SHH": "XSHG", "SHZ": "XSHE", "NSI": "XNSE", "BSE": "XBOM",
+    "KSC": "XKRX", "KOE": "XKOS", "TAI": "XTAI", "TWO": "ROCO", "JPX": "XTKS", "TYO": "XTKS",
+    "ASX": "XASX", "TOR": "XTSE", "VAN": "XTSX", "SAO": "BVMF", "MEX": "XMEX", "JNB": "XJSE",
+    "TLV": "XTAE", "NZE": "XNZE", "SES": "XSES", "IST": "XIST", "WSE": "XWAR", "ICE": "XICE",
+}  # fmt: skip
+
+#: Providers' instrument types -> ``instruments.type``.
+_TYPES: dict[str, str] = {
+    "equity": "equity", "common stock": "equity", "preferred stock": "equity",
+    "depositary receipt": "equity", "reit": "equity", "etf": "etf", "mutualfund": "fund",
+    "mutual fund": "fund", "moneymarket": "fund", "index": "index", "currency": "fx",
+    "physical currency": "fx", "cryptocurrency": "crypto", "digital currency": "crypto",
+    "future": "future",
+}  # fmt: skip
+
+_CRYPTO = re.compile(r"^[A-Z0-9]{2,12}-([A-Z]{3,4})$")
+
+
+def instrument_type(provider_type: str | None) -> str | None:
+    """finappd's type (equity, etf, fund, index, fx, crypto, future) of a provider's word."""
+    return None if provider_type is None else _TYPES.get(provider_type.strip().lower())
+
+
+def from_ticker(symbol: str) -> Instrument:
+    """What the ticker alone says: ``^GSPC`` an index, ``BTC-USD`` crypto in USD, FX pairs."""
+    text = symbol.strip().upper()
+    if text.startswith("^"):
+        return Instrument(symbol, type="index")
+    if text.endswith("=F"):
+        return Instrument(symbol, type="future")
+    if text.endswith("=X") or "/" in text:
+        try:
+            quote = fx_pair(text)[1]
+        except ValueError:
+            return Instrument(symbol)
+        return Instrument(symbol, type="fx", currency=quote, quoted_unit=quote)
+    if (match := _CRYPTO.match(text)) is not None and unit_of(match[1]) is not None:
+        return Instrument(symbol, type="crypto", currency=match[1], quoted_unit=match[1])
+    return Instrument(symbol)
+
+
+def _answered(symbol: str, provider: str, info: InstrumentInfo) -> Instrument:
+    unit = unit_of(info.currency)
+    mic = info.mic or (None if info.exchange is None else YAHOO_MICS.get(info.exchange))
+    return Instrument(
+        symbol,
+        name=info.name,
+        type=instrument_type(info.instrument_type),
+        exchange=mic,
+        exchange_timezone=info.timezone,
+        currency=None if unit is None else unit.currency,
+        quoted_unit=None if unit is None else unit.code,
+        isin=info.isin,
+        provider=provider,
+    )
+
+
+def _declared(symbol: str, declared: InstrumentSettings) -> Instrument:
+    unit = unit_of(declared.currency)
+    return Instrument(
+        symbol,
+        name=declared.name,
+        type=declared.type,
+        exchange=declared.exchange,
+        exchange_timezone=declared.exchange_timezone,
+        currency=None if unit is None else unit.currency,
+        isin=declared.isin,
+    )
+
+
+def _over(low: Instrument, high: Instrument) -> Instrument:
+    """``low`` with every field ``high`` sets replaced."""
+    changes = {
+        f.name: value
+        for f in dataclasses.fields(high)
+        if f.name != "symbol" and (value := getattr(high, f.name)) is not None
+    }
+    return dataclasses.replace(low, **changes)
+
+
+def merge(
+    symbol: str,
+    *,
+    stored: Instrument | None = None,
+    answer: Instrument | None = None,
+    declared: InstrumentSettings | None = None,
+) -> Instrument:
+    """The instrument row: ticker, then stored row, then the answer, then the config."""
+    row = from_ticker(symbol)
+    for layer in (stored, answer, None if declared is None else _declared(symbol, declared)):
+        if layer is not None:
+            row = _over(row, layer)
+    return row
+
+
+class InstrumentBook:
+    """The config's declarations and delisting policy, applied to a run's results (writer thread)."""
+
+    def __init__(
+        self,
+        declared: Mapping[str, InstrumentSettings] | None = None,
+        delisted: DelistedSettings | None = None,
+    ) -> None:
+        self.declared = dict(declared or {})
+        self.policy = delisted or DelistedSettings()
+
+    def __repr__(self) -> str:
+        return (
+            f"<InstrumentBook declared={len(self.declared)} "
+            f"after_runs={self.policy.after_runs} recheck_every={self.policy.recheck_every}>"
+        )
+
+    def settle(
+        self, store: Store, symbol: str, provider: str, bars: Sequence[Bar], now: datetime
+    ) -> list[Bar]:
+        """``bars`` in major units with their currency; the ticker's row upserted."""
+        stored = read_instruments(store, [symbol]).get(symbol)
+        info = next((b.info for b in reversed(bars) if b.info is not None), None)
+        answer = None if info is None else _answered(symbol, provider, info)
+        declared = self.declared.get(symbol)
+        answered = unit_of(bars[-1].currency) if bars else None
+        known = unit_of(stored.quoted_unit) if stored is not None else None
+        if answered is None and known is None:
+            fallback = merge(symbol, declared=declared)
+            # A declared minor unit (currency = "GBp") is the unit when no answer names one.
+            declared_unit = None if declared is None else declared.currency
+            answered = unit_of(declared_unit or fallback.quoted_unit or fallback.currency)
+        if answered is not None and (stored is None or stored.quoted_unit is None):
+            # The first unit met for this ticker: its pre-v4 rows from this provider are in it.
+            convert_unitless_bars(store, symbol, provider, answered)
+        reference = last_close(store, symbol) if stored is not None or answered else None
+        verdict = settle_unit(answered, known, [b.close for b in bars], reference)
+        if verdict.reason is not None:
+            emit = log.info if verdict.unit is answered and verdict.factor == 1 else log.warning
+            emit("bars.unit", symbol=symbol, provider=provider, reason=verdict.reason)
+        unit = verdict.effective
+        row = merge(symbol, stored=stored, answer=answer, declared=declared)
+        if verdict.unit is not None:
+            row = dataclasses.replace(row, quoted_unit=verdict.unit.code)
+            if row.currency is None:
+                row = dataclasses.replace(row, currency=verdict.unit.currency)
+        record_found(store, dataclasses.replace(row, provider=provider), now)
+        if unit is None:
+            return [dataclasses.replace(b, currency=None) for b in bars]
+        return [dataclasses.replace(bar_in(b, unit), currency=unit.currency) for b in bars]
+
+    def not_found(self, store: Store, symbol: str, provider: str, now: datetime) -> None:
+        """One more run found no ``symbol``; logs ``ticker.delisted`` when it is marked."""
+        streak = record_not_found(
+            store,
+            symbol,
+            provider,
+            now,
+            after_runs=self.policy.after_runs,
+            recheck_every_s=self.policy.recheck_every.total_seconds(),
+        )
+        if streak.delisted:
+            log.warning(
+                "ticker.delisted",
+                symbol=symbol,
+                provider=provider,
+                not_found_runs=streak.runs,
+                next_check=None if streak.next_check is None else streak.next_check.isoformat(),
+            )
+
+    def currencies(self, store: Store) -> set[str]:
+        """The ISO currencies of the stored and the declared instruments."""
+        found = {row.currency for row in read_instruments(store).values() if row.currency}
+        for declared in self.declared.values():
+            if (unit := unit_of(declared.currency)) is not None:
+                found.add(unit.currency)
+        return found
+
+
+def fx_pairs_needed(tickers: Iterable[str], currencies: Iterable[str], base: str) -> list[str]:
+    """``C/BASE`` for each currency not yet converted into ``base`` by one of ``tickers``."""
+    have: set[tuple[str, str]] = set()
+    for ticker in tickers:
+        try:
+            first, second = fx_pair(ticker)
+        except ValueError:
+            continue
+        have |= {(first, second), (second, first)}
+    return [
+        f"{currency}/{base}"
+        for currency in sorted(currencies)
+        if currency != base and (currency, base) not in have
+    ]

@@ -1,0 +1,187 @@
+"""Reads and writes of ``instruments`` and ``settings``, and the one-time conversion of v3 bars.
+
+Like :mod:`finappd.store.market`, each function takes the :class:`~finappd.store.Store`,
+runs on the writer thread, and joins the transaction already open (a flow's batch).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+from finappd.store.store import Store
+from finappd.units import Unit
+
+__all__ = [
+    "Instrument",
+    "NotFound",
+    "convert_unitless_bars",
+    "delisted_until",
+    "last_close",
+    "read_instruments",
+    "record_found",
+    "record_not_found",
+    "write_setting",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """The descriptive columns of one ``instruments`` row (see ``InstrumentTable``)."""
+
+    symbol: str
+    name: str | None = None
+    type: str | None = None
+    exchange: str | None = None
+    exchange_timezone: str | None = None
+    currency: str | None = None
+    quoted_unit: str | None = None
+    isin: str | None = None
+    provider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """A ticker's not-found streak after one more "no such symbol"."""
+
+    runs: int
+    delisted: bool
+    next_check: datetime | None
+
+
+_COLUMNS = tuple(f.name for f in fields(Instrument))
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+@contextmanager
+def _conn(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
+    # Store._write is the store's one transaction primitive (join-or-begin, StoreError).
+    with store._write(operation) as conn:
+        yield conn
+
+
+def read_instruments(store: Store, symbols: Iterable[str] | None = None) -> dict[str, Instrument]:
+    """The stored instruments (all of them, or those of ``symbols``), by symbol."""
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM instruments"
+    with _conn(store, "read_instruments") as conn:
+        if symbols is None:
+            rows = conn.execute(sql).fetchall()
+        else:
+            rows = [
+                row
+                for symbol in dict.fromkeys(symbols)
+                for row in conn.execute(sql + " WHERE symbol = ?", (symbol,))
+            ]
+    return {row[0]: Instrument(*row) for row in rows}
+
+
+def record_found(store: Store, instrument: Instrument, now: datetime) -> None:
+    """Upsert ``instrument`` as seen at ``now``: last_seen moves, the not-found streak ends."""
+    values = [getattr(instrument, name) for name in _COLUMNS]
+    at = _text(now)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    with _conn(store, f"record_found of {instrument.symbol}") as conn:
+        conn.execute(
+            f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "
+            "not_found_runs, delisted, next_check, updated_at) "
+            f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, 0, 0, NULL, ?) "
+            f"ON CONFLICT (symbol) DO UPDATE SET {updates}, "
+            "first_seen = COALESCE(instruments.first_seen, excluded.first_seen), "
+            "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
+            "next_check = NULL, updated_at = excluded.updated_at",
+            (*values, at, at, at),
+        )
+
+
+def record_not_found(
+    store: Store,
+    symbol: str,
+    provider: str,
+    now: datetime,
+    *,
+    after_runs: int,
+    recheck_every_s: float,
+) -> NotFound:
+    """Count one more run that found no ``symbol``; from ``after_runs`` on it is delisted.
+
+    A delisted ticker's ``next_check`` is ``now + recheck_every_s``: until then runs skip it.
+    """
+    at = _text(now)
+    with _conn(store, f"record_not_found of {symbol}") as conn:
+        conn.execute(
+            "INSERT INTO instruments (symbol, provider, not_found_runs, delisted, updated_at) "
+            "VALUES (?, ?, 0, 0, ?) ON CONFLICT (symbol) DO NOTHING",
+            (symbol, provider, at),
+        )
+        runs: int = conn.execute(
+            "UPDATE instruments SET not_found_runs = not_found_runs + 1, updated_at = ? "
+            "WHERE symbol = ? RETURNING not_found_runs",
+            (at, symbol),
+        ).fetchone()[0]
+        if runs < after_runs:
+            return NotFound(runs, False, None)
+        next_check = datetime.fromtimestamp(now.timestamp() + recheck_every_s, UTC)
+        conn.execute(
+            "UPDATE instruments SET delisted = 1, next_check = ? WHERE symbol = ?",
+            (_text(next_check), symbol),
+        )
+    return NotFound(runs, True, next_check)
+
+
+def delisted_until(store: Store, symbols: Iterable[str], now: datetime) -> dict[str, str]:
+    """Of ``symbols``, the delisted ones not due for a re-check at ``now``: symbol -> next_check."""
+    wanted = set(symbols)
+    with _conn(store, "delisted_until") as conn:
+        rows = conn.execute(
+            "SELECT symbol, next_check FROM instruments WHERE delisted = 1 AND next_check > ?",
+            (_text(now),),
+        ).fetchall()
+    return {symbol: next_check for symbol, next_check in rows if symbol in wanted}
+
+
+def last_close(store: Store, symbol: str) -> float | None:
+    """The newest daily close of ``symbol`` stored with a currency (i.e. in a major unit)."""
+    with _conn(store, f"last_close of {symbol}") as conn:
+        row = conn.execute(
+            "SELECT close FROM bars WHERE symbol = ? AND interval = '1d' "
+            "AND currency IS NOT NULL ORDER BY ts DESC LIMIT 1",
+            (symbol,),
+        ).fetchone()
+    return None if row is None else float(row[0])
+
+
+def convert_unitless_bars(store: Store, symbol: str, provider: str, unit: Unit) -> int:
+    """Bars of ``symbol`` from ``provider`` written before v4 with no unit: now in ``unit``.
+
+    Their prices are divided into the major unit and get ``unit.currency``, so they are
+    converted exactly once (the ``currency IS NULL`` guard); returns how many.
+    """
+    per = float(unit.per_major)
+    with _conn(store, f"convert_unitless_bars of {symbol}") as conn:
+        cursor = conn.execute(
+            "UPDATE bars SET open = open / ?, high = high / ?, low = low / ?, close = close / ?, "
+            "adj_close = adj_close / ?, currency = ? "
+            "WHERE symbol = ? AND provider = ? AND currency IS NULL",
+            (per, per, per, per, per, unit.currency, symbol, provider),
+        )
+    return cursor.rowcount
+
+
+def write_setting(store: Store, key: str, value: str | None, now: datetime) -> None:
+    """Set (or, with None, remove) one ``settings`` row, e.g. ``base_currency``."""
+    with _conn(store, f"write_setting {key}") as conn:
+        if value is None:
+            conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+        else:
+            conn.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value, "
+                "updated_at = excluded.updated_at",
+                (key, value, _text(now)),
+            )
