@@ -109,6 +109,8 @@ def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> B
     return {
         "currency": listing.currency,
         "symbol": symbol,
+        "longName": f"{symbol} Simulated",
+        "shortName": symbol,
         "exchangeName": listing.exchange_name,
         "instrumentType": listing.instrument_type,
         "firstTradeDate": EARLIEST,

@@ -42,14 +42,14 @@ CREATE TABLE bars (
 
 #: ``latest_close`` as version 1 created it (v4 added ``currency``).
 _LATEST_CLOSE_V1 = """
-CREATE VIEW latest_close AS
-SELECT b.symbol, b.ts, b.close, b.adj_close, b.provider
-FROM bars AS b
-WHERE b.interval = '1d'
-  AND b.ts = (
-    SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = b.symbol AND m.interval = '1d'
-  )
-"""
+    CREATE VIEW latest_close AS
+    SELECT b.symbol, b.ts, b.close, b.adj_close, b.provider
+    FROM bars AS b
+    WHERE b.interval = '1d'
+      AND b.ts = (
+        SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = b.symbol AND m.interval = '1d'
+      )
+    """
 
 
 def _create_v1(conn: sqlite3.Connection) -> None:
@@ -138,17 +138,26 @@ def _units_v4(conn: sqlite3.Connection) -> None:
         """
         INSERT INTO instruments (symbol, currency, quoted_unit, provider, first_seen,
                                  last_seen, not_found_runs, delisted, updated_at)
-        SELECT s.symbol, u.currency, u.code, s.provider, s.first_seen, s.last_seen, 0, 0,
-               s.last_seen
+        SELECT s.symbol,
+               COALESCE(
+                 (SELECT u.currency FROM _unit AS u
+                  WHERE u.symbol = s.symbol AND u.provider = s.provider),
+                 (SELECT u.currency FROM _unit AS u WHERE u.symbol = s.symbol
+                  ORDER BY u.provider LIMIT 1)),
+               COALESCE(
+                 (SELECT u.code FROM _unit AS u
+                  WHERE u.symbol = s.symbol AND u.provider = s.provider),
+                 (SELECT u.code FROM _unit AS u WHERE u.symbol = s.symbol
+                  ORDER BY u.provider LIMIT 1)),
+               s.provider, s.first_seen, s.last_seen, 0, 0, s.last_seen
         FROM (
           SELECT symbol, MIN(fetched_at) AS first_seen, MAX(fetched_at) AS last_seen,
                  (SELECT x.provider FROM bars AS x WHERE x.symbol = a.symbol
-                  ORDER BY x.fetched_at DESC LIMIT 1) AS provider
+                  ORDER BY x.fetched_at DESC, x.ts DESC LIMIT 1) AS provider
           FROM (SELECT symbol, fetched_at FROM bars
                 UNION ALL SELECT symbol, fetched_at FROM quotes) AS a
           GROUP BY symbol
         ) AS s
-        LEFT JOIN _unit AS u ON u.symbol = s.symbol AND u.provider = s.provider
         """
     )
     conn.execute("DROP TABLE _unit")
