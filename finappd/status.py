@@ -25,6 +25,7 @@ from finappd.config import FlowSettings, Settings
 from finappd.errors import StoreError
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
+from finappd.store.instruments import Streak, not_found_streaks
 
 __all__ = [
     "EXIT_STALE",
@@ -234,11 +235,19 @@ def _run_text(run: RunRow, now: datetime) -> str:
     )
 
 
+def _streak_text(streak: Streak) -> str:
+    runs = f"not found in {streak.not_found_runs} runs in a row"
+    if streak.delisted:
+        return f"{streak.symbol} delisted? {runs}, asked again after {streak.next_check}"
+    return f"{streak.symbol} {runs}"
+
+
 def _print_text(
     health: list[FlowHealth],
     providers: list[dict[str, Any]],
     settings: Settings,
     now: datetime,
+    streaks: Sequence[Streak] = (),
 ) -> None:
     for h in health:
         print(f"{h.flow}: {'ok' if h.problem is None else 'STALE'}  ({h.schedule})")
@@ -263,6 +272,8 @@ def _print_text(
         if "state" in p:
             detail = f": {p['state_detail']}" if "state_detail" in p else ""
             print(f"  state      {p['state']} as of run #{p['state_run']}{detail}")
+    for streak in streaks:
+        print(f"ticker {_streak_text(streak)}")
 
 
 def print_status(
@@ -299,6 +310,7 @@ def print_status(
         counts = store.bar_counts()
         usage = usage_report(store, settings, now)
         providers = provider_health(settings, store, runs)
+        streaks = not_found_streaks(store)
     finally:
         store.close()
     healthy = all(h.problem is None for h in health)
@@ -312,11 +324,12 @@ def print_status(
             "usage": usage,
             "runs": [asdict(r) for r in runs],
             "bars": {"symbols": len(counts), "rows": sum(counts.values())},
+            "not_found": [asdict(s) for s in streaks],
         }
         print(json.dumps(data, default=str))
     else:
         print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
-        _print_text(health, providers, settings, now)
+        _print_text(health, providers, settings, now, streaks)
         for line in format_usage(usage):
             print(f"usage {line}")
     if check and not healthy:

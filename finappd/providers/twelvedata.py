@@ -93,14 +93,17 @@ def _meta_text(meta: Mapping[str, Any], key: str) -> str | None:
 def series_info(payload: Mapping[str, Any]) -> InstrumentInfo | None:
     """What a ``time_series`` ``meta`` says of the instrument (currency, venue, MIC, type).
 
-    A pair's ``meta`` has ``currency_base``/``currency_quote`` instead of ``currency``:
-    its prices are in the quote currency.
+    A pair's ``meta`` names its currencies in words (``currency_quote: "US Dollar"``)
+    instead of a ``currency``: its prices are in the quote currency, the code after the
+    slash of its ``symbol`` (``EUR/USD``).
     """
     meta = payload.get("meta")
     if not isinstance(meta, dict):
         return None
+    symbol = _meta_text(meta, "symbol") or ""
+    quote = symbol.partition("/")[2] if "currency_quote" in meta else ""
     return InstrumentInfo(
-        currency=_meta_text(meta, "currency") or _meta_text(meta, "currency_quote"),
+        currency=_meta_text(meta, "currency") or (quote if len(quote) == 3 else None),
         instrument_type=_meta_text(meta, "type"),
         exchange=_meta_text(meta, "exchange"),
         mic=_meta_text(meta, "mic_code"),

@@ -18,9 +18,11 @@ from finappd.units import Unit
 __all__ = [
     "Instrument",
     "NotFound",
+    "Streak",
     "convert_unitless_bars",
     "delisted_until",
     "last_close",
+    "not_found_streaks",
     "read_instruments",
     "record_found",
     "record_not_found",
@@ -66,10 +68,17 @@ def _conn(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
+@contextmanager
+def _read(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
+    # Reads need no write lock, so they work on a read-only store (``finappd status``).
+    with store._guard(operation) as conn:
+        yield conn
+
+
 def read_instruments(store: Store, symbols: Iterable[str] | None = None) -> dict[str, Instrument]:
     """The stored instruments (all of them, or those of ``symbols``), by symbol."""
     sql = f"SELECT {', '.join(_COLUMNS)} FROM instruments"
-    with _conn(store, "read_instruments") as conn:
+    with _read(store, "read_instruments") as conn:
         if symbols is None:
             rows = conn.execute(sql).fetchall()
         else:
@@ -137,7 +146,7 @@ def record_not_found(
 def delisted_until(store: Store, symbols: Iterable[str], now: datetime) -> dict[str, str]:
     """Of ``symbols``, the delisted ones not due for a re-check at ``now``: symbol -> next_check."""
     wanted = set(symbols)
-    with _conn(store, "delisted_until") as conn:
+    with _read(store, "delisted_until") as conn:
         rows = conn.execute(
             "SELECT symbol, next_check FROM instruments WHERE delisted = 1 AND next_check > ?",
             (_text(now),),
@@ -145,9 +154,30 @@ def delisted_until(store: Store, symbols: Iterable[str], now: datetime) -> dict[
     return {symbol: next_check for symbol, next_check in rows if symbol in wanted}
 
 
+@dataclass(frozen=True, slots=True)
+class Streak:
+    """A ticker in a not-found streak, as ``finappd status`` shows it."""
+
+    symbol: str
+    not_found_runs: int
+    delisted: bool
+    next_check: str | None
+    last_seen: str | None
+
+
+def not_found_streaks(store: Store) -> list[Streak]:
+    """Tickers whose newest runs found no such symbol, delisted first, then by symbol."""
+    with _read(store, "not_found_streaks") as conn:
+        rows = conn.execute(
+            "SELECT symbol, not_found_runs, delisted, next_check, last_seen FROM instruments "
+            "WHERE not_found_runs > 0 ORDER BY delisted DESC, symbol"
+        ).fetchall()
+    return [Streak(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+
 def last_close(store: Store, symbol: str) -> float | None:
     """The newest daily close of ``symbol`` stored with a currency (i.e. in a major unit)."""
-    with _conn(store, f"last_close of {symbol}") as conn:
+    with _read(store, f"last_close of {symbol}") as conn:
         row = conn.execute(
             "SELECT close FROM bars WHERE symbol = ? AND interval = '1d' "
             "AND currency IS NOT NULL ORDER BY ts DESC LIMIT 1",
