@@ -150,7 +150,7 @@ def merge(
 
 
 class InstrumentBook:
-    """The config's declarations and delisting policy, applied to a run's results (writer thread)."""
+    """The config's declarations and delisting policy, applied to a run's results on the writer."""
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+
 from finappd.records import Bar, Dividend, Quote
 
 __all__ = ["MINOR_UNITS", "Unit", "bar_in", "dividend_in", "quote_in", "unit_of"]

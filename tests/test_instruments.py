@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from finappd.config import Settings
+from finappd.config import Settings, load_settings
 from finappd.config.instruments import InstrumentSettings
 from finappd.errors import ConfigError
-from finappd.config import load_settings
 from finappd.instruments import InstrumentBook, from_ticker, fx_pairs_needed, instrument_type, merge
 from finappd.providers.twelvedata import series_info
 from finappd.providers.yahoo_chart import chart_info
@@ -109,7 +108,11 @@ def test_chart_meta_and_twelvedata_meta_become_instrument_info() -> None:
     )
     words = {"currency_base": "Euro", "currency_quote": "US Dollar", "type": "Physical Currency"}
     pair = series_info({"meta": {"symbol": "EUR/USD", **words}})
-    assert pair is not None and (pair.currency, pair.instrument_type) == ("USD", "Physical Currency")
+    assert pair is not None
+    assert (pair.currency, pair.instrument_type) == (
+        "USD",
+        "Physical Currency",
+    )
 
 
 def test_merge_layers_ticker_stored_answer_then_config() -> None:
@@ -152,15 +155,28 @@ def test_config_validates_instrument_declarations(tmp_path: Path) -> None:
     assert load_settings(config).instruments["VOD.L"].currency == "GBp"
 
 
-def _bars(closes: list[float], currency: str | None, info: InstrumentInfo | None = None) -> list[Bar]:
+def _bars(
+    closes: list[float], currency: str | None, info: InstrumentInfo | None = None
+) -> list[Bar]:
     return [
-        Bar("VOD.L", date(2025, 3, 3 + i), None, None, None, c, None, None, currency=currency, info=info)
+        Bar(
+            "VOD.L",
+            date(2025, 3, 3 + i),
+            None,
+            None,
+            None,
+            c,
+            None,
+            None,
+            currency=currency,
+            info=info,
+        )
         for i, c in enumerate(closes)
     ]
 
 
 def test_settle_converts_records_and_lets_the_config_override(tmp_path: Path) -> None:
-    """Pence become pounds with currency GBP; the row has the answer's facts and the config's ISIN."""
+    """Pence become pounds (GBP); the row has the answer's facts and the config's name and ISIN."""
     info = chart_info(
         {
             "currency": "GBp",
@@ -190,7 +206,7 @@ def test_settle_converts_records_and_lets_the_config_override(tmp_path: Path) ->
 
 
 def test_a_unit_label_that_flips_is_caught_and_logged(tmp_path: Path) -> None:
-    """An answer labelled GBP whose numbers are pence is stored in pounds, with a bars.unit warning."""
+    """An answer labelled GBP whose numbers are pence is stored in pounds, with a warning."""
     book = InstrumentBook()
     with Store(tmp_path / "s.sqlite3") as store:
         first = book.settle(store, "VOD.L", "yahoo", _bars([72.0, 72.4], "GBp"), NOW)
@@ -199,14 +215,17 @@ def test_a_unit_label_that_flips_is_caught_and_logged(tmp_path: Path) -> None:
             second = book.settle(store, "VOD.L", "yahoo", _bars([72.5, 72.6, 72.8], "GBP"), NOW)
     assert [b.close for b in second] == [72.5 / 100, 72.6 / 100, 72.8 / 100]
     [event] = [e for e in logs if e["event"] == "bars.unit"]
-    assert event["symbol"] == "VOD.L" and event["log_level"] == "warning"
+    assert event["symbol"] == "VOD.L"
+    assert event["log_level"] == "warning"
     assert event["reason"].startswith("unit_changed: the answer says GBP but its prices are in GBp")
 
 
 def _delisting_settings(tmp_path: Path, url: str) -> Settings:
     fast = {"base_url": url, "rate": "10000/minute", "backoff": "1ms", "backoff_max": "10ms"}
     settings = one_flow(tmp_path / "d.sqlite3", "yahoo", fast, ["AAPL", "ZZZGONE"])
-    return settings.model_copy(update={"delisted": settings.delisted.model_copy(update={"after_runs": 2})})
+    return settings.model_copy(
+        update={"delisted": settings.delisted.model_copy(update={"after_runs": 2})}
+    )
 
 
 async def test_a_ticker_not_found_run_after_run_is_marked_and_asked_weekly(

@@ -58,7 +58,7 @@ def sim_close(symbol: str, day: str) -> float:
 async def test_latest_close_is_in_major_units_with_currency(
     tmp_path: Path, sim_server: MakeServer
 ) -> None:
-    """latest_close: VOD.L in GBP at the pence ÷ 100, NPN.JO in ZAR at the cents ÷ 100, others as quoted."""
+    """latest_close: VOD.L in GBP at the pence ÷ 100, NPN.JO in ZAR at cents ÷ 100, others as is."""
     sim = await sim_server()
     assert sim.url is not None
     async with Runtime(settings_for(tmp_path, sim.url)) as runtime:
@@ -100,7 +100,7 @@ async def test_latest_close_is_in_major_units_with_currency(
 async def test_fx_flow_fetches_the_pairs_instruments_need(
     tmp_path: Path, sim_server: MakeServer
 ) -> None:
-    """The fx flow lists EUR/USD only, yet GBP, ZAR, JPY, HKD to USD arrive and every close converts."""
+    """The fx flow lists EUR/USD only, yet GBP, ZAR, JPY, HKD to USD arrive; all closes convert."""
     sim = await sim_server()
     assert sim.url is not None
     async with Runtime(settings_for(tmp_path, sim.url)) as runtime:

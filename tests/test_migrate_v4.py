@@ -106,15 +106,14 @@ def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
 
 
 def _counts(path: Path) -> dict[str, int]:
-    return {t: _rows(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in TABLES}  # type: ignore[misc]
+    counts = {t: _rows(path, f"SELECT COUNT(*) FROM {t}")[0][0] for t in TABLES}  # noqa: S608
+    return {t: int(str(n)) for t, n in counts.items()}
 
 
 def _bars(path: Path, symbol: str) -> list[tuple[object, ...]]:
-    return _rows(
-        path,
-        "SELECT ts, provider, open, high, low, close, adj_close, currency FROM bars "
-        f"WHERE symbol = '{symbol}' AND interval = '1d' ORDER BY ts",
-    )
+    sql = "SELECT ts, provider, open, high, low, close, adj_close, currency FROM bars "
+    sql += f"WHERE symbol = '{symbol}' AND interval = '1d' ORDER BY ts"
+    return _rows(path, sql)
 
 
 @pytest.fixture
@@ -126,9 +125,7 @@ def v3(tmp_path: Path) -> Path:
 
 def test_frozen_steps_build_the_previous_release_schema(v3: Path) -> None:
     """MIGRATIONS[:3] still build exactly the schema v3 shipped (dumped from that release)."""
-    dump = _rows(
-        v3, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name"
-    )
+    dump = _rows(v3, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name")
     assert ";\n".join(str(r[0]).strip() for r in dump) + ";\n" == V3_SQL.read_text()
 
 
@@ -175,7 +172,9 @@ def test_every_row_is_kept_and_minor_units_converted_once(v3: Path) -> None:
 def test_unitless_rows_are_converted_by_the_first_answer_naming_the_unit(v3: Path) -> None:
     """NPN.JO's pre-v4 cents become rand when Yahoo next answers ZAc, and never again."""
     book = InstrumentBook()
-    answer = [Bar("NPN.JO", date(2025, 3, 11), None, None, None, 312500.0, None, None, currency="ZAc")]
+    answer = [
+        Bar("NPN.JO", date(2025, 3, 11), None, None, None, 312500.0, None, None, currency="ZAc")
+    ]
     with Store(v3) as store:
         for _ in range(2):
             with store.transaction():

@@ -160,7 +160,7 @@ def test_steps_apply_in_order_and_a_failed_step_rolls_back(
 
 
 def test_latest_close_view_returns_newest_daily_bar_per_symbol(tmp_path: Path) -> None:
-    """latest_close has one row per symbol: its newest daily bar (with its currency), no intraday."""
+    """latest_close has one row per symbol: its newest daily bar with its currency, no intraday."""
     path = tmp_path / "view.db"
     with Store(path) as store:
         bars = [

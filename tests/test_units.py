@@ -1,4 +1,4 @@
-"""Units: provider codes to ISO 4217 major units (finappd.units) and quality rule 8, the unit change."""
+"""Units: provider codes to ISO 4217 major units (finappd.units); quality rule 8, unit changes."""
 
 from __future__ import annotations
 
@@ -103,4 +103,5 @@ def test_a_currency_change_is_not_judged_by_size() -> None:
     usd = Unit("USD", "USD")
     verdict = settle_unit(usd, PENCE, [0.9, 0.91], 0.72)
     assert verdict.unit == usd
-    assert verdict.reason is not None and verdict.reason.startswith("unit_changed")
+    assert verdict.reason is not None
+    assert verdict.reason.startswith("unit_changed")

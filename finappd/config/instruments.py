@@ -80,7 +80,7 @@ class InstrumentSettings(BaseModel):
 
 
 class DelistedSettings(BaseModel):
-    """When a ticker that keeps answering "no such symbol" is marked and how often it is re-asked."""
+    """When a ticker answering "no such symbol" run after run is marked, and how often re-asked."""
 
     model_config = ConfigDict(extra="forbid")
 

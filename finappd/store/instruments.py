@@ -77,7 +77,7 @@ def _read(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
 
 def read_instruments(store: Store, symbols: Iterable[str] | None = None) -> dict[str, Instrument]:
     """The stored instruments (all of them, or those of ``symbols``), by symbol."""
-    sql = f"SELECT {', '.join(_COLUMNS)} FROM instruments"
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM instruments"  # noqa: S608 (column constants)
     with _read(store, "read_instruments") as conn:
         if symbols is None:
             rows = conn.execute(sql).fetchall()
@@ -97,7 +97,7 @@ def record_found(store: Store, instrument: Instrument, now: datetime) -> None:
     updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
     with _conn(store, f"record_found of {instrument.symbol}") as conn:
         conn.execute(
-            f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "
+            f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "  # noqa: S608
             "not_found_runs, delisted, next_check, updated_at) "
             f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, 0, 0, NULL, ?) "
             f"ON CONFLICT (symbol) DO UPDATE SET {updates}, "

@@ -36,10 +36,10 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "CLOSE_ADJUSTMENT",
+    "INSTRUMENT_TYPES",
     "LATEST_QUOTE_DDL",
     "RUN_STATUSES",
     "VIEWS_DDL",
-    "INSTRUMENT_TYPES",
     "BackfillChunkTable",
     "BarTable",
     "DividendTable",
