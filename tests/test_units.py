@@ -50,7 +50,9 @@ def test_bar_in_divides_every_price_but_not_volume() -> None:
     converted = bar_in(bar, PENCE)
     assert (converted.open, converted.high, converted.low) == (72.0 / 100, 73.0 / 100, None)
     assert (converted.close, converted.adj_close, converted.volume) == (72.4 / 100, 68.6 / 100, 5e7)
-    assert bar_in(bar, POUNDS) is bar
+    relabelled = bar_in(bar, POUNDS)
+    assert (relabelled.close, relabelled.currency) == (72.4, "GBP")
+    assert bar_in(relabelled, POUNDS) is relabelled
 
 
 def test_quotes_and_dividends_in_minor_units_are_converted() -> None:

@@ -100,13 +100,13 @@ def _write_results(
     book = book or InstrumentBook()
     by_provider: dict[tuple[str, str | None], list[Bar]] = {}
     with store.transaction():
+        landed = [r for r in results if r.error_kind is None and r.bars]
+        settled = book.settle_batch(store, [(r.symbol, r.provider, r.bars) for r in landed], now)
+        major = {id(r): bars for r, bars in zip(landed, settled, strict=True)}
         for result in results:
             if result.error_kind is None:
                 key = (result.provider, result.adjustment)
-                bars = result.bars
-                if bars:
-                    bars = book.settle(store, result.symbol, result.provider, bars, now)
-                by_provider.setdefault(key, []).extend(bars)
+                by_provider.setdefault(key, []).extend(major.get(id(result), ()))
                 if result.write is not None:
                     rows += result.write(store, now)
             else:

@@ -7,7 +7,7 @@ runs on the writer thread, and joins the transaction already open (a flow's batc
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -21,11 +21,12 @@ __all__ = [
     "Streak",
     "convert_unitless_bars",
     "delisted_until",
-    "last_close",
+    "last_closes",
     "not_found_streaks",
     "read_instruments",
     "record_found",
     "record_not_found",
+    "record_seen",
     "write_setting",
 ]
 
@@ -75,6 +76,16 @@ def _read(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
         yield conn
 
 
+#: Most symbols one ``IN (...)`` list carries (SQLite allows 32766 parameters).
+_CHUNK = 500
+
+
+def _chunks(symbols: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(symbols))
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start : start + _CHUNK]
+
+
 def read_instruments(store: Store, symbols: Iterable[str] | None = None) -> dict[str, Instrument]:
     """The stored instruments (all of them, or those of ``symbols``), by symbol."""
     sql = f"SELECT {', '.join(_COLUMNS)} FROM instruments"  # noqa: S608 (column constants)
@@ -82,21 +93,47 @@ def read_instruments(store: Store, symbols: Iterable[str] | None = None) -> dict
         if symbols is None:
             rows = conn.execute(sql).fetchall()
         else:
-            rows = [
-                row
-                for symbol in dict.fromkeys(symbols)
-                for row in conn.execute(sql + " WHERE symbol = ?", (symbol,))
-            ]
+            rows = []
+            for chunk in _chunks(symbols):
+                where = f" WHERE symbol IN ({', '.join('?' * len(chunk))})"
+                rows += conn.execute(sql + where, chunk).fetchall()
     return {row[0]: Instrument(*row) for row in rows}
 
 
-def record_found(store: Store, instrument: Instrument, now: datetime) -> None:
-    """Upsert ``instrument`` as seen at ``now``: last_seen moves, the not-found streak ends."""
-    values = [getattr(instrument, name) for name in _COLUMNS]
+def last_closes(store: Store, symbols: Iterable[str]) -> dict[str, float]:
+    """Each of ``symbols``' newest daily close stored with a currency (a major unit)."""
+    found: dict[str, float] = {}
+    with _read(store, "last_closes") as conn:
+        for chunk in _chunks(symbols):
+            rows = conn.execute(
+                "SELECT i.symbol, (SELECT b.close FROM bars AS b WHERE b.symbol = i.symbol "  # noqa: S608 (only ?s)
+                "AND b.interval = '1d' AND b.currency IS NOT NULL ORDER BY b.ts DESC LIMIT 1) "
+                f"FROM instruments AS i WHERE i.symbol IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((symbol, float(close)) for symbol, close in rows if close is not None)
+    return found
+
+
+def record_seen(store: Store, symbols: Sequence[str], now: datetime) -> None:
+    """Instruments of ``symbols``, unchanged, seen again at ``now``: one statement per chunk."""
+    at = _text(now)
+    with _conn(store, f"record_seen of {len(symbols)} instruments") as conn:
+        for chunk in _chunks(symbols):
+            conn.execute(
+                "UPDATE instruments SET last_seen = ?, updated_at = ?, not_found_runs = 0, "  # noqa: S608
+                "delisted = 0, next_check = NULL "
+                f"WHERE symbol IN ({', '.join('?' * len(chunk))})",
+                (at, at, *chunk),
+            )
+
+
+def record_found(store: Store, instruments: Sequence[Instrument], now: datetime) -> None:
+    """Upsert ``instruments`` as seen at ``now``: last_seen moves, not-found streaks end."""
     at = _text(now)
     updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
-    with _conn(store, f"record_found of {instrument.symbol}") as conn:
-        conn.execute(
+    with _conn(store, f"record_found of {len(instruments)} instruments") as conn:
+        conn.executemany(
             f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "  # noqa: S608
             "not_found_runs, delisted, next_check, updated_at) "
             f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, 0, 0, NULL, ?) "
@@ -104,7 +141,7 @@ def record_found(store: Store, instrument: Instrument, now: datetime) -> None:
             "first_seen = COALESCE(instruments.first_seen, excluded.first_seen), "
             "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
             "next_check = NULL, updated_at = excluded.updated_at",
-            (*values, at, at, at),
+            [(*(getattr(i, name) for name in _COLUMNS), at, at, at) for i in instruments],
         )
 
 
@@ -173,17 +210,6 @@ def not_found_streaks(store: Store) -> list[Streak]:
             "WHERE not_found_runs > 0 ORDER BY delisted DESC, symbol"
         ).fetchall()
     return [Streak(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
-
-
-def last_close(store: Store, symbol: str) -> float | None:
-    """The newest daily close of ``symbol`` stored with a currency (i.e. in a major unit)."""
-    with _read(store, f"last_close of {symbol}") as conn:
-        row = conn.execute(
-            "SELECT close FROM bars WHERE symbol = ? AND interval = '1d' "
-            "AND currency IS NOT NULL ORDER BY ts DESC LIMIT 1",
-            (symbol,),
-        ).fetchone()
-    return None if row is None else float(row[0])
 
 
 def convert_unitless_bars(store: Store, symbol: str, provider: str, unit: Unit) -> int:
