@@ -156,13 +156,17 @@ class InstrumentBook:
         self,
         declared: Mapping[str, InstrumentSettings] | None = None,
         delisted: DelistedSettings | None = None,
+        *,
+        streaks: bool = True,
     ) -> None:
         self.declared = dict(declared or {})
         self.policy = delisted or DelistedSettings()
+        #: Whether ``not_found`` counts (False: a backfill, gap fill, split re-fetch).
+        self.streaks = streaks
 
     def __repr__(self) -> str:
         return (
-            f"<InstrumentBook declared={len(self.declared)} "
+            f"<InstrumentBook declared={len(self.declared)} streaks={self.streaks} "
             f"after_runs={self.policy.after_runs} recheck_every={self.policy.recheck_every}>"
         )
 
@@ -244,6 +248,8 @@ class InstrumentBook:
 
     def not_found(self, store: Store, symbol: str, provider: str, now: datetime) -> None:
         """One more run found no ``symbol``; logs ``ticker.delisted`` when it is marked."""
+        if not self.streaks:
+            return
         streak = record_not_found(
             store,
             symbol,

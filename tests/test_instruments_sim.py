@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from finappd.config import Settings
+from finappd.flows.backfill import run_backfill
 from finappd.runtime import Runtime
 from finappd.sim.prices import bar_on, symbol_key
 from tests.conftest import MakeServer
@@ -125,3 +126,32 @@ async def test_fx_flow_fetches_the_pairs_instruments_need(
     # Every daily close converts: weekends and holidays take the last published rate.
     [(missing,)] = query(tmp_path, "SELECT COUNT(*) FROM closes_in_base WHERE fx_rate IS NULL")
     assert missing == 0
+
+
+async def test_a_backfill_stores_pounds_and_one_row_per_ticker(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Backfilled VOD.L history is in GBP, and instruments has VOD.L, never a chunk's name."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(settings_for(tmp_path, sim.url)) as runtime:
+        provider = runtime.providers["yahoo"]
+        setattr(provider, "max_range_days", 20)  # noqa: B010 - a ClassVar, narrowed per test
+        summary = await run_backfill(
+            flow="eod",
+            kind="daily_bars",
+            tickers=["VOD.L", "ZZZGONE"],
+            start=date(2024, 1, 1),
+            end=date(2024, 2, 29),
+            providers=[provider],
+            store=runtime.store,
+            writer=runtime.writer,
+            num_workers=2,
+        )
+    assert summary.status == "partial"
+    rows = query(tmp_path, "SELECT ts, close, currency FROM bars WHERE symbol = 'VOD.L'")
+    assert len(rows) > 30
+    for ts, close, currency in rows:
+        assert (close, currency) == (pytest.approx(sim_close("VOD.L", ts) / 100), "GBP")
+    # Chunks are not runs of a ticker: nothing counts towards delisting.
+    assert query(tmp_path, "SELECT symbol, not_found_runs FROM instruments") == [("VOD.L", 0)]

@@ -92,16 +92,19 @@ def _write_results(
     outcomes are counted only once the commit is done, so a failed batch is
     recorded as failed as a whole.
 
-    ``book`` (default: no declarations) puts each ticker's bars in major units and
-    keeps its ``instruments`` row and not-found streak (finappd/instruments.py).
+    ``book`` puts each ticker's bars in major units and keeps its ``instruments`` row
+    and not-found streak (finappd/instruments.py); the default declares nothing and
+    counts no streaks (a backfill's chunks are not runs of a ticker).
     """
     rows = 0
     now = _now()
-    book = book or InstrumentBook()
+    book = book or InstrumentBook(streaks=False)
     by_provider: dict[tuple[str, str | None], list[Bar]] = {}
     with store.transaction():
         landed = [r for r in results if r.error_kind is None and r.bars]
-        settled = book.settle_batch(store, [(r.symbol, r.provider, r.bars) for r in landed], now)
+        # By the bars' symbol: a backfill's work item is a chunk ("AAPL 2015-01-01..").
+        items = [(r.bars[0].symbol, r.provider, r.bars) for r in landed]
+        settled = book.settle_batch(store, items, now)
         major = {id(r): bars for r, bars in zip(landed, settled, strict=True)}
         for result in results:
             if result.error_kind is None:
