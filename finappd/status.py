@@ -10,6 +10,9 @@ and alarms on the second: a cron flow's cutoff is the second-to-last fire time w
 run should be over by now (fire + deadline), so weekends and holidays in the cron
 expression never alarm; an ``every`` flow's is ``2 * every + deadline`` ago.
 ``--max-age`` replaces it with a plain age for every flow.
+
+Tickers in a not-found streak (``instruments.not_found_runs``) are listed last, those
+marked delisted with the time they will be asked again.
 """
 
 from __future__ import annotations
