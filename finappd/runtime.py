@@ -61,6 +61,10 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
+        settings = self.settings
+        if settings.base_currency and not any(f.kind == "fx" for f in settings.flows):
+            # The views can only convert with rates something fetches.
+            log.warning("fx.no_flow", base_currency=settings.base_currency)
         self._session = make_session()
         self.providers = {
             name: self._make_provider(name, provider)
