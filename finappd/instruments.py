@@ -33,6 +33,7 @@ from finappd.store.instruments import (
     convert_unitless_bars,
     last_closes,
     read_instruments,
+    record_described,
     record_found,
     record_not_found,
     record_seen,
@@ -169,6 +170,19 @@ class InstrumentBook:
             f"<InstrumentBook declared={len(self.declared)} streaks={self.streaks} "
             f"after_runs={self.policy.after_runs} recheck_every={self.policy.recheck_every}>"
         )
+
+    def describe(self, store: Store, tickers: Sequence[str], now: datetime) -> int:
+        """Give each of a flow's ``tickers`` its row before any answer: what the ticker and
+        the config say, over what is stored. Returns how many rows changed."""
+        stored = read_instruments(store, tickers)
+        changed = []
+        for symbol in dict.fromkeys(tickers):
+            before = stored.get(symbol)
+            row = merge(symbol, stored=before, declared=self.declared.get(symbol))
+            if row != before:
+                changed.append(row)
+        record_described(store, changed, now)
+        return len(changed)
 
     def settle(
         self, store: Store, symbol: str, provider: str, bars: Sequence[Bar], now: datetime

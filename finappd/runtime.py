@@ -164,17 +164,19 @@ class Runtime:
     def _tickers(self, name: str, book: InstrumentBook, now: datetime) -> list[str]:
         """Flow ``name``'s tickers for a run at ``now`` (on the writer thread).
 
-        Delisted tickers wait for their ``next_check``; an ``fx`` flow also gets the pairs
+        Each ticker has its ``instruments`` row (from the ticker and the config) before any
+        answer; delisted tickers wait for their ``next_check``; an ``fx`` flow also gets the pairs
         that convert every instrument's currency into ``base_currency`` (also recorded in
         ``settings`` for the ``closes_in_base`` view).
         """
         flow = self.settings.flow(name)
         base = self.settings.base_currency
-        write_setting(self.store, "base_currency", base, now)
         tickers = list(flow.tickers)
+        with self.store.transaction():  # one commit for the run's bookkeeping
+            write_setting(self.store, "base_currency", base, now)
+            book.describe(self.store, tickers, now)
         if flow.kind == "fx" and base is not None:
             tickers += fx_pairs_needed(tickers, book.currencies(self.store), base)
-            return tickers
         waiting = delisted_until(self.store, tickers, now)
         if waiting:
             log.info("tickers.delisted_skipped", flow=name, tickers=sorted(waiting))

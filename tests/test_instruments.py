@@ -260,3 +260,30 @@ async def test_a_ticker_not_found_run_after_run_is_marked_and_asked_weekly(
     assert [(s["symbol"], s["delisted"]) for s in data["not_found"]] == [("ZZZGONE", True)]
     print_status(settings, as_json=False)
     assert "ticker ZZZGONE delisted? not found in 3 runs in a row" in capsys.readouterr().out
+
+
+async def test_every_flow_ticker_has_a_row_with_what_the_config_declares(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """A quotes flow writes no bars, yet its tickers get rows: the config's, the ticker's."""
+    sim = await sim_server()
+    assert sim.url is not None
+    settings = Settings.model_validate(
+        {
+            "store": {"path": str(tmp_path / "q.sqlite3")},
+            "providers": {"yahoo": {"base_url": sim.url, "rate": "10000/minute"}},
+            "flows": [
+                {"name": "q", "kind": "quotes", "provider": "yahoo", "every": "1h"}
+                | {"tickers": ["VOD.L", "BTC-USD"]}
+            ],
+            "instruments": {"VOD.L": {"name": "Vodafone", "currency": "GBp", "exchange": "XLON"}},
+        }
+    )
+    async with Runtime(settings) as runtime:
+        await runtime.run_flow("q", "manual", now=datetime(2024, 7, 1, 15, tzinfo=UTC))
+    with Store(tmp_path / "q.sqlite3") as store:
+        rows = read_instruments(store)
+    assert rows == {
+        "VOD.L": Instrument("VOD.L", name="Vodafone", exchange="XLON", currency="GBP"),
+        "BTC-USD": Instrument("BTC-USD", type="crypto", currency="USD", quoted_unit="USD"),
+    }

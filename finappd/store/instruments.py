@@ -24,6 +24,7 @@ __all__ = [
     "last_closes",
     "not_found_streaks",
     "read_instruments",
+    "record_described",
     "record_found",
     "record_not_found",
     "record_seen",
@@ -142,6 +143,19 @@ def record_found(store: Store, instruments: Sequence[Instrument], now: datetime)
             "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
             "next_check = NULL, updated_at = excluded.updated_at",
             [(*(getattr(i, name) for name in _COLUMNS), at, at, at) for i in instruments],
+        )
+
+
+def record_described(store: Store, instruments: Sequence[Instrument], now: datetime) -> None:
+    """Upsert the descriptive columns of ``instruments`` (the config's); seen times untouched."""
+    at = _text(now)
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    with _conn(store, f"record_described of {len(instruments)} instruments") as conn:
+        conn.executemany(
+            f"INSERT INTO instruments ({', '.join(_COLUMNS)}, not_found_runs, delisted, "  # noqa: S608
+            f"updated_at) VALUES ({', '.join('?' * len(_COLUMNS))}, 0, 0, ?) "
+            f"ON CONFLICT (symbol) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
+            [(*(getattr(i, name) for name in _COLUMNS), at) for i in instruments],
         )
 
 
