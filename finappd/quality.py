@@ -239,7 +239,9 @@ def settle_unit(
     reason = None
     if answered is not None and stored is not None and answered.code != stored.code:
         reason = f"unit_changed: the answer says {answered.code}, the series was {stored.code}"
-    if last_close is None or last_close <= 0:
+    changed_currency = stored is not None and unit.currency != stored.currency
+    if last_close is None or last_close <= 0 or changed_currency:
+        # Closes in another currency say nothing about a slip (USD to INR is ~85x).
         return Settled(unit, reason=reason)
     median = statistics.median(closes)
     if (

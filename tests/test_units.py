@@ -105,5 +105,7 @@ def test_a_currency_change_is_not_judged_by_size() -> None:
     usd = Unit("USD", "USD")
     verdict = settle_unit(usd, PENCE, [0.9, 0.91], 0.72)
     assert verdict.unit == usd
+    inr = Unit("INR", "INR")
+    assert settle_unit(inr, usd, [85.0, 86.0], 1.0).factor == 1.0  # ~85x is the currency
     assert verdict.reason is not None
     assert verdict.reason.startswith("unit_changed")
