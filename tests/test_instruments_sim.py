@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from finappd.config import Settings
 from finappd.flows.backfill import run_backfill
@@ -155,3 +156,17 @@ async def test_a_backfill_stores_pounds_and_one_row_per_ticker(
         assert (close, currency) == (pytest.approx(sim_close("VOD.L", ts) / 100), "GBP")
     # Chunks are not runs of a ticker: nothing counts towards delisting.
     assert query(tmp_path, "SELECT symbol, not_found_runs FROM instruments") == [("VOD.L", 0)]
+
+
+async def test_refetched_pence_are_no_revision(tmp_path: Path, sim_server: MakeServer) -> None:
+    """A second run re-fetching VOD.L's revision window in pence logs no bar.revised: the
+    stored pounds are compared in pounds."""
+    sim = await sim_server()
+    assert sim.url is not None
+    async with Runtime(settings_for(tmp_path, sim.url)) as runtime:
+        await runtime.run_flow("eod", "manual")
+        before = sim.stats.requests
+        with capture_logs() as logs:
+            await runtime.run_flow("eod", "manual")
+    assert sim.stats.requests > before  # the revision window was asked again
+    assert [e for e in logs if e["event"] == "bar.revised"] == []
