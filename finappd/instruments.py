@@ -138,8 +138,16 @@ def merge(
     declared: InstrumentSettings | None = None,
 ) -> Instrument:
     """The instrument row: ticker, then stored row, then the answer, then the config."""
-    values: dict[str, str] = {}
     config = None if declared is None else _declared(symbol, declared)
+    return _layered(symbol, stored, answer, config)
+
+
+# Cached: run after run a ticker's stored row and answer are the same (all hashable).
+@lru_cache(maxsize=65536)
+def _layered(
+    symbol: str, stored: Instrument | None, answer: Instrument | None, config: Instrument | None
+) -> Instrument:
+    values: dict[str, str] = {}
     for layer in (from_ticker(symbol), stored, answer, config):
         if layer is not None:
             values.update((name, v) for name in _FIELDS if (v := getattr(layer, name)) is not None)
@@ -252,12 +260,14 @@ class InstrumentBook:
             emit("bars.unit", symbol=symbol, provider=provider, reason=verdict.reason)
         row = merge(symbol, stored=stored, answer=answer, declared=declared)
         unit = verdict.unit
-        row = dataclasses.replace(
-            row,
-            provider=provider,
-            quoted_unit=row.quoted_unit if unit is None else unit.code,
-            currency=row.currency or (None if unit is None else unit.currency),
-        )
+        if unit is not None:
+            row = _layered(
+                symbol, row, Instrument(symbol, quoted_unit=unit.code, provider=provider), None
+            )
+            if row.currency is None:
+                row = dataclasses.replace(row, currency=unit.currency)
+        elif row.provider != provider:
+            row = dataclasses.replace(row, provider=provider)
         return row, bars_in(bars, verdict.effective)
 
     def not_found(self, store: Store, symbol: str, provider: str, now: datetime) -> None:

@@ -100,6 +100,9 @@ def bar_in(bar: Bar, unit: Unit | None) -> Bar:
 
 def bars_in(bars: Sequence[Bar], unit: Unit | None) -> list[Bar]:
     """:func:`bar_in` of each of ``bars``."""
+    label = None if unit is None else unit.currency
+    if (unit is None or not unit.is_minor) and all(b.currency == label for b in bars):
+        return list(bars)  # the usual case (USD answered as USD): nothing to copy
     return [bar_in(bar, unit) for bar in bars]
 
 
