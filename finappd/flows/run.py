@@ -303,7 +303,7 @@ async def run_flow_once(
     """Run one flow over ``tickers`` within ``deadline`` seconds and record it.
 
     ``instruments`` carries the config's ``[instruments]`` declarations and delisting
-    policy to the writer (default: none declared, the default policy)."""
+    policy to the writer (default: none declared, no not-found streak counted)."""
     started = time.monotonic()
     try:
         run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
