@@ -37,9 +37,11 @@ unit; :func:`settle_unit` catches a unit that changed *between* answers:
 
 8. **Unit change** — the answer names a unit other than the one the stored series was
    quoted in (Yahoo has answered ``GBP`` for prices in pence): the stored series'
-   newest close decides which of the two the prices are really in, and a response
-   still ~100x off that close is rescaled to it, ``unit_changed``/``unit_rescaled``,
-   logged with the symbol. A series is never stored 100x off its own history.
+   newest close decides which of the two the prices are really in, and a response of a
+   currency with a minor unit (GBP, ZAR, ILS, KWD) still ~100x off that close is
+   rescaled to it, ``unit_changed``/``unit_rescaled``, logged with the symbol. Such a
+   series is never stored 100x off its own history (the price of it: a genuine 1:100
+   consolidation of a pence-quoted listing would be rescaled too, and logged).
 
 :func:`screen` applies the rules to one provider response, logs ``bar.rejected`` and
 ``bar.repaired`` with symbol, provider, ts and reason, and raises
@@ -60,7 +62,7 @@ import structlog
 
 from finappd.errors import BadResponseError
 from finappd.records import Bar
-from finappd.units import Unit
+from finappd.units import MINOR_UNITS, Unit
 
 __all__ = ["MAX_VOLUME", "Checked", "Settled", "check_bars", "screen", "settle_unit"]
 
@@ -216,6 +218,10 @@ class Settled:
         return replace(self.unit, per_major=self.unit.per_major / self.factor)
 
 
+#: Currencies some provider quotes in a minor unit (GBP as GBp, ZAR as ZAc, ILS as ILA).
+_MINOR_OF = frozenset(currency for currency, _ in MINOR_UNITS.values())
+
+
 def _slip(ratio: float) -> float:
     """The factor that undoes a ~100x slip of ``ratio`` (new / stored), or 1.0."""
     if _SLIP_LOW <= ratio <= _SLIP_HIGH:
@@ -260,7 +266,9 @@ def settle_unit(
                 f"unit_changed: the answer says {answered.code} but its prices are in "
                 f"{stored.code}, like the stored series (last close {last_close!r})"
             )
-    factor = _slip(unit.to_major(median) / last_close)
+    # Only a currency with a minor unit can slip by its unit: a USD series 100x off its
+    # history is a 1:100 split or a new price universe, never pence.
+    factor = _slip(unit.to_major(median) / last_close) if unit.currency in _MINOR_OF else 1.0
     if factor != 1.0:
         reason = (
             f"unit_rescaled: the answer's median close {median!r} {unit.code} is ~100x off "

@@ -17,6 +17,7 @@ import aiohttp
 import structlog
 
 from finappd.config import ProviderSettings, Settings
+from finappd.errors import FinappdError
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
 from finappd.flows.incremental import load_state, window_since
@@ -129,7 +130,12 @@ class Runtime:
         assert flow.deadline is not None  # FlowSettings always sets one
         now = now or datetime.now(UTC)
         book = InstrumentBook(self.settings.instruments, self.settings.delisted)
-        tickers = await self.writer.call(self._tickers, flow.name, book, now)
+        try:
+            tickers = await self.writer.call(self._tickers, flow.name, book, now)
+        except FinappdError as exc:
+            # Like a failed start_run: no run row can record it, so the log line does.
+            log.error("store.write_failed", flow=name, operation="instruments", error=str(exc))
+            raise
         state = None
         if flow.kind == "daily_bars" and flow.incremental:
             since = window_since(now, flow.revision_days)

@@ -105,7 +105,13 @@ def test_a_currency_change_is_not_judged_by_size() -> None:
     usd = Unit("USD", "USD")
     verdict = settle_unit(usd, PENCE, [0.9, 0.91], 0.72)
     assert verdict.unit == usd
-    inr = Unit("INR", "INR")
-    assert settle_unit(inr, usd, [85.0, 86.0], 1.0).factor == 1.0  # ~85x is the currency
     assert verdict.reason is not None
     assert verdict.reason.startswith("unit_changed")
+    inr = Unit("INR", "INR")
+    assert settle_unit(inr, usd, [85.0, 86.0], 1.0).factor == 1.0  # ~85x is the currency
+
+
+def test_a_usd_series_100x_off_is_a_split_not_a_slip() -> None:
+    """USD has no minor unit a provider quotes in: a 1:100 reverse split stays as answered."""
+    usd = Unit("USD", "USD")
+    assert settle_unit(usd, usd, [100.0, 101.0], 1.0).factor == 1.0
