@@ -73,6 +73,7 @@ _TYPES: dict[str, str] = {
 }  # fmt: skip
 
 _CRYPTO = re.compile(r"^[A-Z0-9]{2,12}-([A-Z]{3,4})$")
+_MIC = re.compile(r"^[A-Z0-9]{4}$")
 
 
 def instrument_type(provider_type: str | None) -> str | None:
@@ -103,7 +104,8 @@ def from_ticker(symbol: str) -> Instrument:
 @lru_cache(maxsize=65536)
 def _answered(symbol: str, provider: str, info: InstrumentInfo) -> Instrument:
     unit = unit_of(info.currency)
-    mic = info.mic or (None if info.exchange is None else YAHOO_MICS.get(info.exchange))
+    mic = info.mic if info.mic is not None and _MIC.match(info.mic) else None
+    mic = mic or (None if info.exchange is None else YAHOO_MICS.get(info.exchange))
     return Instrument(
         symbol,
         name=info.name,
