@@ -2,10 +2,11 @@
 
 No request is made for metadata: Yahoo's chart ``meta`` (currency, exchangeName,
 instrumentType, exchangeTimezoneName, longName/shortName) and Twelve Data's ``meta``
-ride on the bars as :class:`~finappd.records.InstrumentInfo`; crypto and FX pairs say
-their type and currency in the ticker itself (``BTC-USD``, ``EURUSD=X``, ``EUR/USD``).
-Precedence, lowest first: the ticker, the stored row, the newest answer, the config's
-``[instruments."<ticker>"]`` table.
+(``mic_code``) ride on the bars as :class:`~finappd.records.InstrumentInfo`; crypto and
+FX pairs say their type and currency in the ticker itself (``BTC-USD``, ``EURUSD=X``,
+``EUR/USD``). Exchange names become MICs through the calendar's table
+(:func:`finappd.calendar.provider_exchange`). Precedence, lowest first: the ticker, the
+stored row, the newest answer, the config's ``[instruments."<ticker>"]`` table.
 
 :class:`InstrumentBook` applies that on the writer thread, inside a run's batch
 transaction: it settles the unit of each ticker's bars (quality rule 8), converts them
@@ -23,6 +24,7 @@ from functools import lru_cache
 
 import structlog
 
+from finappd.calendar import EXCHANGES, provider_exchange
 from finappd.config.instruments import DelistedSettings, InstrumentSettings
 from finappd.providers.frankfurter import fx_pair
 from finappd.quality import settle_unit
@@ -41,7 +43,6 @@ from finappd.store.instruments import (
 from finappd.units import bars_in, unit_of
 
 __all__ = [
-    "YAHOO_MICS",
     "InstrumentBook",
     "from_ticker",
     "fx_pairs_needed",
@@ -50,18 +51,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-#: Yahoo ``exchangeName`` -> ISO 10383 MIC (operating-level code of the listing venue).
-YAHOO_MICS: dict[str, str] = {
-    "NMS": "XNAS", "NGM": "XNAS", "NCM": "XNAS", "NAS": "XNAS", "NYQ": "XNYS", "NYS": "XNYS",
-    "ASE": "XASE", "PCX": "ARCX", "BTS": "BATS", "LSE": "XLON", "IOB": "XLON", "PAR": "XPAR",
-    "AMS": "XAMS", "BRU": "XBRU", "LIS": "XLIS", "MIL": "XMIL", "EBS": "XSWX", "VTX": "XSWX",
-    "MCE": "XMAD", "STO": "XSTO", "HEL": "XHEL", "CPH": "XCSE", "OSL": "XOSL", "GER": "XETR",
-    "FRA": "XFRA", "HKG": "XHKG", "SHH": "XSHG", "SHZ": "XSHE", "NSI": "XNSE", "BSE": "XBOM",
-    "KSC": "XKRX", "KOE": "XKOS", "TAI": "XTAI", "TWO": "ROCO", "JPX": "XTKS", "TYO": "XTKS",
-    "ASX": "XASX", "TOR": "XTSE", "VAN": "XTSX", "SAO": "BVMF", "MEX": "XMEX", "JNB": "XJSE",
-    "TLV": "XTAE", "NZE": "XNZE", "SES": "XSES", "IST": "XIST", "WSE": "XWAR", "ICE": "XICE",
-}  # fmt: skip
 
 #: Providers' instrument types -> ``instruments.type``.
 _TYPES: dict[str, str] = {
@@ -105,7 +94,11 @@ def from_ticker(symbol: str) -> Instrument:
 def _answered(symbol: str, provider: str, info: InstrumentInfo) -> Instrument:
     unit = unit_of(info.currency)
     mic = info.mic if info.mic is not None and _MIC.match(info.mic) else None
-    mic = mic or (None if info.exchange is None else YAHOO_MICS.get(info.exchange))
+    # The calendar's table knows MICs, aliases and Yahoo's exchangeName codes; a segment
+    # MIC it does not know (Twelve Data's XNGS) is kept as sent after the venue's own.
+    venue = (mic and provider_exchange(mic)) or provider_exchange(info.exchange, info.timezone)
+    if venue is not None and _MIC.match(venue.code) and venue.code in EXCHANGES:
+        mic = venue.code
     return Instrument(
         symbol,
         name=info.name,

@@ -16,8 +16,9 @@
 - **Symbols**: ``AAPL``, share classes with a dot (``BRK-B`` → ``BRK.B``), indices
   ``^GSPC`` → ``I:SPX``, FX ``EURUSD=X`` → ``C:EURUSD``, crypto ``BTC-USD`` → ``X:BTCUSD``.
 - **Timezone**: ``t`` is epoch **milliseconds** of the bar start: 00:00 New York for US
-  stocks, indices and crypto (1577941200000 = 2020-01-02 05:00 UTC), 00:00 UTC for FX
-  (``C:``); the trading date is ``t``'s date in that zone, never the UTC date.
+  stocks and indices (1577941200000 = 2020-01-02 05:00 UTC), 00:00 UTC for FX (``C:``)
+  and crypto (``X:``; recorded: 1672531200000 = 2023-01-01 00:00 UTC for X:BTCUSD); the
+  date is ``t``'s date in that zone (for stocks never the UTC date).
 - **Limits**: free ("Basic") 5 requests/minute, ~2 years of history, end of day only:
   asking for today before it ends is refused, so ``end`` is clamped to the last finished
   New York day (today after 20:00). Defaults: 1 in flight, 5/minute.
@@ -41,6 +42,7 @@ from zoneinfo import ZoneInfo
 import structlog
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -96,8 +98,9 @@ def polygon_symbol(symbol: str) -> str:
 
 
 def bar_tz(ticker: str) -> ZoneInfo:
-    """The zone whose midnight starts a daily bar: UTC for FX (``C:``), else New York."""
-    return ZoneInfo("UTC") if ticker.startswith("C:") else _NEW_YORK
+    """The zone whose midnight starts a daily bar: UTC for FX (``C:``) and crypto (``X:``),
+    else New York (stocks, indices)."""
+    return ZoneInfo("UTC") if ticker.startswith(("C:", "X:")) else _NEW_YORK
 
 
 def last_served_day(now: datetime) -> date:
@@ -134,7 +137,7 @@ def _no_results(path: str) -> Classified:
 def classify_polygon(status: int, text: str, url: str) -> Classified | None:
     """Polygon's verdict for a response, or None where the status alone decides."""
     try:
-        payload: Any = json.loads(text)
+        payload: Any = decode_json(text)
     except json.JSONDecodeError:
         payload = None
     fields = payload if isinstance(payload, dict) else {}
@@ -247,11 +250,11 @@ class PolygonProvider(BaseProvider):
     ) -> tuple[Response, list[Mapping[str, Any]]]:
         """The last response and every page's body, following ``next_url`` a bounded number
         of times on the same origin (an EMPTY first page gives no bodies)."""
-        response = await self._get(url, params=params, symbol=symbol)
+        response = await self.http.get(url, params=params, symbol=symbol)
         pages: list[Mapping[str, Any]] = []
         origin = yarl.URL(self.base_url).origin()
         while response.verdict is Verdict.OK:
-            payload = json.loads(response.text)  # classify() saw it decode
+            payload = response.json()  # classify() saw it decode
             pages.append(payload)
             next_url = payload.get("next_url")
             if not next_url:
@@ -265,7 +268,7 @@ class PolygonProvider(BaseProvider):
                     next_url=redact_url(next_url),
                 )
                 break
-            response = await self._get(next_url, symbol=symbol)
+            response = await self.http.get(next_url, symbol=symbol)
         return response, pages
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
@@ -289,9 +292,9 @@ class PolygonProvider(BaseProvider):
         """The previous session's close of ``symbol`` (``/prev``; free plans have no live price)."""
         ticker = self.api_symbol(symbol)
         url = f"{self.base_url}/v2/aggs/ticker/{urlquote(ticker, safe=':.')}/prev"
-        response = await self._get(url, symbol=symbol)
+        response = await self.http.get(url, symbol=symbol)
         try:
-            return parse_prev(json.loads(response.text), symbol, bar_tz(ticker))
+            return parse_prev(response.json(), symbol, bar_tz(ticker))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed previous close: {exc!r}") from exc
 

@@ -24,8 +24,10 @@
 - **Errors**: ``{"code": <int>, "message": "...", "status": "error"}`` with HTTP 200 *or*
   the code as HTTP status: 429 "…for the current minute…" → rate limited until the next
   minute; 429 about the day → quota exhausted until 00:00 UTC; 401 → auth; 400/404
-  "**symbol** not found" → not found; "not available with your plan" (403/404) → plan-gated;
-  400 "No data is available on the specified dates" → no bars; ≥500 → transient.
+  "**symbol** not found" or "**symbol** or **figi** parameter is missing or invalid"
+  (recorded for a fund no longer served) → not found; "not available with your plan"
+  (403/404) → plan-gated; 400 "No data is available on the specified dates" → no bars;
+  ≥500 → transient.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -183,7 +186,7 @@ def _error_of(text: str) -> tuple[int | None, str] | None:
     if '"error"' not in text:
         return None  # a data body: not parsed twice
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None
     if not isinstance(payload, dict) or payload.get("status") != "error":
@@ -194,6 +197,12 @@ def _error_of(text: str) -> tuple[int | None, str] | None:
         code if isinstance(code, int) and not isinstance(code, bool) else None,
         message if isinstance(message, str) else "",
     )
+
+
+def _bad_symbol(message: str) -> bool:
+    """``**symbol** or **figi** parameter is missing or invalid`` (recorded for a fund no
+    longer served): the symbol is unknown, as with "symbol not found"."""
+    return "symbol" in message and "missing or invalid" in message
 
 
 def classify_twelvedata(response: Response, now: datetime) -> Classified:
@@ -231,7 +240,7 @@ def classify_twelvedata(response: Response, now: datetime) -> Classified:
         return Classified(Verdict.PLAN_GATED, reason)
     if "no data is available" in lowered:
         return Classified(Verdict.EMPTY, reason)
-    if code in (400, 404) and "not found" in lowered:
+    if code in (400, 404) and ("not found" in lowered or _bad_symbol(lowered)):
         return Classified(Verdict.NOT_FOUND, reason)
     if code == 403:
         return Classified(Verdict.PLAN_GATED, reason)
@@ -287,17 +296,17 @@ class TwelveDataProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` from ``/quote``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
-            return parse_quote(json.loads(response.text), symbol)
+            return parse_quote(response.json(), symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
 
     async def _series(self, api_symbol: str, symbol: str, start: date, end: date) -> list[Bar]:
         """One ``time_series`` request for ``start..end``: its bars, named ``symbol``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/time_series",
             params={
                 "symbol": api_symbol,
@@ -314,6 +323,6 @@ class TwelveDataProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return []
         try:
-            return parse_time_series(json.loads(response.text), symbol, start, end)
+            return parse_time_series(response.json(), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed time_series: {exc!r}") from exc

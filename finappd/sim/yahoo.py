@@ -6,15 +6,24 @@ seconds UTC, bars whose open falls in ``[period1, period2)`` and not after now.
 Errors use Yahoo's bodies: 404 "Not Found" for unknown symbols (or any ``ZZZ…``),
 400 "Bad Request" for ranges before 1990 or bad numbers, 422 "Unprocessable
 Entity" for missing parameters or intervals other than ``1d``. A range with no
-trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``.
+trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``. No key; past
+``SimConfig.provider_limits["yahoo"]`` a plain-text 429 without ``Retry-After``.
+
+Broken on purpose (:mod:`finappd.sim.faults`): ``html_page`` is Yahoo's "Will be right
+back" page, ``wrong_shape`` a chart whose fields have the wrong types, and ``bad_data``
+rewrites the last seven rows of a chart body (it needs at least ten; shorter ones pass
+unchanged), counting from the end: -7 close NaN; -6 close negative; -5 open 0; -4 high
+and low swapped (high < low); -3 volume 10^15; -2 every price divided by 100 (a
+pence/pounds mix-up); -1 open null. It then appends a duplicate of the last row
+differing only in volume, and a row dated 30 days in the future. The earlier rows are
+untouched.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -23,9 +32,11 @@ from aiohttp import web
 
 from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import Listing, listing_of
+from finappd.sim.faults import FaultShapes
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Route, SimApi, path_param, unknown
 
-__all__ = ["CHART_PATH", "chart_body", "chart_response", "chart_routes", "session_open"]
+__all__ = ["API", "CHART_PATH", "chart_body", "chart_response", "corrupt_chart", "session_open"]
 
 CHART_PATH = "/v8/finance/chart/{symbol}"
 EARLIEST = 631152000  # 1990-01-01T00:00:00Z: older ranges get Yahoo's 400.
@@ -103,9 +114,25 @@ def _period(query: Mapping[str, str], now: float) -> tuple[int, int]:
     return period1, period2
 
 
-def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> Body:
+def _trading_period(listing: Listing, opened: int, gmtoffset: int) -> Body:
+    """``currentTradingPeriod`` of the session opening at ``opened``: the simulator's 6.5-hour
+    regular session with Yahoo's pre (5.5 h) and post (4 h) windows around it."""
+    zone = datetime.fromtimestamp(opened, listing.tz).tzname() or "UTC"
+    closed = opened + 23_400
+    windows = {"pre": (opened - 19_800, opened), "regular": (opened, closed)}
+    windows["post"] = (closed, closed + 14_400)
+    return {
+        name: {"timezone": zone, "start": start, "end": end, "gmtoffset": gmtoffset}
+        for name, (start, end) in windows.items()
+    }
+
+
+def _meta(
+    symbol: str, listing: Listing, last: SimBar | None, last_ts: int, previous_close: float
+) -> Body:
     local = datetime.fromtimestamp(last_ts, listing.tz)
     offset = local.utcoffset()
+    gmtoffset = int(offset.total_seconds()) if offset is not None else 0
     return {
         "currency": listing.currency,
         "symbol": symbol,
@@ -115,12 +142,15 @@ def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> B
         "instrumentType": listing.instrument_type,
         "firstTradeDate": EARLIEST,
         "regularMarketTime": last_ts,
-        "gmtoffset": int(offset.total_seconds()) if offset is not None else 0,
+        "gmtoffset": gmtoffset,
         "timezone": local.tzname() or "UTC",
         "exchangeTimezoneName": listing.tz_name,
         "regularMarketPrice": last.close if last is not None else None,
+        "chartPreviousClose": previous_close,
         "priceHint": 2,
+        "currentTradingPeriod": _trading_period(listing, last_ts, gmtoffset),
         "dataGranularity": "1d",
+        "range": "",
         "validRanges": _VALID_RANGES,
     }
 
@@ -137,7 +167,7 @@ def chart_response(
     symbol: str, query: Mapping[str, str], config: SimConfig, now: float
 ) -> tuple[int, Body]:
     """The HTTP status and JSON body Yahoo would send for this chart request at ``now``."""
-    if symbol.startswith("ZZZ") or symbol in config.unknown_symbols:
+    if unknown(config, symbol):
         return 404, error_body("Not Found", "No data found, symbol may be delisted")
     interval = query.get("interval", "1d")
     if interval != "1d":
@@ -162,22 +192,33 @@ def chart_response(
                 stamps.append(stamp)
                 bars.append(bar_on(key, day))
     split = config.splits.get(symbol)
+    null_last = symbol in config.null_symbols
+    # The close before the chart's first bar (Yahoo's chartPreviousClose).
+    first_day = bars[0].day if bars else datetime.fromtimestamp(period1, listing.tz).date()
+    previous = _last_before(key, listing, first_day - timedelta(days=1)).close
     if split is not None and bars and split[0] <= datetime.fromtimestamp(now, listing.tz).date():
         adjusted = _split_adjusted(bars, split)
-        body = _full(symbol, listing, stamps, adjusted, null_last=symbol in config.null_symbols)
+        body = _full(symbol, listing, stamps, adjusted, previous, null_last=null_last)
         return 200, _with_split(body, split, listing, (period1, end))
     if not bars:
         last_day = datetime.fromtimestamp(max(min(end, period2) - 1, 0), listing.tz).date()
         anchor = _last_before(key, listing, last_day)
-        meta = _meta(symbol, listing, anchor, session_open(anchor.day, listing))
+        previous = _last_before(key, listing, anchor.day - timedelta(days=1)).close
+        meta = _meta(symbol, listing, anchor, session_open(anchor.day, listing), previous)
         return 200, {
             "chart": {"result": [{"meta": meta, "indicators": {"quote": [{}]}}], "error": None}
         }
-    return 200, _full(symbol, listing, stamps, bars, null_last=symbol in config.null_symbols)
+    return 200, _full(symbol, listing, stamps, bars, previous, null_last=null_last)
 
 
 def _full(
-    symbol: str, listing: Listing, stamps: list[int], bars: list[SimBar], *, null_last: bool
+    symbol: str,
+    listing: Listing,
+    stamps: list[int],
+    bars: list[SimBar],
+    previous_close: float,
+    *,
+    null_last: bool,
 ) -> Body:
     quote: dict[str, list[Any]] = {
         "open": [bar.open for bar in bars],
@@ -193,7 +234,7 @@ def _full(
             column[-1] = None
         adjclose[-1] = None
         priced = bars[:-1]
-    meta = _meta(symbol, listing, priced[-1] if priced else None, stamps[-1])
+    meta = _meta(symbol, listing, priced[-1] if priced else None, stamps[-1], previous_close)
     result = {
         "meta": meta,
         "timestamp": stamps,
@@ -283,7 +324,9 @@ def _full_json(
     stamps, days = _window(symbol, period1, period2)
     key = symbol_key(symbol, seed)
     bars = [bar_on(key, day) for day in days[:count]]
-    body = _full(symbol, listing_of(symbol), list(stamps[:count]), bars, null_last=null_last)
+    listing = listing_of(symbol)
+    previous = _last_before(key, listing, days[0] - timedelta(days=1)).close
+    body = _full(symbol, listing, list(stamps[:count]), bars, previous, null_last=null_last)
     return json.dumps(body).encode()
 
 
@@ -301,8 +344,7 @@ def chart_body(
     if (
         period is not None
         and query.get("interval", "1d") == "1d"
-        and not symbol.startswith("ZZZ")
-        and symbol not in config.unknown_symbols
+        and not unknown(config, symbol)
         and symbol not in config.splits
     ):
         period1, period2 = period
@@ -315,17 +357,59 @@ def chart_body(
     return status, json.dumps(body).encode()
 
 
-def chart_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving the chart endpoint with the config ``get_config`` returns now."""
+def corrupt_chart(body: Body, now: float) -> Body:
+    """A chart body with the ``bad_data`` rows of the module docstring (changed in place)."""
+    try:
+        result = body["chart"]["result"][0]
+        stamps: list[int] = result["timestamp"]
+        quote: dict[str, list[Any]] = result["indicators"]["quote"][0]
+        adj: list[Any] = result["indicators"]["adjclose"][0]["adjclose"]
+    except (KeyError, IndexError, TypeError):
+        return body
+    if len(stamps) < 10:
+        return body
+    opens, highs, lows, closes, volumes = (
+        quote[k] for k in ("open", "high", "low", "close", "volume")
+    )
+    closes[-7] = float("nan")
+    closes[-6] = -abs(closes[-6])
+    opens[-5] = 0.0
+    highs[-4], lows[-4] = lows[-4], highs[-4]
+    volumes[-3] = 10**15
+    for column in (opens, highs, lows, closes, adj):
+        column[-2] = column[-2] / 100
+    opens[-1] = None
+    # A duplicate of the last day (yfinance#573: same day, only the volume differs),
+    # then a bar a month in the future.
+    stamps.append(stamps[-1])
+    stamps.append(int(now) + 30 * 86400)
+    for column in (opens, highs, lows, closes, adj):
+        column.extend([column[-1], column[-1]])
+    volumes.extend([volumes[-1] + 1, volumes[-1]])
+    return body
 
-    async def chart(request: web.Request) -> web.Response:
-        status, body = chart_body(
-            request.match_info["symbol"], request.query, get_config(), clock()
-        )
-        return web.Response(
-            body=body, status=status, content_type="application/json", charset="utf-8"
-        )
 
-    return [web.get(CHART_PATH, chart)]
+def _chart(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    status, body = chart_body(request.match_info["symbol"], request.query, config, now)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
+_OUTAGE = (
+    "<!DOCTYPE html><html><head><title>Yahoo</title></head><body>"
+    "<h1>Will be right back...</h1><p>Thank you for your patience.</p></body></html>"
+)
+
+#: Yahoo's chart API: no key; past its window a plain-text 429 without ``Retry-After``.
+API = SimApi(
+    name="yahoo",
+    base_path="",
+    routes=(Route(CHART_PATH, _chart, symbol=path_param("symbol")),),
+    rate_limited=lambda limit, strikes: web.Response(status=429, text="Too Many Requests"),
+    faults=FaultShapes(
+        wrong_shape=json.dumps(
+            {"chart": {"result": [{"meta": {}, "timestamp": "soon"}], "error": None}}
+        ),
+        outage_page=_OUTAGE,
+        corrupt=corrupt_chart,
+    ),
+)
