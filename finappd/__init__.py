@@ -20,7 +20,7 @@ open one ``Runtime`` and call :meth:`Runtime.run_flow` for each. Names other tha
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ async def run_flow(
 
 async def stream_flow(
     config: Settings | str | os.PathLike[str], flow: str, *, trigger: str = "api"
-) -> AsyncIterator[RunProgress]:
+) -> AsyncGenerator[RunProgress, None]:
     """Run the flow like :func:`run_flow`, yielding its progress events; the last is ``final``.
 
     Leaving the loop early (``break``, an exception, cancelling) cancels the run, which is
