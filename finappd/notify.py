@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,6 +132,7 @@ class Notifier:
     def __init__(self, source: Source) -> None:
         self.source = source
         self.said: dict[str, str] = {}
+        self.checks = 0
         self.sent = 0
         self.failed = 0
         self._queue: asyncio.Queue[Change | RunProgress | None] = asyncio.Queue(QUEUE_SIZE)
@@ -142,7 +144,8 @@ class Notifier:
 
     def __repr__(self) -> str:
         return (
-            f"<Notifier said={sorted(self.said)} sent={self.sent} failed={self.failed} "
+            f"<Notifier said={sorted(self.said)} checks={self.checks} sent={self.sent} "
+            f"failed={self.failed} "
             f"queued={self._queue.qsize()}>"
         )
 
@@ -244,6 +247,7 @@ class Notifier:
                 log.error("notify.check_failed", error=f"{type(exc).__name__}: {exc}")
                 return []
             found = changes(self.said, now)
+            self.checks += 1
         for change in found:
             log.warning("notify.condition", key=change.key, problem=change.problem)
             self._put(change)
@@ -292,14 +296,20 @@ class Notifier:
 def _apprise(urls: list[str]) -> Any:
     """An ``apprise.Apprise`` sending to ``urls``, or None without Apprise (an optional extra,
     imported here: it is heavy)."""
-    try:
-        import apprise
-    except ImportError:
-        log.error("notify.unavailable", reason="[notify] urls need: pip install 'finappd[notify]'")
-        return None
-    sender = apprise.Apprise()
-    for url in urls:
-        if not sender.add(url):
-            # The URL itself may hold a token: say which entry, not what it says.
-            log.error("notify.bad_url", entry=urls.index(url), reason="Apprise cannot use it")
+    # Apprise 2.x loads its plugins on the first add(), and its e-mail plugin imports the
+    # stdlib's deprecated imghdr: that warning is not ours to act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            import apprise
+        except ImportError:
+            log.error(
+                "notify.unavailable", reason="[notify] urls need: pip install 'finappd[notify]'"
+            )
+            return None
+        sender = apprise.Apprise()
+        for index, url in enumerate(urls):
+            if not sender.add(url):
+                # The URL itself may hold a token: say which entry, not what it says.
+                log.error("notify.bad_url", entry=index, reason="Apprise cannot use it")
     return sender
