@@ -91,6 +91,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error(503, f"the database cannot be read: {exc}")
     except TimeoutError:
         return error(503, "the database did not answer in time")
+    except ConnectionResetError:
+        raise  # the client left (an event stream closed by its reader): nothing to answer
     except Exception:  # a bug: logged with its traceback, answered without it
         log.exception("api.crashed", method=request.method, path=request.path)
         return error(500, "internal error (logged as api.crashed)")
