@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +20,8 @@ from finappd.config import Settings
 from finappd.flows.run import RunProgress
 from finappd.notify import Change, Notifier, changes
 from finappd.store import Store
+from tests import procs
+from tests.conftest import MakeServer
 
 
 @dataclass
@@ -249,3 +253,77 @@ class socket_port:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+DAEMON_CONFIG = """
+[store]
+path = "{db}"
+[logging]
+format = "json"
+[api]
+listen = ""
+[notify]
+urls = ["json://{receiver}/hook"]
+ping_url = "http://{receiver}/ping/daemon-uuid"
+failed_runs = 2
+check_every = "1h"
+[providers.yahoo]
+base_url = "{url}"
+retries = 0
+rate = "6000/minute"
+[[flows]]
+name = "eod"
+provider = "yahoo"
+tickers = ["A", "B"]
+every = "2s"
+"""
+
+
+async def test_a_daemon_says_each_change_once_and_pings_after_good_runs(
+    tmp_path: Path, receiver: Receiver, sim_server: MakeServer
+) -> None:
+    """A daemon whose provider is down says `stale` and `failing` once however many runs
+    fail; after a reload to a working provider it says both recovered, and pings."""
+    sim = await sim_server()
+    assert sim.url is not None
+    with socket_port() as dead:
+        down = f"http://127.0.0.1:{dead}"
+    config = tmp_path / "finappd.toml"
+
+    def write(url: str) -> None:
+        text = DAEMON_CONFIG.format(db=tmp_path / "d.sqlite3", receiver=receiver.url, url=url)
+        config.write_text(text, encoding="utf-8")
+
+    write(down)
+    proc = await procs.spawn_finappd(
+        "run", "--config", str(config), stdout=asyncio.subprocess.DEVNULL
+    )
+    try:
+        await receiver.wait(2, within=60)
+        async with asyncio.timeout(60):  # two more failed runs: nothing more is said
+            while len(runs(tmp_path / "d.sqlite3")) < 4:
+                await asyncio.sleep(0.1)
+        assert len(receiver.messages) == 2
+        write(sim.url)
+        proc.send_signal(signal.SIGHUP)
+        await receiver.wait(4, within=60)
+        async with asyncio.timeout(30):
+            while not receiver.pings:
+                await asyncio.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 0
+    titles = [m["title"] for m in receiver.messages]
+    assert sorted(titles[:2]) == ["finappd: failing:eod", "finappd: stale:eod"]
+    assert sorted(titles[2:]) == ["finappd: recovered failing:eod", "finappd: recovered stale:eod"]
+    good = [status for status in runs(tmp_path / "d.sqlite3") if status == "ok"]
+    assert len(receiver.pings) == len(good)
+    assert receiver.pings[0] == "/ping/daemon-uuid"
+
+
+def runs(db: Path) -> list[str]:
+    """The status of every finished run, oldest first."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT status FROM runs WHERE status != 'running' ORDER BY id")
+        return [row[0] for row in rows]
