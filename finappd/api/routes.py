@@ -28,7 +28,6 @@ from aiohttp import web
 
 from finappd.api import sse
 from finappd.api.control import Control
-from finappd.api.prom import CONTENT_TYPE, FlowFigures, exposition
 from finappd.config import Settings
 from finappd.errors import ConfigError, StoreError
 from finappd.status import flow_health, open_readonly, status_report
@@ -131,6 +130,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """The Prometheus exposition."""
+    # prometheus_client on the first scrape: it is a quarter of the API's start-up cost.
+    from finappd.api.prom import CONTENT_TYPE, FlowFigures, exposition
+
     control = request.app[CONTROL]
     figures = await _read(request, lambda s: FlowFigures(s.run_totals(), s.last_good_runs()))
     body = exposition(figures, control.live_providers())
