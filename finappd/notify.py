@@ -19,7 +19,8 @@ restart may say a standing problem again. ``[notify] ping_url`` (healthchecks.io
 Kuma push) gets a GET after each good run (``ok`` or ``partial``): a dead-man's switch
 that alarms when the pings stop. Sending happens on one worker task, each message and
 ping within ``timeout``; a failure is logged (without the URL, which holds a token) and
-never touches a run.
+never touches a run. The notifier's tasks belong to the daemon's
+:class:`~finappd.tasks.BackgroundTasks`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -40,6 +41,7 @@ from finappd.config import NotifySettings, Settings
 from finappd.flows.run import RunProgress
 from finappd.status import flow_health, open_readonly, provider_health
 from finappd.store import Store
+from finappd.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
     from finappd.api.board import RunBoard
@@ -129,14 +131,14 @@ class Source(Protocol):
 class Notifier:
     """Watches the conditions and the runs; sends messages and pings on one worker task."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, tasks: BackgroundTasks | None = None) -> None:
         self.source = source
+        self.tasks = tasks or BackgroundTasks()  # the daemon's: one owner for its tasks
         self.said: dict[str, str] = {}
         self.checks = 0
         self.sent = 0
         self.failed = 0
         self._queue: asyncio.Queue[Change | RunProgress | None] = asyncio.Queue(QUEUE_SIZE)
-        self._tasks: set[asyncio.Task[None]] = set()
         self._check_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
         self._apprise: Any = None
@@ -166,40 +168,27 @@ class Notifier:
         )
         self._unlisten = contextlib.ExitStack()
         self._unlisten.enter_context(self.source.board.listen(self._on_event))
-        self._spawn(self._work(), "notify-worker")
+        self._spawn(self._work(), "notify-worker", kind="notify-worker")
         if self._apprise is not None:
             self._spawn(self._check_loop(), "notify-checks")
         log.info("notify.started", urls=len(settings.urls), ping=settings.ping_url is not None)
 
-    def _spawn(self, coro: Any, name: str) -> None:
-        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("notify.crashed", task=task.get_name(), error=f"{type(exc).__name__}: {exc}")
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str, kind: str = "notify") -> None:
+        self.tasks.start(coro, name=name, kind=kind, failure="notify.crashed", task=name)
 
     async def stop(self) -> None:
         """Send what is queued (within ``timeout`` per item), then stop."""
         if self._unlisten is not None:
             self._unlisten.close()
-        workers = [t for t in self._tasks if t.get_name() == "notify-worker"]
-        for task in list(self._tasks):
-            if task not in workers:
-                task.cancel()
+        await self.tasks.cancel(self.tasks.of("notify"))  # the checks
+        workers = self.tasks.of("notify-worker")
         if workers:
             if self._queue.full():
                 log.error("notify.dropped", items=self._queue.qsize(), reason="stopping")
-                workers[0].cancel()
             else:
-                self._queue.put_nowait(None)
+                self._queue.put_nowait(None)  # the worker sends what is queued, then ends
             deadline = self.settings.timeout.total_seconds() * 2
-            _, pending = await asyncio.wait(workers, timeout=deadline)
-            for task in pending:
-                task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.tasks.cancel(await self.tasks.wait(workers, deadline))
         if self._session is not None:
             await self._session.close()
 

@@ -8,14 +8,16 @@ in flight finish within the grace period, cancel what is left (their runs end
 SIGHUP (``systemctl reload``) re-reads the config file the daemon started with and
 validates it. An invalid file changes nothing: one ``config.reload_failed`` error
 names the key, and ``STATUS=`` says the previous config is still in use. A valid
-one is applied: flows are added, removed and rescheduled, a changed provider gets a
-fresh instance as soon as no run is using the old one (so one API never has two
-sets of limits at once), ``grace_period`` and logging apply at once; ``store``
-changes need a restart and say so.
+one is applied as :func:`~finappd.reload.diff_settings` says: flows are added, removed
+and rescheduled, a changed provider gets a fresh instance as soon as no run is using
+the old one (so one API never has two sets of limits at once), ``grace_period`` and
+logging apply at once; ``store`` changes need a restart and say so.
 
-Every run is an asyncio task owned by :class:`Daemon`: tracked by flow name (so a
-flow never overlaps itself: a fire while its previous run lasts logs ``flow.skipped``),
-bounded by its deadline, and its exception logged.
+Every task the daemon starts (runs, reloads, the watchdog) belongs to its one
+:class:`~finappd.tasks.BackgroundTasks`: named, its exception logged, drained or
+cancelled at shutdown. Runs are also tracked by flow name (so a flow never overlaps
+itself: a fire while its previous run lasts logs ``flow.skipped``) and bounded by
+their deadline.
 
 A fire is never dropped for being late (a stalled loop, a suspended machine): APScheduler
 gets no misfire grace, so however late, the missed fires run once (coalesced), and a fire
@@ -51,8 +53,10 @@ from finappd.flows.run import RunProgress
 from finappd.logging import configure_logging
 from finappd.notify import Notifier
 from finappd.providers import BaseProvider
+from finappd.reload import SettingsDiff, diff_settings
 from finappd.runtime import Runtime
 from finappd.status import status_line
+from finappd.tasks import BackgroundTasks
 
 __all__ = ["LATE_AFTER", "Daemon", "late_by"]
 
@@ -67,11 +71,6 @@ def late_by(due: datetime, now: datetime) -> timedelta | None:
     """How late a fire due at ``due`` is at ``now``, or None within :data:`LATE_AFTER`."""
     late = now - due
     return late if late > LATE_AFTER else None
-
-
-def _schedule_key(flow: FlowSettings) -> tuple[object, ...]:
-    """What decides when a flow fires; a change means the job is rescheduled."""
-    return (flow.every, flow.cron, flow.timezone)
 
 
 class Daemon:
@@ -96,13 +95,13 @@ class Daemon:
         self._uses: dict[str, set[str]] = {}  # running flow -> the providers its run uses
         self._pending_providers: dict[str, ProviderSettings | None] = {}
         self._reload_lock = asyncio.Lock()
-        self._reload_tasks: set[asyncio.Task[bool]] = set()
+        self.tasks = BackgroundTasks()
         self._due: dict[str, datetime] = {}  # flow -> its job's next fire, as last submitted
         self._scheduler: AsyncIOScheduler | None = None
         self._runtime: Runtime | None = None
         self.board = RunBoard()
         self._api = ApiServer(self)
-        self._notifier = Notifier(self)
+        self._notifier = Notifier(self, self.tasks)
 
     def __repr__(self) -> str:
         return (
@@ -121,14 +120,9 @@ class Daemon:
         if self.stopping.is_set():
             log.warning("config.reload_ignored", reason="stopping")
             return
-        task = asyncio.create_task(self.reload(), name="reload")
-        self._reload_tasks.add(task)
-        task.add_done_callback(self._reload_done)
-
-    def _reload_done(self, task: asyncio.Task[bool]) -> None:
-        self._reload_tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("config.reload_crashed", error=f"{type(exc).__name__}: {exc}")
+        self.tasks.start(
+            self.reload(), name="reload", kind="reload", failure="config.reload_crashed"
+        )
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT (or ``stop_after`` seconds); return the exit code."""
@@ -136,7 +130,6 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
-        watchdog: asyncio.Task[None] | None = None
         try:
             async with Runtime(self.settings) as runtime:
                 self._runtime = runtime
@@ -148,7 +141,12 @@ class Daemon:
                 await self._start_services()
                 interval = systemd.watchdog_interval()
                 if interval:
-                    watchdog = asyncio.create_task(systemd.watchdog_loop(interval))
+                    self.tasks.start(
+                        systemd.watchdog_loop(interval),
+                        name="watchdog",
+                        kind="watchdog",
+                        failure="systemd.watchdog_crashed",
+                    )
                 systemd.notify("READY=1", f"STATUS={self.status_line()}")
                 log.info(
                     "daemon.ready",
@@ -161,19 +159,15 @@ class Daemon:
                     await asyncio.wait_for(self.stopping.wait(), timeout=self.stop_after)
                 except TimeoutError:
                     self.request_stop("stop_after")
-                if watchdog is not None:
-                    # No ping may follow STOPPING=1, however long the shutdown's drains take.
-                    watchdog.cancel()
+                # No ping may follow STOPPING=1, however long the shutdown's drains take.
+                await self.tasks.cancel(self.tasks.of("watchdog"))
                 systemd.notify("STOPPING=1", "STATUS=stopping")
                 self._scheduler.shutdown(wait=False)
-                for task in list(self._reload_tasks):
-                    task.cancel()
-                await asyncio.gather(*self._reload_tasks, return_exceptions=True)
+                await self.tasks.cancel(self.tasks.of("reload"))
                 await self._drain()
                 await self._stop_services()
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            await self.tasks.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
         log.info("daemon.stopped")
@@ -233,8 +227,13 @@ class Daemon:
             return
         assert self._runtime is not None
         self._swap_idle_providers()
-        run = self._runtime.run_flow(name, trigger, events=self.board.publish)
-        task = asyncio.create_task(run, name=f"run-{name}")
+        task = self.tasks.start(
+            self._runtime.run_flow(name, trigger, events=self.board.publish),
+            name=f"run-{name}",
+            kind="run",
+            failure="flow.crashed",
+            flow=name,
+        )
         self.running[name] = task
         flow = self.settings.flow(name)
         self._uses[name] = {flow.provider, *flow.fallback}
@@ -245,10 +244,7 @@ class Daemon:
         self.running.pop(name, None)
         self._uses.pop(name, None)
         self._swap_idle_providers()
-        if task.cancelled():
-            return
-        if (exc := task.exception()) is not None:
-            log.error("flow.crashed", flow=name, error=f"{type(exc).__name__}: {exc}")
+        if task.cancelled() or task.exception() is not None:  # a crash is logged by self.tasks
             return
         self.last[name] = task.result()
         self._finished_at[name] = datetime.now(UTC)
@@ -256,17 +252,15 @@ class Daemon:
 
     async def _drain(self) -> None:
         """Let runs in flight finish within the grace period, then cancel them."""
-        tasks = list(self.running.values())
-        if not tasks:
+        runs = self.tasks.of("run")
+        if not runs:
             return
         grace = self.settings.grace_period.total_seconds()
-        log.info("daemon.draining", runs=len(tasks), grace_s=grace)
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
+        log.info("daemon.draining", runs=len(runs), grace_s=grace)
+        pending = await self.tasks.wait(runs, grace)
         if pending:
             log.warning("daemon.cancelled_runs", runs=len(pending))
-            await asyncio.wait(pending)
+            await self.tasks.cancel(pending)
 
     async def reload(self) -> bool:
         """Re-read and validate the config file; apply it, or keep the old one if invalid."""
@@ -296,54 +290,36 @@ class Daemon:
                 kept="previous config",
             )
             return False
-        changes = self._apply(new)
+        diff = self._apply(new)
         self.reload_error = None
         self.reloads += 1
-        log.info("config.reloaded", config=str(path), next_fires=self._next_fires(), **changes)
-        if changes["restart_needed"]:
-            log.warning("config.restart_needed", keys=changes["restart_needed"])
+        log.info(
+            "config.reloaded", config=str(path), next_fires=self._next_fires(), **diff.as_log()
+        )
+        if diff.restart_needed:
+            log.warning("config.restart_needed", keys=list(diff.restart_needed))
         return True
 
-    def _apply(self, new: Settings) -> dict[str, Any]:
-        """Switch to ``new`` (already validated); return what changed, for the log."""
+    def _apply(self, new: Settings) -> SettingsDiff:
+        """Switch to ``new`` (already validated) as :func:`diff_settings` says; return the diff."""
         assert self._scheduler is not None
         assert self._runtime is not None
         old = self.settings
-        old_flows = {f.name: f for f in old.flows}
-        new_flows = {f.name: f for f in new.flows}
-        added = [n for n in new_flows if n not in old_flows]
-        removed = [n for n in old_flows if n not in new_flows]
-        changed = [n for n in new_flows if n in old_flows and new_flows[n] != old_flows[n]]
-        rescheduled = [
-            n for n in changed if _schedule_key(new_flows[n]) != _schedule_key(old_flows[n])
-        ]
-        providers = sorted(
-            n
-            for n in {*old.providers, *new.providers}
-            if old.providers.get(n) != new.providers.get(n)
-        )
-        restart_needed = ["store"] if new.store != old.store else []
-        if new.logging != old.logging:
+        diff = diff_settings(old, new)
+        if diff.logging_changed:
             configure_logging(new.logging.level, new.logging.format)
         # Runs started from now on read their flow's settings from here.
         self.settings = new
         self._runtime.settings = new.model_copy(update={"store": old.store})
-        for name in providers:
+        for name in diff.providers_rebuilt:
             self._pending_providers[name] = new.providers.get(name)
         self._swap_idle_providers()
-        for name in removed + rescheduled:
+        for name in diff.flows_removed + diff.flows_rescheduled:
             self._scheduler.remove_job(name)
             self._due.pop(name, None)
-        for name in rescheduled + added:
-            self._add_job(new_flows[name], at_start=name in added)
-        return {
-            "flows_added": added,
-            "flows_removed": removed,
-            "flows_changed": changed,
-            "flows_rescheduled": rescheduled,
-            "providers_changed": providers,
-            "restart_needed": restart_needed,
-        }
+        for name in diff.flows_rescheduled + diff.flows_added:
+            self._add_job(new.flow(name), at_start=name in diff.flows_added)
+        return diff
 
     def _swap_idle_providers(self) -> None:
         """Give each changed provider its new instance once no running run uses the old one."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 import structlog
 from aioresponses import aioresponses
+from structlog._config import BoundLoggerLazyProxy
 
 from finappd.config import Settings
 from finappd.sim import SimConfig, SimServer
@@ -39,14 +42,40 @@ def one_flow(
     )
 
 
+@functools.cache
+def _starts_processes(path: Path) -> bool:
+    """Whether the test module at ``path`` starts real processes (its source says how)."""
+    source = path.read_text(encoding="utf-8")
+    return any(how in source for how in ("subprocess", "tests.procs", "from tests import procs"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules that start real processes (the long ones) first: on one xdist worker
+    per core, a long module started last would leave the other cores idle at the end, while
+    short in-process modules fill it. Each module's own order is kept."""
+    items.sort(key=lambda item: not _starts_processes(item.path))
+
+
+def _forget_cached_loggers() -> None:
+    """Undo ``cache_logger_on_first_use``: a module's logger first used under one test's
+    configuration would keep its processors, so a later test's ``capture_logs`` (which edits
+    the configured processors) would not see it. The cache is the proxy's own ``bind``."""
+    for name, module in list(sys.modules.items()):
+        if name == "finappd" or name.startswith("finappd."):
+            for value in vars(module).values():
+                if isinstance(value, BoundLoggerLazyProxy):
+                    vars(value).pop("bind", None)
+
+
 @pytest.fixture(autouse=True)
 def _reset_logging() -> Iterator[None]:
-    """Give every test fresh structlog config, contextvars and root handlers."""
+    """Give every test fresh structlog config, contextvars, module loggers and root handlers."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     structlog.contextvars.clear_contextvars()
     yield
     structlog.reset_defaults()
+    _forget_cached_loggers()
     structlog.contextvars.clear_contextvars()
     root.handlers[:] = handlers
     root.setLevel(level)

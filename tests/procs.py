@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import os
 import socket
 import sqlite3
@@ -28,14 +29,21 @@ from finappd.sim.yahoo import session_open
 __all__ = [
     "STALLABLE_DAEMON",
     "DaemonLog",
+    "ForkedCli",
     "assert_batches_whole",
     "blocked_span",
+    "fork_finappd",
     "integrity",
     "notify_socket",
     "received",
     "spawn_finappd",
     "spawn_stallable",
 ]
+
+#: Children forked from a server that has imported finappd once: a real process each, minus
+#: the second or two a fresh interpreter spends importing (which touches no file).
+_FORKS = multiprocessing.get_context("forkserver")
+_FORKS.set_forkserver_preload(["finappd.cli", "finappd.runtime", "tests.procs"])
 
 #: The daemon as `finappd run` starts it (logging JSON at the config's level), plus a
 #: test-only SIGUSR1 handler that blocks the event loop (as a stuck call would) for argv[2]
@@ -99,6 +107,75 @@ async def spawn_finappd(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, **(env or {})},
     )
+
+
+def _cli_child(argv: list[str], output: str) -> None:
+    """A forked child's body: ``finappd ARGV``, stdout and stderr to ``output``."""
+    from finappd import cli
+
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)  # sys.stdout and sys.stderr write to fds 1 and 2: now the file
+    code = cli.main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class ForkedCli:
+    """``finappd ARGS`` in a process forked from a preloaded server (see :func:`fork_finappd`)."""
+
+    def __init__(self, args: Sequence[str], output: Path) -> None:
+        self.output = output
+        self._process = _FORKS.Process(target=_cli_child, args=(list(args), str(output)))
+        self._process.start()
+
+    def __repr__(self) -> str:
+        return f"<ForkedCli pid={self._process.pid} returncode={self.returncode}>"
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (negative: the signal that ended it), or None while it runs."""
+        return self._process.exitcode
+
+    def kill(self) -> None:
+        """SIGKILL it."""
+        self._process.kill()
+
+    async def wait(self) -> int:
+        """Wait for it to end (its sentinel becomes readable); return its exit code."""
+        if self.returncode is None:
+            loop = asyncio.get_running_loop()
+            ended: asyncio.Future[None] = loop.create_future()
+            sentinel = self._process.sentinel
+
+            def readable() -> None:  # called again until removed: set the result once
+                if not ended.done():
+                    ended.set_result(None)
+
+            loop.add_reader(sentinel, readable)
+            try:
+                await ended
+            finally:
+                loop.remove_reader(sentinel)
+        code = self._process.exitcode
+        assert code is not None
+        return code
+
+    def close(self) -> None:
+        """Release the handle of the process, which has ended."""
+        self._process.close()
+
+    def read_output(self) -> str:
+        """What it wrote to stdout and stderr."""
+        return self.output.read_text(encoding="utf-8", errors="replace")
+
+
+def fork_finappd(*args: str, output: Path) -> ForkedCli:
+    """Start ``finappd ARGS`` as a child process forked from a server that has already
+    imported finappd (the first call starts that server); its output goes to ``output``."""
+    return ForkedCli(args, output)
 
 
 async def spawn_stallable(

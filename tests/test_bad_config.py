@@ -1,4 +1,7 @@
-"""Broken configurations through the real CLI: exit 78 and one line naming the key, no traceback."""
+"""Broken configurations through the CLI: exit 78 and one line naming the key, no traceback.
+
+Every case runs in process through ``cli.main``; a few also run as a real process.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from finappd import cli
 from finappd.config import EX_CONFIG
 
 GOOD = """\
@@ -200,17 +204,41 @@ CASES = [
 ]
 
 
-def run_cli(tmp_path: Path, case: Case) -> subprocess.CompletedProcess[str]:
-    """Run ``finappd`` on the case's config the way systemd would: no TTY, env from the case."""
+def prepare(tmp_path: Path, case: Case) -> tuple[list[str], dict[str, str]]:
+    """Write the case's config and files; return its CLI arguments and environment additions."""
     text = case.edit(GOOD).replace("{tmp}", str(tmp_path))
     (tmp_path / "finappd.toml").write_text(text, encoding="utf-8")
     case.setup(tmp_path)
     args = [a.replace("{tmp}", str(tmp_path)) for a in case.args]
     if "--config" not in args:
         args = ["--config", str(tmp_path / "finappd.toml"), *args]
+    return args, {k: v.replace("{tmp}", str(tmp_path)) for k, v in case.env.items()}
+
+
+def run_in_process(
+    tmp_path: Path, case: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """``cli.main`` on the case's config, as systemd would start it (no TTY, the case's env);
+    returns the exit code, stdout and stderr."""
+    args, env = prepare(tmp_path, case)
+    for name in os.environ:
+        if name.startswith("FINAPPD_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_process(tmp_path: Path, case: Case) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m finappd`` on the case's config the same way, as a real child process."""
+    args, extra = prepare(tmp_path, case)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINAPPD_")}
     env.pop("CREDENTIALS_DIRECTORY", None)
-    env.update({k: v.replace("{tmp}", str(tmp_path)) for k, v in case.env.items()})
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "finappd", *args],
         cwd=tmp_path,
@@ -222,10 +250,28 @@ def run_cli(tmp_path: Path, case: Case) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_good_config_is_valid(tmp_path: Path) -> None:
+def assert_one_line_naming_the_key(case: Case, code: int, out: str, err: str) -> None:
+    """Exit 78, nothing on stdout, one JSON error line on stderr naming the case's key."""
+    assert "Traceback" not in err + out, err
+    assert code == EX_CONFIG, err
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    line = json.loads(lines[0])
+    assert (line["event"], line["level"]) == ("config.invalid", "error")
+    assert line["key"] == case.key, line
+    assert line["problem"]
+    assert case.says.lower() in line["problem"].lower(), line
+
+
+def test_the_good_config_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The config every case breaks is itself valid, so each failure is the case's own."""
-    proc = run_cli(tmp_path, Case("good", "", args=("check-config",)))
-    assert proc.returncode == 0, proc.stderr
+    code, _, err = run_in_process(
+        tmp_path, Case("good", "", args=("check-config",)), monkeypatch, capsys
+    )
+    assert code == 0, err
 
 
 def test_the_matrix_is_wide_enough() -> None:
@@ -233,17 +279,26 @@ def test_the_matrix_is_wide_enough() -> None:
     assert len({case.id for case in CASES}) == len(CASES) >= 15
 
 
+# A config wrongly accepted by `run` starts the daemon in this process: fail fast.
+@pytest.mark.timeout(20)
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
-def test_broken_config_exits_78_with_one_line_naming_the_key(tmp_path: Path, case: Case) -> None:
-    """The daemon refuses a broken config: exit 78, one JSON line naming the key, no traceback."""
-    proc = run_cli(tmp_path, case)
-    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert proc.returncode == EX_CONFIG, proc.stderr
-    assert proc.stdout == ""
-    lines = proc.stderr.splitlines()
-    assert len(lines) == 1, proc.stderr
-    line = json.loads(lines[0])
-    assert (line["event"], line["level"]) == ("config.invalid", "error")
-    assert line["key"] == case.key, line
-    assert line["problem"]
-    assert case.says.lower() in line["problem"].lower(), line
+def test_broken_config_exits_78_with_one_line_naming_the_key(
+    tmp_path: Path,
+    case: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The CLI refuses a broken config: exit 78, one JSON line naming the key, no traceback."""
+    assert_one_line_naming_the_key(case, *run_in_process(tmp_path, case, monkeypatch, capsys))
+
+
+#: Through a real process too: a TOML error, an environment override and an unknown flow
+#: (refused after logging is configured), so nothing else reaches stderr or stdout.
+REAL = ("toml-syntax-error", "env-not-json", "run-once-unknown-flow")
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in REAL], ids=lambda c: c.id)
+def test_a_real_process_exits_78_with_one_line_naming_the_key(tmp_path: Path, case: Case) -> None:
+    """``python -m finappd`` as systemd starts it: exit 78 and the one line, no traceback."""
+    proc = run_process(tmp_path, case)
+    assert_one_line_naming_the_key(case, proc.returncode, proc.stdout, proc.stderr)

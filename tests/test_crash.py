@@ -18,7 +18,9 @@ from finappd.store import Store
 from tests.conftest import MakeServer
 from tests.procs import (
     DaemonLog,
+    ForkedCli,
     assert_batches_whole,
+    fork_finappd,
     integrity,
     notify_socket,
     received,
@@ -98,7 +100,7 @@ def runs(db: Path) -> list[tuple[int, str, int | None, int | None]]:
         ).fetchall()
 
 
-async def wait_served(proc: asyncio.subprocess.Process, served: int, stats: SimStats) -> None:
+async def wait_served(proc: ForkedCli, served: int, stats: SimStats) -> None:
     """Wait until the simulator has answered ``served`` requests or the process has ended."""
     async with asyncio.timeout(60):
         while stats.served < served and proc.returncode is None:
@@ -111,7 +113,11 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
 ) -> None:
     """SIGKILL `finappd run-once` at 24 seeded random moments over 300 tickers: the file stays
     intact, each ticker holds one whole batch, killed runs become interrupted, a last run
-    completes the set."""
+    completes the set.
+
+    The killed processes are forked from a server that has imported finappd already, so the
+    moments fall in the work that touches the file, not in the import before it; the last
+    run is a fresh ``python -m finappd``."""
     rnd = random.Random(SEED)
     sim = await sim_server(SimConfig(latency=0.002))
     assert sim.url is not None
@@ -125,12 +131,12 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
         sim.config.seed = attempt + 1
         seeds.append(attempt + 1)
         sim.reset()
-        proc = await spawn_finappd(
-            "--config", str(config), "run-once", "eod", stdout=asyncio.subprocess.DEVNULL
+        proc = fork_finappd(
+            "--config", str(config), "run-once", "eod", output=tmp_path / "run-once.log"
         )
         if rnd.random() < 0.25:
-            # Early: while importing, opening, migrating, marking or starting the run.
-            await asyncio.sleep(rnd.uniform(0.0, 1.0))
+            # Early: while opening, migrating, marking or starting the run.
+            await asyncio.sleep(rnd.uniform(0.0, 0.5))
         else:
             await wait_served(proc, rnd.randint(1, len(TICKERS)), sim.stats)
             await asyncio.sleep(rnd.uniform(0.0, 0.02))
@@ -138,19 +144,20 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
             proc.kill()
             killed += 1
         code = await proc.wait()
+        proc.close()
         if code == 0:
             finished_alone += 1
         else:
-            assert code == -signal.SIGKILL, await proc.stderr.read() if proc.stderr else b""
+            assert code == -signal.SIGKILL, proc.read_output()
         if db.exists():
             assert integrity(db) == "ok"
             assert_batches_whole(db, LOOKBACK, started, seeds=seeds, symbols=TICKERS)
     assert killed >= KILLS - 2  # the seeded moments are nearly all mid-run
 
     sim.config.seed = 0
-    proc = await spawn_finappd("--config", str(config), "run-once", "eod")
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode == 0, err.decode()
+    last = await spawn_finappd("--config", str(config), "run-once", "eod")
+    out, err = await asyncio.wait_for(last.communicate(), timeout=120)
+    assert last.returncode == 0, err.decode()
     summary = json.loads(out.decode().splitlines()[-1])
     assert (summary["status"], summary["tickers_ok"]) == ("ok", len(TICKERS))
     assert integrity(db) == "ok"

@@ -75,7 +75,7 @@ max_concurrency = 8
 name = "eod"
 provider = "yahoo"
 tickers = [{tickers}]
-every = "3s"
+every = "2s"
 lookback_days = 60
 num_workers = 8
 """

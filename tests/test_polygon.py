@@ -112,14 +112,14 @@ def test_symbols_follow_polygons_prefixes(ticker: str, expected: str) -> None:
     [
         ("AAPL", datetime(2020, 1, 2, 5, 0, tzinfo=UTC), date(2020, 1, 2)),  # EST midnight
         ("AAPL", datetime(2024, 7, 5, 4, 0, tzinfo=UTC), date(2024, 7, 5)),  # EDT midnight
-        ("X:BTCUSD", datetime(2024, 7, 6, 4, 0, tzinfo=UTC), date(2024, 7, 6)),  # a Saturday
+        ("X:BTCUSD", datetime(2024, 7, 6, 0, 0, tzinfo=UTC), date(2024, 7, 6)),  # a Saturday
         ("C:EURUSD", datetime(2024, 7, 5, 0, 0, tzinfo=UTC), date(2024, 7, 5)),  # UTC midnight
     ],
 )
 def test_ms_timestamps_become_the_asset_class_date(
     ticker: str, stamp: datetime, expected: date
 ) -> None:
-    """t in ms is dated in New York for stocks and crypto, in UTC for FX."""
+    """t in ms is dated in New York for stocks, in UTC for FX and crypto."""
     row = {"o": 1, "h": 1, "l": 1, "c": 1, "t": int(stamp.timestamp() * 1000)}
     [bar] = parse_aggs({"results": [row]}, ticker, expected, expected, bar_tz(ticker))
     assert bar.ts == expected

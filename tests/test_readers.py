@@ -225,13 +225,18 @@ def overlapping_readers_write(db: Path, tickers: int) -> int:
     return largest[0]
 
 
+#: The limit for the test below: a quarter of WAL_LIMIT, so a quarter of the writes show it.
+SMALL_WAL_LIMIT = WAL_LIMIT // 4
+
+
 def test_wal_stays_bounded_while_readers_always_hold_a_snapshot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Readers that never all rest at once starve SQLite's own checkpoint (shown by lifting
-    the limit); the store's truncating checkpoint keeps the WAL near WAL_LIMIT."""
-    bounded = overlapping_readers_write(tmp_path / "bounded.sqlite3", 4000)
+    the limit); the store's truncating checkpoint keeps the WAL near the limit."""
+    monkeypatch.setattr("finappd.store.store.WAL_LIMIT", SMALL_WAL_LIMIT)
+    bounded = overlapping_readers_write(tmp_path / "bounded.sqlite3", 1000)
     monkeypatch.setattr("finappd.store.store.WAL_LIMIT", 2**62)
-    starved = overlapping_readers_write(tmp_path / "starved.sqlite3", 4000)
-    assert starved > 2 * WAL_LIMIT  # the scenario really starves the passive checkpoint
-    assert bounded < WAL_LIMIT + 2**20
+    starved = overlapping_readers_write(tmp_path / "starved.sqlite3", 1000)
+    assert starved > 2 * SMALL_WAL_LIMIT  # the scenario really starves the passive checkpoint
+    assert bounded < SMALL_WAL_LIMIT + 2**20

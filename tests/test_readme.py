@@ -119,3 +119,18 @@ def test_install_guide_names_files_that_exist() -> None:
     assert {"deploy/systemd/finappd.service", "deploy/systemd/finappd.sysusers"} <= paths
     for path in paths:
         assert (ROOT / path.rstrip("/.")).exists(), path
+
+
+def test_readme_links_the_architecture_and_only_files_in_the_repository() -> None:
+    """The README links docs/ARCHITECTURE.md, and every file it points at is in the repository
+    (a pointer outside it, like a design note next to the checkout, would dangle)."""
+    assert "(docs/ARCHITECTURE.md)" in README
+    assert (ROOT / "docs" / "ARCHITECTURE.md").is_file()
+    links = re.findall(r"\]\(([^)#]+?)\)", README)
+    named = re.findall(r"see `([\w./-]+\.md)`", README)
+    local = [link for link in links + named if "://" not in link]
+    assert local
+    for link in local:
+        assert not Path(link).is_absolute(), link
+        assert (ROOT / link).resolve().is_relative_to(ROOT), link
+        assert (ROOT / link).exists(), link

@@ -147,9 +147,9 @@ async def test_a_fire_missed_during_a_loop_stall_runs_late_and_says_so(
     sim = await sim_server(SimConfig())
     assert sim.url is not None
     db = tmp_path / "l.sqlite3"
-    # The next fire falls in the block, ~3 s late; the one after comes after the block.
-    every, block = 4.0, 7.0
-    proc, log = await stallable(db, sim.url, "4s", block)
+    # The next fire falls in the block, ~2 s late; the one after comes after the block.
+    every, block = 3.0, 5.0
+    proc, log = await stallable(db, sim.url, "3s", block)
     await log.wait_for("run.finished")  # stalled mid-run, the late fire would find it running
     proc.send_signal(signal.SIGUSR1)
     blocked_from, blocked_until = await blocked_span(tmp_path / "blocked")

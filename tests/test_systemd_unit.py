@@ -283,7 +283,9 @@ async def test_install_guide_in_a_scratch_root(
                     stdout.read_text(encoding="utf-8")
                 ):
                     await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)  # a few watchdog periods
+            async with asyncio.timeout(10):  # a few watchdog periods
+                while received.count("WATCHDOG=1") < 3:
+                    await asyncio.sleep(0.05)
             proc.send_signal(signal.SIGHUP)  # ExecReload=
             async with asyncio.timeout(10):
                 while "config.reloaded" not in stdout.read_text(encoding="utf-8"):

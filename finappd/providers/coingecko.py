@@ -229,7 +229,15 @@ def classify_coingecko(response: Response, now: datetime) -> Classified:
         return Classified(Verdict.NOT_FOUND, "unknown coin id (empty object)")
     if code is not None:
         return Classified(Verdict.BAD, reason)
+    if _unknown_coin(message):  # recorded with no status shown: not found whatever it is
+        return Classified(Verdict.NOT_FOUND, reason)
     return Classified(Verdict.OK)
+
+
+def _unknown_coin(message: str) -> bool:
+    """``{"error": "Could not find coin with the given id"}`` (or "coin not found")."""
+    lower = message.lower()
+    return "could not find" in lower or "not found" in lower
 
 
 class CoinGeckoProvider(BaseProvider):

@@ -10,13 +10,16 @@
 - **Symbols**: US ``AAPL``, share classes with a dot (``BRK-B`` → ``BRK.B``), foreign
   listings with Yahoo-like suffixes (``VOD.L``, licence-gated) kept as they are.
 - **Timezone**: quote ``t`` is epoch seconds UTC of the last update. Daily candle ``t`` is
-  00:00 exchange time (1672722000 = 2023-01-03 05:00 UTC for US equities); the trading date
-  is its date in the exchange timezone, from the suffix (New York without one).
+  00:00 **UTC** of the trading date since mid-2021 (Finnhub-API#449: "changed from new york
+  to GMT"), 00:00 or the open in exchange time before (1569297600 = 2019-09-24 04:00 UTC
+  = 00:00 New York, as recorded): a stamp on a UTC midnight is dated by UTC, any other by
+  its date in the exchange timezone, from the suffix (New York without one).
 - **Limits**: 60 calls/minute on the free plan plus a 30/second cap on every plan; no daily
   cap. Defaults: 4 in flight, 30/second, 60/minute.
-- **Errors**: 429 (``API limit reached…``) is RATE_LIMITED, except the 429 "please sign up"
-  that a missing key gets, which is AUTH; 403/401 ``{"error":"You don't have access to
-  this resource."}`` is PLAN_GATED (premium endpoint or market), other 401/403 AUTH. An
+- **Errors**: ``API limit reached…`` is RATE_LIMITED, with HTTP 429 or HTTP 200 (both are
+  recorded), except "API limit reached. Please sign up…" that a missing key gets: AUTH;
+  403/401 ``{"error":"You don't have access to this resource."}`` is PLAN_GATED (premium
+  endpoint or market), other 401/403 AUTH. An
   unknown symbol's quote is HTTP 200 with ``c``, ``pc`` and ``t`` all 0: NOT_FOUND (else
   it would be stored as a price of 0). ``{"s":"no_data"}`` (HTTP 200, some see 404) means
   an unknown symbol *or* a range without trading days: NOT_FOUND when the range spans a
@@ -58,6 +61,7 @@ _ZONES = {
 }
 _NEW_YORK = "America/New_York"
 _FULL_WEEK = 5
+_DAY_SECONDS = 86_400
 
 
 def finnhub_symbol(symbol: str) -> str:
@@ -107,12 +111,14 @@ def classify_finnhub(status: int, text: str, url: str) -> Classified | None:
         payload = None
     if isinstance(payload, dict) and payload.get("s") == "no_data":
         return _no_data(url)
-    if status == 429 and "sign up" in lower:
+    if "api limit reached" in lower and "sign up" in lower:
         return Classified(Verdict.AUTH, "API limit reached: please sign up (no API key sent)")
     if status in (401, 403) and "access" in lower:
         return Classified(Verdict.PLAN_GATED, "You don't have access to this resource")
     if status != 200:
         return None
+    if "api limit reached" in lower:  # the rate limit, sent with HTTP 200 too
+        return Classified(Verdict.RATE_LIMITED, "API limit reached (HTTP 200)")
     if not isinstance(payload, dict):
         head = text.lstrip()[:1]
         if not head or head == "<":
@@ -145,10 +151,20 @@ def parse_quote(payload: Mapping[str, Any], symbol: str) -> Quote:
     )
 
 
+def _candle_day(stamp: int, tz: ZoneInfo) -> date:
+    if stamp % _DAY_SECONDS == 0:
+        return datetime.fromtimestamp(stamp, UTC).date()
+    return datetime.fromtimestamp(stamp, tz).date()
+
+
 def parse_candles(
     payload: Mapping[str, Any], symbol: str, start: date, end: date, tz: ZoneInfo
 ) -> list[Bar]:
-    """Bars of a ``/stock/candle`` body whose local date (in ``tz``) is in ``start..end``."""
+    """Bars of a ``/stock/candle`` body whose trading date is in ``start..end``.
+
+    A stamp on a UTC midnight (Finnhub's convention since 2021) is dated by UTC; any other
+    (00:00 or the open in exchange time, the older convention) by its date in ``tz``.
+    """
     stamps = payload["t"]
     columns = {key: payload.get(key) or [] for key in ("o", "h", "l", "c", "v")}
     for key, values in columns.items():
@@ -156,7 +172,7 @@ def parse_candles(
             raise ValueError(f"column {key!r} has {len(values)} values for {len(stamps)} stamps")
     bars: dict[date, Bar] = {}
     for i, stamp in enumerate(stamps):
-        day = datetime.fromtimestamp(int(stamp), tz).date()
+        day = _candle_day(int(stamp), tz)
         if not start <= day <= end:
             continue
         value = {key: float(v[i]) if v else None for key, v in columns.items()}

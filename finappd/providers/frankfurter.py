@@ -15,7 +15,9 @@
   snap *earlier* than asked (to the last publication on or before it), and a single-date
   request answers with the publication date on or before the asked one, so rows outside
   the asked range are dropped: an :class:`~finappd.records.FxRate` always carries the date
-  the ECB published it, never a date that was asked for.
+  the ECB published it, never a date that was asked for. Rates are per ``amount`` of the
+  answer's ``base`` (recorded: ``amount=1000000`` multiplies every rate), so they are
+  divided by it, and an answer in another base than the one asked for is refused.
 - **Limits**: none documented; the answers are CDN-cached. Politeness default: 5 requests
   per second, 2 in flight.
 - **Errors**: unknown currency or no data → 404 ``{"message": "not found"}``; same base and
@@ -67,9 +69,17 @@ def fx_pair(symbol: str) -> tuple[str, str]:
 def parse_rates(
     payload: object, base: str, quotes: Sequence[str], start: date, end: date
 ) -> list[FxRate]:
-    """Rates of ``quotes`` per ``base`` published in ``start..end`` (range or one-date body)."""
+    """Rates of ``quotes`` per one ``base`` published in ``start..end`` (range or one-date
+    body). A body's rates are per ``amount`` of its own ``base`` (recorded: ``amount=1000000``
+    multiplies every rate), so they are divided by it, and rates of another base are refused."""
     if not isinstance(payload, dict):
         raise TypeError("expected a JSON object")
+    answered = payload.get("base", base)
+    if answered != base:
+        raise ValueError(f"rates are per {answered!r}, {base!r} was asked for")
+    amount = payload.get("amount", 1.0)
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+        raise TypeError(f"amount: expected a positive number, got {amount!r}")
     rates = payload["rates"]
     if not isinstance(rates, dict):
         raise TypeError(f"rates: expected an object, got {rates!r}")
@@ -88,7 +98,7 @@ def parse_rates(
                 continue
             if isinstance(rate, bool) or not isinstance(rate, int | float):
                 raise TypeError(f"rates[{day_text}][{quote}]: expected a number, got {rate!r}")
-            out.append(FxRate(base, quote, day, float(rate)))
+            out.append(FxRate(base, quote, day, float(rate) / amount))
     return out
 
 

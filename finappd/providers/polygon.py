@@ -16,8 +16,9 @@
 - **Symbols**: ``AAPL``, share classes with a dot (``BRK-B`` → ``BRK.B``), indices
   ``^GSPC`` → ``I:SPX``, FX ``EURUSD=X`` → ``C:EURUSD``, crypto ``BTC-USD`` → ``X:BTCUSD``.
 - **Timezone**: ``t`` is epoch **milliseconds** of the bar start: 00:00 New York for US
-  stocks, indices and crypto (1577941200000 = 2020-01-02 05:00 UTC), 00:00 UTC for FX
-  (``C:``); the trading date is ``t``'s date in that zone, never the UTC date.
+  stocks and indices (1577941200000 = 2020-01-02 05:00 UTC), 00:00 UTC for FX (``C:``)
+  and crypto (``X:``; recorded: 1672531200000 = 2023-01-01 00:00 UTC for X:BTCUSD); the
+  date is ``t``'s date in that zone (for stocks never the UTC date).
 - **Limits**: free ("Basic") 5 requests/minute, ~2 years of history, end of day only:
   asking for today before it ends is refused, so ``end`` is clamped to the last finished
   New York day (today after 20:00). Defaults: 1 in flight, 5/minute.
@@ -96,8 +97,9 @@ def polygon_symbol(symbol: str) -> str:
 
 
 def bar_tz(ticker: str) -> ZoneInfo:
-    """The zone whose midnight starts a daily bar: UTC for FX (``C:``), else New York."""
-    return ZoneInfo("UTC") if ticker.startswith("C:") else _NEW_YORK
+    """The zone whose midnight starts a daily bar: UTC for FX (``C:``) and crypto (``X:``),
+    else New York (stocks, indices)."""
+    return ZoneInfo("UTC") if ticker.startswith(("C:", "X:")) else _NEW_YORK
 
 
 def last_served_day(now: datetime) -> date:

@@ -1,7 +1,10 @@
 """Stooq CSV download: daily bars and the latest quote (best effort: Stooq blocks many daemons).
 
 - **URL**: ``GET https://stooq.com/q/d/l/?s=aapl.us&i=d&d1=YYYYMMDD&d2=YYYYMMDD&apikey=<key>``
-  → CSV ``Date,Open,High,Low,Close,Volume`` ascending (indices and FX have no ``Volume``);
+  → CSV ``Date,Open,High,Low,Close,Volume`` ascending (recorded: indices such as ``^spx``
+  have a ``Volume``, FX pairs have none; volumes may be fractional, adjusted); Stooq's Polish
+  site names the columns ``Data,Otwarcie,Najwyzszy,Najnizszy,Zamkniecie,Wolumen`` (recorded),
+  read the same;
   latest bar: ``GET https://stooq.com/q/l/?s=aapl.us&f=sd2t2ohlcv&h&e=csv&apikey=<key>`` →
   ``Symbol,Date,Time,Open,High,Low,Close,Volume`` with ``N/D`` for an unknown symbol (the
   ``e=json`` variant emits invalid JSON when volume is missing, so CSV it is).
@@ -54,6 +57,15 @@ _SUFFIXES = {".L": ".uk", ".T": ".jp", ".DE": ".de", ".HK": ".hk", ".BD": ".hu",
 _NATIVE_SUFFIXES = frozenset({"us", "uk", "jp", "de", "hk", "hu", "f", "b", "v", "pl"})
 _INDICES = {"^GSPC": "^spx", "^SPX": "^spx", "^DJI": "^dji", "^GDAXI": "^dax", "^IXIC": "^ndq"}
 _DAILY_LIMIT = "exceeded the daily hits limit"
+#: The daily CSV's Polish column names (stooq.pl, recorded) → the English ones.
+_POLISH_COLUMNS = {
+    "Data": "Date",
+    "Otwarcie": "Open",
+    "Najwyzszy": "High",
+    "Najnizszy": "Low",
+    "Zamkniecie": "Close",
+    "Wolumen": "Volume",
+}
 #: A range with this many weekdays always has trading days, so "No data" means "no symbol".
 _FULL_WEEK = 5
 
@@ -108,7 +120,7 @@ def classify_body(text: str, url: str) -> Classified:
     lower = head[:4096].lower()
     if not head:
         return Classified(Verdict.TRANSIENT, "empty body")
-    if head.startswith("Date,"):
+    if head.startswith(("Date,", "Data,")):
         if len(head.splitlines()) < 2:
             return Classified(Verdict.EMPTY, "CSV header without rows")
         return Classified(Verdict.OK)
@@ -135,10 +147,15 @@ def _float(text: str) -> float | None:
 
 
 def parse_daily_csv(text: str, symbol: str, start: date, end: date) -> list[Bar]:
-    """Bars of a ``/q/d/l/`` CSV whose date is in ``start..end``, ascending, one per date."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    """Bars of a ``/q/d/l/`` CSV (English or Polish column names) whose date is in
+    ``start..end``, ascending, one per date."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    columns = [_POLISH_COLUMNS.get(name, name) for name in next(reader, [])]
     bars: dict[date, Bar] = {}
-    for row in reader:
+    for values in reader:
+        if not values:
+            continue  # a blank line
+        row = dict(zip(columns, values, strict=False))
         day = date.fromisoformat(row["Date"])
         close = _float(row["Close"])
         if close is None or not start <= day <= end:

@@ -24,8 +24,10 @@
 - **Errors**: ``{"code": <int>, "message": "...", "status": "error"}`` with HTTP 200 *or*
   the code as HTTP status: 429 "…for the current minute…" → rate limited until the next
   minute; 429 about the day → quota exhausted until 00:00 UTC; 401 → auth; 400/404
-  "**symbol** not found" → not found; "not available with your plan" (403/404) → plan-gated;
-  400 "No data is available on the specified dates" → no bars; ≥500 → transient.
+  "**symbol** not found" or "**symbol** or **figi** parameter is missing or invalid"
+  (recorded for a fund no longer served) → not found; "not available with your plan"
+  (403/404) → plan-gated; 400 "No data is available on the specified dates" → no bars;
+  ≥500 → transient.
 """
 
 from __future__ import annotations
@@ -166,6 +168,12 @@ def _error_of(text: str) -> tuple[int | None, str] | None:
     )
 
 
+def _bad_symbol(message: str) -> bool:
+    """``**symbol** or **figi** parameter is missing or invalid`` (recorded for a fund no
+    longer served): the symbol is unknown, as with "symbol not found"."""
+    return "symbol" in message and "missing or invalid" in message
+
+
 def classify_twelvedata(response: Response, now: datetime) -> Classified:
     """Twelve Data's verdict: the body's ``code`` decides, whatever the HTTP status says."""
     text = response.text.strip()
@@ -201,7 +209,7 @@ def classify_twelvedata(response: Response, now: datetime) -> Classified:
         return Classified(Verdict.PLAN_GATED, reason)
     if "no data is available" in lowered:
         return Classified(Verdict.EMPTY, reason)
-    if code in (400, 404) and "not found" in lowered:
+    if code in (400, 404) and ("not found" in lowered or _bad_symbol(lowered)):
         return Classified(Verdict.NOT_FOUND, reason)
     if code == 403:
         return Classified(Verdict.PLAN_GATED, reason)

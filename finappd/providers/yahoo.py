@@ -13,7 +13,9 @@
   moved forward to its day.
 - **Limits**: undocumented, per IP; treat as ~1 request/s with 1-2 in flight. A 429 has a
   plain-text body (``Too Many Requests``), no ``Retry-After``, and blocks can last hours.
-- **Errors**: unknown symbol → 404 (sometimes 200) with ``chart.error.code == "Not Found"``;
+- **Errors**: unknown symbol → 404 (sometimes 200) with ``chart.error.code == "Not Found"``,
+  or HTTP 200 with a meta-only result whose ``firstTradeDate`` is null (recorded: ``^VXAPL``)
+  — both not found, so a fallback is tried;
   range before first trade → 400 ``"Data doesn't exist …"`` and too-old intraday → 422, both
   meaning "no bars"; an outage is an HTML "Will be right back" page, an empty body, or JSON
   that is cut off or not a chart (all retried as transient, PROVIDERS.md §10.3).
@@ -85,6 +87,16 @@ def _chart_shape(payload: object) -> str | None:
     except MALFORMED as exc:
         return f"malformed chart: {exc!r}"
     return None
+
+
+def _no_series(result: Mapping[str, Any]) -> bool:
+    """A meta-only result (no timestamps) whose ``firstTradeDate`` is null: Yahoo's HTTP 200
+    answer for a symbol it has no series for, i.e. not found (a known symbol's range without
+    trading days also comes meta-only, but with its first trade date)."""
+    meta = result["meta"]
+    return (
+        not result.get("timestamp") and "firstTradeDate" in meta and meta["firstTradeDate"] is None
+    )
 
 
 class YahooProvider(BaseProvider):
@@ -193,6 +205,8 @@ class YahooProvider(BaseProvider):
             return verdict
         if (problem := _chart_shape(payload)) is not None:
             return Classified(Verdict.TRANSIENT, problem)
+        if _no_series(payload["chart"]["result"][0]):
+            return Classified(Verdict.NOT_FOUND, "no series: meta only, firstTradeDate null")
         return Classified(Verdict.OK)
 
     def _bad_response(

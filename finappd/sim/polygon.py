@@ -84,8 +84,8 @@ def _unknown(ticker: str, config: SimConfig) -> bool:
 
 
 def _bar_tz(ticker: str) -> ZoneInfo:
-    """Daily bars start at 00:00 New York, FX ones at 00:00 UTC (PROVIDERS.md section 5)."""
-    return ZoneInfo("UTC") if ticker.upper().startswith("C:") else _NY
+    """Daily bars start at 00:00 New York, FX and crypto ones at 00:00 UTC (as recorded)."""
+    return ZoneInfo("UTC") if ticker.upper().startswith(("C:", "X:")) else _NY
 
 
 def _not_authorized(message: str) -> tuple[int, Body]:
@@ -150,7 +150,7 @@ def aggs_response(
     page = results[offset : offset + limit]
     envelope |= {"queryCount": len(page), "resultsCount": len(page)}
     if page:
-        envelope["results"] = page
+        envelope |= {"results": page, "count": len(page)}
     if offset + limit < len(results):
         cursor = base64.urlsafe_b64encode(str(offset + limit).encode()).decode()
         envelope["next_url"] = (
@@ -171,10 +171,15 @@ def prev_response(ticker: str, config: SimConfig, now: float) -> Body:
     weekends = listing_of(canonical).trades_weekends
     day = trading_days(today - timedelta(days=7), today - timedelta(days=1), weekends=weekends)[-1]
     bar = bar_on(symbol_key(canonical, config.seed), day)
-    stamp = int(datetime.combine(day, clock_time(), tzinfo=_bar_tz(ticker)).timestamp() * 1000)
-    result = {"T": ticker, "v": float(bar.volume), "o": bar.open, "c": bar.close}
-    result |= {"h": bar.high, "l": bar.low, "t": stamp}
-    return envelope | {"queryCount": 1, "resultsCount": 1, "results": [result]}
+    # Recorded (client-python's mock): a stock's previous bar is stamped at the 16:00 New
+    # York close (1651003200000 = 2022-04-26T20:00Z), unlike the range aggregates' midnight.
+    tz = _bar_tz(ticker)
+    at = clock_time(16) if tz is _NY else clock_time()
+    stamp = int(datetime.combine(day, at, tzinfo=tz).timestamp() * 1000)
+    vwap = round((bar.high + bar.low + bar.close) / 3, 4)
+    result = {"T": ticker, "v": float(bar.volume), "vw": vwap, "o": bar.open, "c": bar.close}
+    result |= {"h": bar.high, "l": bar.low, "t": stamp, "n": max(1, bar.volume // 100)}
+    return envelope | {"queryCount": 1, "resultsCount": 1, "results": [result], "count": 1}
 
 
 def _dividend_days(key: int, start: date, end: date) -> list[date]:

@@ -3,8 +3,8 @@
 Point the provider at ``base_url = f"{sim.url}/stooq"``. Routes (PROVIDERS.md section 2):
 
 - ``GET /stooq/q/d/l/?s=aapl.us&i=d&d1=YYYYMMDD&d2=YYYYMMDD&apikey=K``: daily bars as CSV
-  ``Date,Open,High,Low,Close,Volume``, ascending, exchange-local dates; indices (``^spx``)
-  have no ``Volume`` column.
+  ``Date,Open,High,Low,Close,Volume``, ascending, exchange-local dates; FX pairs
+  (``eurusd``) have no ``Volume`` column, indices (``^spx``) have one (both recorded).
 - ``GET /stooq/q/l/?s=aapl.us&f=sd2t2ohlcv&h&e=csv&apikey=K``: the latest bar as CSV
   ``Symbol,Date,Time,Open,High,Low,Close,Volume``, date and time in Warsaw time, ``N/D``
   for an unknown symbol.
@@ -124,7 +124,7 @@ def daily_csv(query: Mapping[str, str], config: SimConfig, now: float) -> str:
     bars = _bars(symbol, first, last, config, now)
     if not bars:
         return NO_DATA
-    with_volume = not symbol.startswith("^")
+    with_volume = not canonical_symbol(symbol).endswith("=X")
     lines = ["Date,Open,High,Low,Close" + (",Volume" if with_volume else "")]
     for bar in bars:
         row = [bar.day.isoformat(), *(_fmt(v) for v in (bar.open, bar.high, bar.low, bar.close))]

@@ -199,10 +199,13 @@ def quote_response(query: Mapping[str, str], config: SimConfig, now: float) -> B
     opened = datetime.combine(last.day, listing.open_time, tzinfo=listing.tz)
     quoted = min(now, (opened + timedelta(hours=6, minutes=30)).timestamp())
     change = last.close - previous.close
+    year = [_bar(canonical, day, config.seed) for day in days]  # the week stands in for it
+    low, high = min(b.low for b in year), max(b.high for b in year)
     return {
         "symbol": symbol.upper(),
         "name": f"{canonical} (simulated)",
         "exchange": listing.exchange_name,
+        "mic_code": _meta(symbol, listing).get("mic_code", listing.exchange_name),
         "currency": listing.currency,
         "datetime": last.day.isoformat(),
         "timestamp": int(opened.timestamp()),
@@ -211,7 +214,17 @@ def quote_response(query: Mapping[str, str], config: SimConfig, now: float) -> B
         "previous_close": _fmt(previous.close),
         "change": _fmt(change),
         "percent_change": _fmt(change / previous.close * 100),
+        "average_volume": str(round(sum(b.volume for b in year) / len(year))),
         "is_market_open": quoted < (opened + timedelta(hours=6, minutes=30)).timestamp(),
+        "fifty_two_week": {
+            "low": _fmt(low),
+            "high": _fmt(high),
+            "low_change": _fmt(last.close - low),
+            "high_change": _fmt(last.close - high),
+            "low_change_percent": _fmt((last.close - low) / low * 100),
+            "high_change_percent": _fmt((last.close - high) / high * 100),
+            "range": f"{low:.6f} - {high:.6f}",
+        },
     }
 
 

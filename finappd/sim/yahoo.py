@@ -103,9 +103,25 @@ def _period(query: Mapping[str, str], now: float) -> tuple[int, int]:
     return period1, period2
 
 
-def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> Body:
+def _trading_period(listing: Listing, opened: int, gmtoffset: int) -> Body:
+    """``currentTradingPeriod`` of the session opening at ``opened``: the simulator's 6.5-hour
+    regular session with Yahoo's pre (5.5 h) and post (4 h) windows around it."""
+    zone = datetime.fromtimestamp(opened, listing.tz).tzname() or "UTC"
+    closed = opened + 23_400
+    windows = {"pre": (opened - 19_800, opened), "regular": (opened, closed)}
+    windows["post"] = (closed, closed + 14_400)
+    return {
+        name: {"timezone": zone, "start": start, "end": end, "gmtoffset": gmtoffset}
+        for name, (start, end) in windows.items()
+    }
+
+
+def _meta(
+    symbol: str, listing: Listing, last: SimBar | None, last_ts: int, previous_close: float
+) -> Body:
     local = datetime.fromtimestamp(last_ts, listing.tz)
     offset = local.utcoffset()
+    gmtoffset = int(offset.total_seconds()) if offset is not None else 0
     return {
         "currency": listing.currency,
         "symbol": symbol,
@@ -113,12 +129,15 @@ def _meta(symbol: str, listing: Listing, last: SimBar | None, last_ts: int) -> B
         "instrumentType": listing.instrument_type,
         "firstTradeDate": EARLIEST,
         "regularMarketTime": last_ts,
-        "gmtoffset": int(offset.total_seconds()) if offset is not None else 0,
+        "gmtoffset": gmtoffset,
         "timezone": local.tzname() or "UTC",
         "exchangeTimezoneName": listing.tz_name,
         "regularMarketPrice": last.close if last is not None else None,
+        "chartPreviousClose": previous_close,
         "priceHint": 2,
+        "currentTradingPeriod": _trading_period(listing, last_ts, gmtoffset),
         "dataGranularity": "1d",
+        "range": "",
         "validRanges": _VALID_RANGES,
     }
 
@@ -160,22 +179,33 @@ def chart_response(
                 stamps.append(stamp)
                 bars.append(bar_on(key, day))
     split = config.splits.get(symbol)
+    null_last = symbol in config.null_symbols
+    # The close before the chart's first bar (Yahoo's chartPreviousClose).
+    first_day = bars[0].day if bars else datetime.fromtimestamp(period1, listing.tz).date()
+    previous = _last_before(key, listing, first_day - timedelta(days=1)).close
     if split is not None and bars and split[0] <= datetime.fromtimestamp(now, listing.tz).date():
         adjusted = _split_adjusted(bars, split)
-        body = _full(symbol, listing, stamps, adjusted, null_last=symbol in config.null_symbols)
+        body = _full(symbol, listing, stamps, adjusted, previous, null_last=null_last)
         return 200, _with_split(body, split, listing, (period1, end))
     if not bars:
         last_day = datetime.fromtimestamp(max(min(end, period2) - 1, 0), listing.tz).date()
         anchor = _last_before(key, listing, last_day)
-        meta = _meta(symbol, listing, anchor, session_open(anchor.day, listing))
+        previous = _last_before(key, listing, anchor.day - timedelta(days=1)).close
+        meta = _meta(symbol, listing, anchor, session_open(anchor.day, listing), previous)
         return 200, {
             "chart": {"result": [{"meta": meta, "indicators": {"quote": [{}]}}], "error": None}
         }
-    return 200, _full(symbol, listing, stamps, bars, null_last=symbol in config.null_symbols)
+    return 200, _full(symbol, listing, stamps, bars, previous, null_last=null_last)
 
 
 def _full(
-    symbol: str, listing: Listing, stamps: list[int], bars: list[SimBar], *, null_last: bool
+    symbol: str,
+    listing: Listing,
+    stamps: list[int],
+    bars: list[SimBar],
+    previous_close: float,
+    *,
+    null_last: bool,
 ) -> Body:
     quote: dict[str, list[Any]] = {
         "open": [bar.open for bar in bars],
@@ -191,7 +221,7 @@ def _full(
             column[-1] = None
         adjclose[-1] = None
         priced = bars[:-1]
-    meta = _meta(symbol, listing, priced[-1] if priced else None, stamps[-1])
+    meta = _meta(symbol, listing, priced[-1] if priced else None, stamps[-1], previous_close)
     result = {
         "meta": meta,
         "timestamp": stamps,
@@ -281,7 +311,9 @@ def _full_json(
     stamps, days = _window(symbol, period1, period2)
     key = symbol_key(symbol, seed)
     bars = [bar_on(key, day) for day in days[:count]]
-    body = _full(symbol, listing_of(symbol), list(stamps[:count]), bars, null_last=null_last)
+    listing = listing_of(symbol)
+    previous = _last_before(key, listing, days[0] - timedelta(days=1)).close
+    body = _full(symbol, listing, list(stamps[:count]), bars, previous, null_last=null_last)
     return json.dumps(body).encode()
 
 
