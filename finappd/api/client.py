@@ -105,11 +105,6 @@ class ApiClient:
         data = await self._json("POST", f"/flows/{flow}/runs")
         return int(data["run_id"])
 
-    async def run(self, run_id: int) -> dict[str, Any]:
-        """The run's row and failure counts."""
-        data: dict[str, Any] = await self._json("GET", f"/runs/{run_id}")
-        return data
-
     async def events(self, run_id: int) -> AsyncIterator[dict[str, Any]]:
         """The run's progress events (server-sent), the last one ``final`` if it ended."""
         assert self._session is not None, "use `async with ApiClient(...)`"
