@@ -175,11 +175,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -> int:
     if args.command == "check-config":
+        from finappd.calendar import describe
         from finappd.providers.usage import effective_limits_report
 
         shown = settings.masked()
         for name, limits in effective_limits_report(settings).items():
             shown["providers"][name]["effective_limits"] = limits
+        # Each flow's tickers by exchange, and those no calendar knows with their rule.
+        shown["exchanges"] = {f.name: describe(f.exchanges()) for f in settings.flows}
         print(json.dumps(shown, indent=2, default=str))
         return 0
     if args.command == "status":

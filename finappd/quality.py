@@ -66,7 +66,6 @@ MAX_VOLUME = 1e12
 RANGE_TOLERANCE = 0.01
 #: A bar this many times off the median close (either way) slipped a 100x unit.
 _SLIP_LOW, _SLIP_HIGH = 70.0, 130.0
-_OPTIONAL_PRICES = ("open", "high", "low", "adj_close")
 
 
 @dataclass(slots=True)
@@ -86,29 +85,38 @@ def _day_of(ts: date | datetime) -> date:
     return ts.astimezone(UTC).date() if isinstance(ts, datetime) else ts
 
 
-def _check_one(bar: Bar, today: date) -> tuple[Bar | None, list[str]]:
-    """Rules 1-5 for one bar: ``(bar or None if rejected, reasons)``."""
-    if _day_of(bar.ts) > today + timedelta(days=1):
+def _check_one(bar: Bar, today: date, latest: date) -> tuple[Bar | None, list[str]]:
+    """Rules 1-5 for one bar: ``(bar or None if rejected, reasons)``; ``latest`` is today + 1."""
+    ts = bar.ts
+    if (ts if type(ts) is date else _day_of(ts)) > latest:
         return None, [f"future_date: {bar.ts_text()} is after {today}"]
     if not _finite_positive(bar.close):
         return None, [f"bad_close: close is {bar.close!r}"]
     repairs: list[str] = []
     fixes: dict[str, Any] = {}  # field -> repaired value (None: missing)
-    for name in _OPTIONAL_PRICES:
-        value: float | None = getattr(bar, name)
-        if value is None:
+    prices = (
+        ("open", bar.open),
+        ("high", bar.high),
+        ("low", bar.low),
+        ("adj_close", bar.adj_close),
+    )
+    for name, value in prices:
+        if value is None or 0 < value < math.inf:  # missing, or a price as it should be
             continue
         if math.isnan(value) or value == 0:
             fixes[name] = None
             repairs.append(f"placeholder_price: {name} {value!r} stored as missing")
-        elif value < 0 or math.isinf(value):
+        else:  # negative or infinite
             return None, [f"bad_price: {name} is {value!r}"]
-    high, low = fixes.get("high", bar.high), fixes.get("low", bar.low)
+    high, low, open_ = bar.high, bar.low, bar.open
+    if fixes:
+        high, low = fixes.get("high", high), fixes.get("low", low)
+        open_ = fixes.get("open", open_)
     if high is not None and low is not None:
         if high < low:
             return None, [f"high_below_low: high {high!r} < low {low!r}"]
         floor, ceiling = low * (1 - RANGE_TOLERANCE), high * (1 + RANGE_TOLERANCE)
-        for name, value in (("open", fixes.get("open", bar.open)), ("close", bar.close)):
+        for name, value in (("open", open_), ("close", bar.close)):
             if value is not None and not floor <= value <= ceiling:
                 return None, [f"outside_range: {name} {value!r} outside [{low!r}, {high!r}]"]
     volume = bar.volume
@@ -135,14 +143,18 @@ def _rescale(bar: Bar, factor: float) -> Bar:
 def check_bars(bars: Sequence[Bar], today: date) -> Checked:
     """Apply the module's rules to one response's ``bars`` (pure: no clock, no logging)."""
     checked = Checked()
-    kept: dict[tuple[str, str, str], Bar] = {}
+    latest = today + timedelta(days=1)
+    # Keyed by ts itself: tz-aware datetimes are equal (and hash alike) when the instant
+    # is, as their UTC text is; a date never equals a datetime, nor do their texts.
+    kept: dict[tuple[str, str, date | datetime], Bar] = {}
     for bar in bars:
-        fixed, reasons = _check_one(bar, today)
+        fixed, reasons = _check_one(bar, today, latest)
         if fixed is None:
             checked.rejected.append((bar, reasons[0]))
             continue
-        checked.repaired.extend((fixed, reason) for reason in reasons)
-        key = (fixed.symbol, fixed.interval, fixed.ts_text())
+        if reasons:
+            checked.repaired.extend((fixed, reason) for reason in reasons)
+        key = (fixed.symbol, fixed.interval, fixed.ts)
         if (earlier := kept.pop(key, None)) is not None:
             checked.rejected.append((earlier, "duplicate: a later bar has the same ts"))
         kept[key] = fixed

@@ -16,6 +16,7 @@ from types import TracebackType
 import aiohttp
 import structlog
 
+from finappd.calendar import prepare
 from finappd.config import ProviderSettings, Settings
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
@@ -135,6 +136,10 @@ class Runtime:
         if flow.kind == "daily_bars" and flow.incremental:
             since = window_since(now, flow.revision_days)
             state = await self.writer.call(load_state, self.store, flow.tickers, since)
+        if state is not None or flow.kind == "quotes":
+            # The session tables this run asks for, built off the event loop (once per
+            # calendar and year in a process; the first may import exchange_calendars).
+            await asyncio.to_thread(prepare, list(flow.exchanges().items()), now)
         splits = SplitWatch()
         try:
             summary = await run_flow_once(

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from finappd.calendar import describe
 from finappd.config import FlowSettings, Settings
-from finappd.errors import StoreError
+from finappd.errors import REFUSAL_STATES, StoreError
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
 
@@ -68,7 +69,8 @@ def schedule_text(flow: FlowSettings) -> str:
     if flow.cron is not None:
         return f"cron {flow.cron} {flow.timezone}"
     if flow.at_close is not None:
-        return f"at close + {flow.at_close} {flow.exchange or 'per ticker exchange'}"
+        codes = ", ".join(sorted({e.code for e in flow.exchanges().values()}))
+        return f"at close + {flow.at_close} {codes}"
     return f"every {flow.every}"
 
 
@@ -130,6 +132,8 @@ class FlowHealth:
     cutoff: datetime | None
     bars: int
     failing: Sequence[tuple[str, int, str, str]]
+    #: ticker → its exchange and the rule it trades on, for each exchange no calendar knows
+    no_calendar: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def problem(self) -> str | None:
@@ -157,6 +161,7 @@ class FlowHealth:
                 {"symbol": s, "runs_in_a_row": n, "kind": k, "message": m}
                 for s, n, k, m in self.failing
             ],
+            "no_calendar": dict(self.no_calendar),
             "healthy": self.problem is None,
             "problem": self.problem,
         }
@@ -183,6 +188,7 @@ def flow_health(
                 cutoff=good_run_cutoff(flow, now, max_age),
                 bars=sum(counts.get(t, 0) for t in flow.tickers),
                 failing=failing,
+                no_calendar=describe(flow.exchanges())["no_calendar"],
             )
         )
     return health
@@ -190,10 +196,6 @@ def flow_health(
 
 #: Provider settings that describe its limits, shown by ``status``.
 _LIMIT_KEYS = ("kind", "max_concurrency", "rate", "rates", "daily_quota", "monthly_quota")
-
-
-#: A refusal's ``fetch_errors.kind`` → the provider state it shows.
-_STATES = {"unavailable": "circuit_open", "quota_exhausted": "parked", "auth": "key_refused"}
 
 
 def provider_health(
@@ -221,7 +223,7 @@ def provider_health(
         )
         if store is not None and newest is not None:
             refused = store.refusal(newest.id, name)
-            entry["state"] = "ok" if refused is None else _STATES[refused[0]]
+            entry["state"] = "ok" if refused is None else REFUSAL_STATES[refused[0]]
             entry["state_run"] = newest.id
             if refused is not None:
                 entry["state_detail"] = refused[1]
@@ -255,6 +257,8 @@ def _print_text(
             shown = ", ".join(f"{s} ({k}, {n} runs)" for s, n, k, _ in h.failing[:10])
             more = f" and {len(h.failing) - 10} more" if len(h.failing) > 10 else ""
             print(f"  failing    {shown}{more}")
+        for symbol, rule in h.no_calendar.items():
+            print(f"  calendar   {symbol} {rule}")
         if h.problem is not None:
             print(f"  problem    {h.problem}")
     for p in providers:

@@ -155,4 +155,4 @@ async def test_tiingo_bars_and_actions_from_one_request() -> None:
         [Dividend("AAPL", D("2020-08-07"), 0.82, "USD")],
         [Split("AAPL", D("2020-08-31"), 4.0, 1.0)],
     )
-    assert provider.requests == 1
+    assert provider.http.requests == 1

@@ -283,8 +283,8 @@ async def test_day_limit_parks_without_further_requests(
     for symbol in ("IBM", "MSFT"):
         with pytest.raises(QuotaExhaustedError):
             await provider.daily_bars(symbol, *recent())
-    assert provider.requests == 1
-    assert provider.parked_until is not None
+    assert provider.http.requests == 1
+    assert provider.http.refusals.parked_until is not None
 
 
 async def test_minute_note_is_retried(make_av: MakeAv, mocked: aioresponses) -> None:
@@ -293,7 +293,7 @@ async def test_minute_note_is_retried(make_av: MakeAv, mocked: aioresponses) -> 
     mocked.get(QUERY, payload=QUOTE)
     provider = make_av()
     quote = await provider.quote("MSFT")
-    assert (quote.price, provider.requests) == (112.13, 2)
+    assert (quote.price, provider.http.requests) == (112.13, 2)
 
 
 async def test_bad_key_disables_with_redacted_message(
@@ -308,7 +308,7 @@ async def test_bad_key_disables_with_redacted_message(
     assert "apikey=REDACTED" in str(info.value)
     with pytest.raises(AuthError):
         await provider.quote("MSFT")
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize(
@@ -329,7 +329,7 @@ async def test_html_page_is_transient(make_av: MakeAv, mocked: aioresponses) -> 
     mocked.get(QUERY, payload=QUOTE)
     provider = make_av()
     await provider.quote("MSFT")
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_fx_rates_one_call_per_pair(make_av: MakeAv, mocked: aioresponses) -> None:

@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from finappd.config import ProviderSettings, Settings
-from finappd.providers import AlphaVantageProvider, make_session
-from finappd.providers.alphavantage import classify_payload
+from finappd.providers import make_session
+from finappd.providers.alphavantage import AlphaVantageProvider, classify_payload
 from finappd.providers.base import Verdict
 from finappd.sim import SimConfig, synthetic_bars
-from finappd.sim.alphavantage import PER_DAY, PER_SECOND, query_response
+from finappd.sim.alphavantage import BAD_KEY, PER_DAY, PER_SECOND, query_response
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "alphavantage", bars, tuple(f"T{i:02d}" for i in range(10)), "ZZZNOPE", ("NOPE", "NOPE")
+)
 
 DAILY_IBM = {"function": "TIME_SERIES_DAILY", "symbol": "IBM"}
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
@@ -43,19 +49,6 @@ async def test_flow_lands_every_ticker_one_at_a_time(
     assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars("BRK-B", first, last)]
 
 
-async def test_quota_holds_across_a_restart(tmp_path: Path, sim_server: MakeServer) -> None:
-    """A quota of 5 sends 5 requests, records the rest, and a restart the same day sends none."""
-    sim = await sim_server()
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS[:8], daily_quota=5)
-    summary = await run_eod(settings)
-    assert (summary.tickers_ok, summary.failures) == (5, {"quota_exhausted": 3})
-    again = await run_eod(settings)
-    # A ticker whose final bar for the newest session is stored needs no request at all.
-    assert again.failures == {"quota_exhausted": 8 - again.tickers_ok}
-    assert sim.stats.requests == 5
-
-
 async def test_day_limit_answer_parks_the_provider(tmp_path: Path, sim_server: MakeServer) -> None:
     """The simulator's "25 requests per day" Information parks AV after one refused request."""
     sim = await sim_server(SimConfig(provider_limits={"alphavantage": (3, 86400.0)}))
@@ -63,28 +56,6 @@ async def test_day_limit_answer_parks_the_provider(tmp_path: Path, sim_server: M
     summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:6]))
     assert (summary.tickers_ok, summary.failures) == (3, {"quota_exhausted": 3})
     assert sim.stats.requests == 4
-
-
-async def test_burst_answer_pauses_and_retries(tmp_path: Path, sim_server: MakeServer) -> None:
-    """The simulator's "1 request per second" answer pauses AV, and every ticker still lands."""
-    sim = await sim_server(SimConfig(provider_limits={"alphavantage": (2, 1.0)}))
-    assert sim.url is not None
-    summary = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:4], retries=5))
-    assert (summary.status, summary.tickers_ok) == ("ok", 4)
-    assert sim.stats.requests > 4
-
-
-async def test_unknown_and_refused_key(tmp_path: Path, sim_server: MakeServer) -> None:
-    """An unknown ticker is not_found; a refused key is one auth failure for the whole run."""
-    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
-    assert sim.url is not None
-    summary = await run_eod(make_settings(tmp_path, sim.url, ["IBM", "NOPE"]))
-    assert summary.failures == {"not_found": 1}
-    bad = make_settings(tmp_path, sim.url, TICKERS[:3], api_key="BADKEY")
-    sim.reset()
-    refused = await run_eod(bad)
-    # IBM's final bar may already be stored (then it is skipped without a request).
-    assert (refused.failures, sim.stats.requests) == ({"auth": 3 - refused.tickers_ok}, 1)
 
 
 async def test_quote_and_fx_from_the_simulator(sim_server: MakeServer) -> None:
@@ -131,11 +102,11 @@ def test_the_simulators_bodies_classify_as_alpha_vantages(
     [
         ({"Information": PER_DAY}, Verdict.QUOTA_EXHAUSTED),
         ({"Information": PER_SECOND}, Verdict.RATE_LIMITED),
-        (query_response({"function": "GLOBAL_QUOTE"}, SimConfig(), 0.0), Verdict.AUTH),
+        ({"Error Message": BAD_KEY}, Verdict.AUTH),
     ],
 )
 def test_the_simulators_refusals_classify(body: dict[str, Any], verdict: Verdict) -> None:
-    """The simulator's day/burst limit texts and missing-key error classify as AV's."""
+    """The simulator's day/burst limit texts and refused-key error classify as AV's."""
     assert classify_payload(body).verdict is verdict
 
 

@@ -31,6 +31,20 @@ def flow(**extra: object) -> FlowSettings:
             ["2025-03-31T16:00", "2025-03-31T20:30"],
         ),
         ({"exchange": "XTKS"}, datetime(2025, 12, 30, 8, tzinfo=UTC), ["2026-01-05T07:00"]),
+        # Paris's half day on Christmas Eve (14:05 CET), then Hong Kong's close after it.
+        (
+            {"tickers": ["MC.PA", "0700.HK"]},
+            datetime(2025, 12, 24, 9, tzinfo=UTC),
+            ["2025-12-24T13:35", "2025-12-29T08:30"],
+        ),
+        # An old short name is the MIC: New York's close.
+        ({"exchange": "NYSE"}, datetime(2025, 3, 7, 12, tzinfo=UTC), ["2025-03-07T21:30"]),
+        # No calendar knows this ticker's exchange: weekdays, closing at UTC midnight.
+        (
+            {"tickers": ["FOO.XY"]},
+            datetime(2025, 3, 7, 12, tzinfo=UTC),
+            ["2025-03-08T00:30", "2025-03-11T00:30"],
+        ),
     ],
 )
 def test_at_close_fire_times(extra: dict[str, object], now: datetime, fires: list[str]) -> None:
@@ -53,3 +67,26 @@ def test_schedule_must_be_exactly_one_kind() -> None:
         flow(every="1h")
     with pytest.raises(ValueError, match="unknown exchange"):
         flow(exchange="XXXX")
+
+
+def test_the_flow_exchange_is_stored_as_its_mic_and_rules_every_ticker() -> None:
+    """``exchange = "lse"`` is XLON for every ticker; without it each ticker has its own."""
+    declared = flow(exchange="lse", tickers=["AAPL", "MC.PA"])
+    assert declared.exchange == "XLON"
+    assert {t: e.code for t, e in declared.exchanges().items()} == {"AAPL": "XLON", "MC.PA": "XLON"}
+    pairs = FlowSettings.model_validate(
+        {
+            "name": "fx",
+            "kind": "fx",
+            "provider": "frankfurter",
+            "tickers": ["EUR/USD"],
+            "every": "1d",
+        }
+    )
+    assert pairs.exchange_of("EUR/USD").code == "FX"
+    own = flow(tickers=["AAPL", "MC.PA", "BTC-USD"])
+    assert {t: e.code for t, e in own.exchanges().items()} == {
+        "AAPL": "XNYS",
+        "MC.PA": "XPAR",
+        "BTC-USD": "CRYPTO",
+    }

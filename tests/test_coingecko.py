@@ -152,7 +152,7 @@ async def test_undeclared_ticker_is_not_found_without_a_request(make_gecko: Make
     provider = make_gecko()
     with pytest.raises(SymbolNotFoundError, match=r'symbols\."PEPE-USD"'):
         await provider.daily_bars("PEPE-USD", *WEEK)
-    assert provider.requests == 0
+    assert provider.http.requests == 0
 
 
 async def test_unknown_id_in_simple_price_is_not_found(
@@ -163,7 +163,7 @@ async def test_unknown_id_in_simple_price_is_not_found(
     provider = make_gecko()
     with pytest.raises(SymbolNotFoundError):
         await provider.quote("nosuchcoin")
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_missing_currency_in_simple_price_is_not_found(
@@ -188,7 +188,7 @@ async def test_beyond_365_days_is_plan_gated(make_gecko: MakeGecko, mocked: aior
     provider = make_gecko()
     with pytest.raises(PlanGatedError, match="10012"):
         await provider.daily_bars("BTC-USD", date(2020, 1, 1), date(2020, 1, 31))
-    assert provider.disabled is None
+    assert provider.http.refusals.disabled is None
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,7 @@ async def test_refused_key_disables(
     provider = make_gecko()
     with pytest.raises(AuthError):
         await provider.daily_bars("BTC-USD", *WEEK)
-    assert provider.disabled is not None
+    assert provider.http.refusals.disabled is not None
 
 
 async def test_429_is_retried_after_retry_after(
@@ -214,7 +214,7 @@ async def test_429_is_retried_after_retry_after(
     mocked.get(CHART, payload=DAILY)
     provider = make_gecko()
     assert len(await provider.daily_bars("BTC-USD", *WEEK)) == 3
-    assert provider.rate_limited == 1
+    assert provider.http.rate_limited == 1
 
 
 async def test_429_storm_raises_rate_limited(make_gecko: MakeGecko, mocked: aioresponses) -> None:
@@ -223,7 +223,7 @@ async def test_429_storm_raises_rate_limited(make_gecko: MakeGecko, mocked: aior
     provider = make_gecko(retries=1)
     with pytest.raises(RateLimitedError):
         await provider.daily_bars("BTC-USD", *WEEK)
-    assert provider.requests == 2
+    assert provider.http.requests == 2
 
 
 async def test_5xx_is_retried(make_gecko: MakeGecko, mocked: aioresponses) -> None:
@@ -232,7 +232,7 @@ async def test_5xx_is_retried(make_gecko: MakeGecko, mocked: aioresponses) -> No
     mocked.get(CHART, payload=DAILY)
     provider = make_gecko()
     assert len(await provider.daily_bars("BTC-USD", *WEEK)) == 3
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_malformed_chart_is_bad_response(make_gecko: MakeGecko, mocked: aioresponses) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,17 @@ from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "coingecko",
+    bars,
+    ("BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD"),
+    "zzzcoin/usd",
+    ("nope/usd", "nope"),
+)
 
 TICKERS = ["BTC-USD", "ETH-USD", "SOL-USD", "DOGE-USD", "bitcoin/eur", "PEPE-USD"]
 
@@ -75,33 +84,6 @@ async def test_quote_is_the_current_price(tmp_path: Path, sim_server: MakeServer
     assert quote.price > 0
 
 
-async def test_429_storm_is_recovered_within_the_limit(
-    tmp_path: Path, sim_server: MakeServer
-) -> None:
-    """Over the route's window the 429 status bodies pause the provider; all quotes succeed."""
-    sim = await sim_server(SimConfig(provider_limits={"coingecko": (2, 0.5)}))
-    assert sim.url is not None
-    options: dict[str, Any] = {"retries": 10, "backoff": "50ms", "backoff_max": "2s"}
-    async with Runtime(make_settings(tmp_path, sim.url, ["BTC-USD"], **options)) as runtime:
-        provider = runtime.providers["coingecko"]
-        quotes = await asyncio.gather(*(provider.quote(t) for t in TICKERS[:5]))
-    assert len(quotes) == 5
-    assert provider.rate_limited >= 1
-    assert provider.rate_limited == sim.stats.rejected_429
-    assert sim.stats.peak_in_flight <= 2
-
-
-async def test_matching_windows_never_see_a_429(tmp_path: Path, sim_server: MakeServer) -> None:
-    """A client holding the route's own 10/second sends 12 quotes without one 429."""
-    sim = await sim_server(SimConfig(provider_limits={"coingecko": (10, 1.0)}))
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, ["BTC-USD"], rates=["10/second"])
-    async with Runtime(settings) as runtime:
-        provider = runtime.providers["coingecko"]
-        await asyncio.gather(*(provider.quote(t) for t in TICKERS[:5] * 2 + TICKERS[:2]))
-    assert (sim.stats.requests, sim.stats.rejected_429) == (12, 0)
-
-
 async def test_history_beyond_365_days_is_plan_gated_and_falls_back(
     tmp_path: Path, sim_server: MakeServer
 ) -> None:
@@ -111,31 +93,12 @@ async def test_history_beyond_365_days_is_plan_gated_and_falls_back(
     gated = make_settings(tmp_path, sim.url, ["BTC-USD"], lookback_days=400)
     async with Runtime(gated) as runtime:
         alone = await runtime.run_flow("eod", "manual")
-        assert runtime.providers["coingecko"].disabled is None
+        assert runtime.providers["coingecko"].http.refusals.disabled is None
     assert alone.failures == {"plan_gated": 1}
     settings = make_settings(tmp_path, sim.url, ["BTC-USD"], ("yahoo",), lookback_days=400)
     summary = await run_eod(settings)
     assert (summary.status, summary.tickers_ok) == ("ok", 1)
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
-
-
-async def test_refused_key_is_one_request(tmp_path: Path, sim_server: MakeServer) -> None:
-    """BADKEY is refused once (401); the rest of the run sends nothing."""
-    sim = await sim_server()
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS[:5], api_key="BADKEY", max_concurrency=1)
-    summary = await run_eod(settings)
-    assert summary.failures == {"auth": 5}
-    assert sim.stats.requests == 1
-
-
-async def test_unknown_coin_id_is_not_found(tmp_path: Path, sim_server: MakeServer) -> None:
-    """An id form the simulator does not know answers 404 'coin not found'."""
-    sim = await sim_server()
-    assert sim.url is not None
-    summary = await run_eod(make_settings(tmp_path, sim.url, ["zzzcoin/usd", "BTC-USD"]))
-    assert (summary.tickers_ok, summary.failures) == (1, {"not_found": 1})
-    assert sim.stats.not_found == 1
 
 
 async def test_pro_key_on_the_demo_host_is_error_10010(sim_server: MakeServer) -> None:

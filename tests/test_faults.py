@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from finappd.cli import main
 from finappd.config import Settings
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
@@ -21,10 +21,10 @@ from tests.conftest import MakeServer, one_flow
 
 #: Faults a ticker cannot recover from within its retries, and the error kinds they may end as.
 ENDS_AS: dict[str, set[str]] = {
-    "http_500": {"bad_response"},
-    "http_502": {"bad_response"},
-    "http_503": {"bad_response"},
-    "html_error": {"bad_response"},
+    "http_500": {"server_error"},
+    "http_502": {"server_error"},
+    "http_503": {"server_error"},
+    "html_error": {"server_error"},
     "hang": {"timeout"},
     "reset": {"connection", "error"},
     "429_text": {"rate_limited"},
@@ -67,10 +67,10 @@ def outcome(db: Path) -> tuple[set[str], dict[str, tuple[str, str]], list[tuple[
     return stored, errors, runs
 
 
-async def fetch_raw(url: str, symbol: str) -> tuple[int, str, str, bytes]:
+async def fetch_raw(url: str, symbol: str, timeout_s: float = 5.0) -> tuple[int, str, str, bytes]:
     """GET one chart from the simulator: status, content type, Retry-After and body."""
     query = "?period1=1700000000&period2=1702000000&interval=1d"
-    timeout = aiohttp.ClientTimeout(total=1.0)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
         session.get(f"{url}/v8/finance/chart/{symbol}{query}") as resp,
@@ -125,7 +125,7 @@ async def test_hang_and_reset_give_no_answer(sim_server: MakeServer) -> None:
     sim = await sim_server(SimConfig(faults=plan))
     assert sim.url is not None
     with pytest.raises(TimeoutError):
-        await fetch_raw(sim.url, "SLOW")
+        await fetch_raw(sim.url, "SLOW", timeout_s=0.2)
     with pytest.raises(aiohttp.ClientConnectionError):
         await fetch_raw(sim.url, "CUT")
 
@@ -256,7 +256,12 @@ async def test_provider_down_for_the_whole_run_fails_every_ticker_quickly(
     await sim.stop()
     tickers = [f"D{i:02d}" for i in range(20)]
     started = time.monotonic()
-    async with Runtime(settings_for(tmp_path, url, tickers, deadline="30s")) as runtime:
+    # A refused connect is immediate: a long connect timeout keeps a loaded machine's slow
+    # loop from turning it into a timeout.
+    settings = settings_for(
+        tmp_path, url, tickers, deadline="30s", provider={"connect_timeout": "5s"}
+    )
+    async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
     stored, errors, runs = outcome(tmp_path / "faults.sqlite3")
     assert stored == set()
@@ -280,7 +285,7 @@ async def test_hung_provider_is_cut_off_by_the_run_deadline(
         tmp_path,
         sim.url,
         tickers,
-        deadline="2s",
+        deadline="1s",
         provider={"read_timeout": "60s", "connect_timeout": "60s"},
     )
     started = time.monotonic()
@@ -288,7 +293,7 @@ async def test_hung_provider_is_cut_off_by_the_run_deadline(
         summary = await runtime.run_flow("eod", "manual")
     elapsed = time.monotonic() - started
     stored, errors, runs = outcome(tmp_path / "faults.sqlite3")
-    assert elapsed < 2 + 10  # the deadline, plus recording what was left on a slow machine
+    assert elapsed < 1 + 10  # the deadline, plus recording what was left on a slow machine
     assert stored == set()
     assert set(errors) == set(tickers)
     assert {kind for kind, _ in errors.values()} == {"deadline"}
@@ -319,10 +324,16 @@ every = "1h"
 
 
 @pytest.mark.parametrize(("faulty", "exit_code", "status"), [(2, 3, "partial"), (6, 1, "failed")])
-async def test_run_once_process_exits_by_run_status(
-    tmp_path: Path, sim_server: MakeServer, faulty: int, exit_code: int, status: str
+async def test_run_once_exits_by_run_status(
+    tmp_path: Path,
+    sim_server: MakeServer,
+    capsys: pytest.CaptureFixture[str],
+    faulty: int,
+    exit_code: int,
+    status: str,
 ) -> None:
-    """`finappd run-once` against a faulty provider exits 3 when partial, 1 when failed."""
+    """`finappd run-once` against a faulty provider exits 3 when partial, 1 when failed
+    (through ``cli.main`` in process; test_crash and test_readers run it as a process)."""
     tickers = [f"P{i}" for i in range(6)]
     plan = FaultPlan(by_symbol={t: Fault("http_503") for t in tickers[:faulty]})
     sim = await sim_server(SimConfig(faults=plan))
@@ -333,22 +344,13 @@ async def test_run_once_process_exits_by_run_status(
         ),
         encoding="utf-8",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "finappd",
-        "--config",
-        str(config),
-        "run-once",
-        "eod",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == exit_code, err.decode()
-    summary = json.loads(out.decode().splitlines()[-1])
+    # main() runs its own event loop: in a thread, beside this test's loop serving the sim.
+    returncode = await asyncio.to_thread(main, ["--config", str(config), "run-once", "eod"])
+    out, err = capsys.readouterr()
+    assert returncode == exit_code, err
+    summary = json.loads(out.splitlines()[-1])
     assert (summary["status"], summary["tickers_failed"]) == (status, faulty)
-    assert summary["failures"] == {"bad_response": faulty}
+    assert summary["failures"] == {"server_error": faulty}
 
 
 async def test_a_bug_met_by_one_ticker_fails_only_that_ticker(

@@ -186,7 +186,7 @@ async def test_429_is_retried_after_retry_after(
     mocked.get(CANDLE_URL, payload=CANDLES)
     provider = make_finnhub()
     bars = await provider.daily_bars("AAPL", date(2023, 1, 3), date(2023, 1, 4))
-    assert (len(bars), provider.requests, provider.rate_limited) == (2, 2, 1)
+    assert (len(bars), provider.http.requests, provider.http.rate_limited) == (2, 2, 1)
 
 
 async def test_missing_key_429_is_auth(make_finnhub: MakeFinnhub, mocked: aioresponses) -> None:
@@ -195,7 +195,7 @@ async def test_missing_key_429_is_auth(make_finnhub: MakeFinnhub, mocked: aiores
     provider = make_finnhub()
     with pytest.raises(AuthError):
         await provider.quote("AAPL")
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_no_data_over_a_weekend_is_empty(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -13,13 +12,29 @@ import pytest
 
 from finappd.config import Settings
 from finappd.errors import SymbolNotFoundError
-from finappd.providers import FinnhubProvider
 from finappd.providers.base import Verdict
-from finappd.providers.finnhub import candle_window, classify_finnhub, exchange_tz, parse_candles
+from finappd.providers.finnhub import (
+    FinnhubProvider,
+    candle_window,
+    classify_finnhub,
+    exchange_tz,
+    parse_candles,
+)
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.finnhub import NO_ACCESS, RATE_LIMITED, candle_response, quote_response
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import provider_factory, query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "finnhub",
+    bars,
+    tuple(f"T{i:02d}" for i in range(10)),
+    "ZZZNOPE",
+    ("NOPE", "NOPE"),
+    key="premium-test-key",
+)
 
 NOW = datetime(2026, 1, 15, 23, 0, tzinfo=UTC).timestamp()
 TICKERS = ["AAPL", "BRK-B", "VOD.L", "7203.T", *[f"T{i:02d}" for i in range(8)]]
@@ -88,29 +103,6 @@ async def test_quote_matches_the_synthetic_close(
     assert quote.ts <= datetime.now(UTC)
     with pytest.raises(SymbolNotFoundError):
         await provider.quote("ZZZNOPE")
-
-
-async def test_windows_matching_the_server_never_see_a_429(
-    sim_server: MakeServer, make_finnhub: MakeFinnhub
-) -> None:
-    """A client holding the server's own 5/second gets through 8 quotes without one 429."""
-    sim = await sim_server(SimConfig(provider_limits={"finnhub": (5, 1.0)}))
-    provider = make_finnhub(sim, rates=["5/second"], max_concurrency=4)
-    await asyncio.gather(*(provider.quote(f"T{i}") for i in range(8)))
-    assert (sim.stats.rejected_429, provider.rate_limited) == (0, 0)
-    assert sim.stats.peak_in_flight <= 4
-
-
-async def test_a_429_storm_is_ridden_out_within_the_concurrency_cap(
-    sim_server: MakeServer, make_finnhub: MakeFinnhub
-) -> None:
-    """Without windows the server's 429s pause the provider; all land, never over 2 in flight."""
-    sim = await sim_server(SimConfig(provider_limits={"finnhub": (3, 0.5)}, latency=0.005))
-    provider = make_finnhub(sim, max_concurrency=2, retries=10, backoff="50ms")
-    quotes = await asyncio.gather(*(provider.quote(f"T{i}") for i in range(9)))
-    assert all(q.price > 0 for q in quotes)
-    assert sim.stats.rejected_429 == provider.rate_limited > 0
-    assert sim.stats.peak_in_flight <= 2
 
 
 def test_the_simulators_bodies_classify_as_finnhubs() -> None:

@@ -48,7 +48,7 @@ async def test_run_lands_every_ticker_within_provider_limit(
     assert summary.status == "ok"
     assert (summary.tickers_ok, summary.tickers_failed) == (len(TICKERS), 0)
     assert sim.stats.peak_in_flight <= 3
-    assert provider.gauge.peak_in_flight <= 3
+    assert provider.http.gauge.peak_in_flight <= 3
     assert sim.stats.requests == len(TICKERS)
     symbols = {row[0] for row in query(tmp_path, "SELECT DISTINCT symbol FROM bars")}
     assert symbols == set(TICKERS)

@@ -12,7 +12,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from finappd.config import ProviderSettings
-from finappd.errors import BadResponseError, RateLimitedError, SymbolNotFoundError
+from finappd.errors import BadResponseError, RateLimitedError, ServerError, SymbolNotFoundError
 from finappd.providers import PROVIDER_KINDS, FrankfurterProvider, make_session
 from finappd.providers.base import Capability
 from finappd.records import FxRate
@@ -87,7 +87,7 @@ async def test_same_base_and_quote_sends_nothing(make_frank: MakeFrank) -> None:
     provider = make_frank()
     assert await provider.fx_rates("EUR", ["EUR"], *JAN) == []
     assert await provider.fx_rates("EUR", ["USD"], date(2024, 1, 3), date(2024, 1, 1)) == []
-    assert provider.requests == 0
+    assert provider.http.requests == 0
 
 
 async def test_unknown_currency_is_not_found(make_frank: MakeFrank, mocked: aioresponses) -> None:
@@ -96,7 +96,7 @@ async def test_unknown_currency_is_not_found(make_frank: MakeFrank, mocked: aior
     provider = make_frank()
     with pytest.raises(SymbolNotFoundError, match="not found") as info:
         await provider.fx_rates("EUR", ["XXX"], *JAN)
-    assert (info.value.symbol, provider.requests) == ("EUR/XXX", 1)
+    assert (info.value.symbol, provider.http.requests) == ("EUR/XXX", 1)
 
 
 @pytest.mark.parametrize("message", ["bad currency pair", "invalid amount", "invalid date"])
@@ -108,16 +108,16 @@ async def test_422_is_bad_request_without_retry(
     provider = make_frank()
     with pytest.raises(BadResponseError, match=message):
         await provider.fx_rates("EUR", ["USD"], *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_503_is_retried_then_raised(make_frank: MakeFrank, mocked: aioresponses) -> None:
-    """A 503 (v2's "range too heavy") is transient: retried, then BadResponseError."""
+    """A 503 (v2's "range too heavy") is transient: retried, then ServerError."""
     mocked.get(RATES, status=503, payload={"message": "narrow the request"}, repeat=True)
     provider = make_frank(retries=1)
-    with pytest.raises(BadResponseError):
+    with pytest.raises(ServerError):
         await provider.fx_rates("EUR", ["USD"], *JAN)
-    assert (provider.requests, provider.retries) == (2, 1)
+    assert (provider.http.requests, provider.http.retries) == (2, 1)
 
 
 async def test_cdn_429_is_retried(make_frank: MakeFrank, mocked: aioresponses) -> None:
@@ -126,7 +126,7 @@ async def test_cdn_429_is_retried(make_frank: MakeFrank, mocked: aioresponses) -
     provider = make_frank(retries=1)
     with pytest.raises(RateLimitedError):
         await provider.fx_rates("EUR", ["USD"], *JAN)
-    assert provider.rate_limited == 2
+    assert provider.http.rate_limited == 2
 
 
 @pytest.mark.parametrize(

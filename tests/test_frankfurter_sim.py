@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +10,17 @@ import pytest
 
 from finappd.config import Settings
 from finappd.errors import BadResponseError, SymbolNotFoundError
-from finappd.providers import FrankfurterProvider
+from finappd.providers.frankfurter import FrankfurterProvider
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
-from finappd.sim.frankfurter import ecb_rate
+from finappd.sim.ecb import ecb_rate
 from tests.conftest import MakeServer
+from tests.test_provider_contract import Contract, fx
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "frankfurter", fx, ("USD", "GBP", "JPY", "CHF", "SEK"), "ZZZ", ("NOK", "NOK"), key=None
+)
 
 EASTER_2024 = (date(2024, 3, 25), date(2024, 4, 5))  # Good Friday 29th, Easter Monday 1st
 
@@ -88,44 +93,3 @@ async def test_errors_in_frankfurter_shapes(tmp_path: Path, sim_server: MakeServ
         with pytest.raises(BadResponseError, match="bad currency pair"):
             await provider.fx_rates("USD", ["USD,EUR"], date(2024, 1, 1), date(2024, 1, 3))
     assert sim.stats.by_status == {404: 3, 422: 1}
-
-
-async def test_in_flight_and_rate_stay_within_the_limits(
-    tmp_path: Path, sim_server: MakeServer
-) -> None:
-    """Twelve concurrent calls keep 2 in flight and the route's 10/second without a 429."""
-    sim = await sim_server(SimConfig(latency=0.01, provider_limits={"frankfurter": (10, 1.0)}))
-    settings = make_settings(
-        tmp_path, f"{sim.url}/frankfurter/v1", max_concurrency=2, rates=["10/second"]
-    )
-    start = date(2024, 1, 1)
-    async with Runtime(settings) as runtime:
-        provider = runtime.providers["frankfurter"]
-        results = await asyncio.gather(
-            *(
-                provider.fx_rates(
-                    "EUR", ["USD"], start + timedelta(days=i), start + timedelta(days=i + 7)
-                )
-                for i in range(12)
-            )
-        )
-    assert all(results)
-    assert (sim.stats.peak_in_flight, sim.stats.rejected_429) == (2, 0)
-
-
-async def test_rate_limit_storm_is_retried(tmp_path: Path, sim_server: MakeServer) -> None:
-    """Past the route's window the 429s pause the provider and every call still succeeds."""
-    sim = await sim_server(SimConfig(provider_limits={"frankfurter": (2, 0.5)}))
-    settings = make_settings(
-        tmp_path, f"{sim.url}/frankfurter/v1", rates=[], retries=10, backoff="50ms"
-    )
-    async with Runtime(settings) as runtime:
-        provider = runtime.providers["frankfurter"]
-        results = await asyncio.gather(
-            *(
-                provider.fx_rates("EUR", [q], date(2024, 1, 2), date(2024, 1, 5))
-                for q in ["USD", "GBP", "JPY", "CHF", "SEK"]
-            )
-        )
-    assert all(len(r) == 4 for r in results)
-    assert provider.rate_limited == sim.stats.rejected_429 >= 1

@@ -249,7 +249,7 @@ async def test_next_url_is_followed_on_the_same_origin(
     provider = make_polygon()
     bars = await provider.daily_bars("AAPL", date(2020, 1, 1), date(2020, 1, 31))
     assert [b.ts for b in bars] == [date(2020, 1, 2), date(2020, 1, 3)]
-    assert provider.requests == 2
+    assert provider.http.requests == 2
 
 
 async def test_next_url_pages_are_bounded(make_polygon: MakePolygon, mocked: aioresponses) -> None:
@@ -259,7 +259,7 @@ async def test_next_url_pages_are_bounded(make_polygon: MakePolygon, mocked: aio
     provider = make_polygon()
     with capture_logs() as logs:
         await provider.daily_bars("AAPL", date(2020, 1, 1), date(2020, 1, 31))
-    assert provider.requests == MAX_PAGES
+    assert provider.http.requests == MAX_PAGES
     assert [e["pages"] for e in logs if e["event"] == "provider.next_url_not_followed"] == [3]
 
 
@@ -270,7 +270,7 @@ async def test_foreign_next_url_never_gets_the_key(
     mocked.get(AGGS, payload=dict(FIXTURE, next_url="https://evil.example/v2/aggs?cursor=1"))
     provider = make_polygon()
     bars = await provider.daily_bars("AAPL", date(2020, 1, 1), date(2020, 1, 31))
-    assert (len(bars), provider.requests) == (2, 1)
+    assert (len(bars), provider.http.requests) == (2, 1)
 
 
 async def test_unknown_ticker_over_a_week_is_not_found(
@@ -294,7 +294,7 @@ async def test_plan_gate_and_refused_key(make_polygon: MakePolygon, mocked: aior
     for _ in range(2):
         with pytest.raises(AuthError):
             await provider.daily_bars("AAPL", date(2025, 1, 6), date(2025, 1, 10))
-    assert provider.requests == 2
+    assert provider.http.requests == 2
 
 
 async def test_429_is_retried(make_polygon: MakePolygon, mocked: aioresponses) -> None:
@@ -303,7 +303,7 @@ async def test_429_is_retried(make_polygon: MakePolygon, mocked: aioresponses) -
     mocked.get(AGGS, payload=FIXTURE)
     provider = make_polygon()
     bars = await provider.daily_bars("AAPL", date(2020, 1, 1), date(2020, 1, 31))
-    assert (len(bars), provider.rate_limited) == (2, 1)
+    assert (len(bars), provider.http.rate_limited) == (2, 1)
 
 
 async def test_quote_is_the_previous_close(make_polygon: MakePolygon, mocked: aioresponses) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -12,14 +11,19 @@ from typing import Any
 import pytest
 
 from finappd.config import Settings
-from finappd.providers import PolygonProvider
 from finappd.providers.base import Verdict
-from finappd.providers.polygon import bar_tz, classify_polygon, parse_aggs
+from finappd.providers.polygon import PolygonProvider, bar_tz, classify_polygon, parse_aggs
 from finappd.sim import SimConfig, SimServer, synthetic_bars
 from finappd.sim.polygon import aggs_response, reference_response
 from finappd.sim.prices import symbol_key
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import provider_factory, query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "polygon", bars, tuple(f"T{i:02d}" for i in range(10)), "ZZZNOPE", ("NOPE", "NOPE")
+)
 
 TICKERS = ["AAPL", "BRK-B", "^GSPC", *[f"T{i:02d}" for i in range(9)]]
 NOW = datetime(2026, 1, 15, 18, 0, tzinfo=UTC).timestamp()  # 13:00 New York
@@ -59,17 +63,6 @@ async def test_flow_lands_new_york_dates_one_at_a_time(
     assert rows == [(b.day.isoformat(), b.close) for b in synthetic_bars("BRK-B", first, last)]
 
 
-async def test_unknown_ticker_and_refused_key(tmp_path: Path, sim_server: MakeServer) -> None:
-    """resultsCount 0 over the lookback is not_found; a refused key is one auth failure."""
-    sim = await sim_server(SimConfig(unknown_symbols=frozenset({"NOPE"})))
-    assert sim.url is not None
-    summary = await run_eod(make_settings(tmp_path, sim.url, ["AAPL", "NOPE"]))
-    assert summary.failures == {"not_found": 1}
-    sim.reset()
-    refused = await run_eod(make_settings(tmp_path, sim.url, TICKERS[:4], key="BADKEY"))
-    assert (refused.failures, sim.stats.requests) == ({"auth": 4}, 1)
-
-
 async def test_history_beyond_the_plan_falls_back(tmp_path: Path, sim_server: MakeServer) -> None:
     """A lookback past two years is plan_gated at Polygon and served by the Yahoo fallback."""
     sim = await sim_server()
@@ -78,21 +71,6 @@ async def test_history_beyond_the_plan_falls_back(tmp_path: Path, sim_server: Ma
     summary = await run_eod(settings)
     assert summary.status == "ok"
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("yahoo",)]
-
-
-async def test_a_429_storm_stays_within_the_concurrency_cap(
-    sim_server: MakeServer, make_polygon: MakePolygon
-) -> None:
-    """Without windows the server's 429s pause the provider; all land, never over 2 in flight."""
-    sim = await sim_server(SimConfig(provider_limits={"polygon": (2, 0.5)}, latency=0.005))
-    provider = make_polygon(sim, max_concurrency=2, retries=10, backoff="50ms")
-    end = datetime.now(UTC).date() - timedelta(days=1)
-    results = await asyncio.gather(
-        *(provider.daily_bars(f"T{i}", end - timedelta(days=9), end) for i in range(6))
-    )
-    assert all(bars for bars in results)
-    assert sim.stats.rejected_429 == provider.rate_limited > 0
-    assert sim.stats.peak_in_flight <= 2
 
 
 async def test_quote_and_actions(sim_server: MakeServer, make_polygon: MakePolygon) -> None:

@@ -27,6 +27,7 @@ from finappd.errors import (
     ProviderUnavailableError,
     QuotaExhaustedError,
     RateLimitedError,
+    ServerError,
     SymbolNotFoundError,
 )
 from finappd.providers.base import (
@@ -37,7 +38,7 @@ from finappd.providers.base import (
     classify_status,
 )
 from finappd.records import Bar
-from tests.test_provider_support import provider_factory
+from tests.test_provider_support import FakeClock, provider_factory
 
 BASE = "http://127.0.0.1:9"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -52,7 +53,7 @@ class ProbeProvider(BaseProvider):
 
     async def fetch(self, path: str, **params: str) -> Response:
         """GET ``path`` politely: the base classifies it (by status) and raises for errors."""
-        return await self._get(f"{self.base_url}{path}", params=params or None, symbol="SYM")
+        return await self.http.get(f"{self.base_url}{path}", params=params or None, symbol="SYM")
 
 
 MakeProbe = Callable[..., ProbeProvider]
@@ -85,21 +86,22 @@ async def test_semaphore_caps_requests_in_flight(
     mocked.get(f"{BASE}/x", callback=slow, repeat=True)
     await asyncio.gather(*(provider.fetch("/x") for _ in range(20)))
     assert peak == 3
-    assert provider.gauge.peak_in_flight == 3
-    assert provider.gauge.peak_waiting >= 17 - 3
-    assert provider.requests == 20
+    assert provider.http.gauge.peak_in_flight == 3
+    assert provider.http.gauge.peak_waiting >= 17 - 3
+    assert provider.http.requests == 20
 
 
 async def test_429_with_retry_after_pauses_the_whole_provider(
     make_probe: MakeProbe, mocked: aioresponses
 ) -> None:
     """After a 429 with Retry-After, no request of the provider is sent until the pause ends."""
-    provider = make_probe(max_concurrency=5)
+    clock = FakeClock()
+    provider = make_probe(max_concurrency=5, clock=clock)
     limited = asyncio.Event()
     sent: list[tuple[float, str]] = []
 
     def first_limited(url: Any, **kwargs: Any) -> CallbackResult:
-        sent.append((time.monotonic(), url.path))
+        sent.append((clock(), url.path))
         if not limited.is_set():
             limited.set()
             return CallbackResult(
@@ -115,27 +117,28 @@ async def test_429_with_retry_after_pauses_the_whole_provider(
     first = asyncio.create_task(provider.fetch("/first"))
     await limited.wait()
     limited_at = sent[0][0]
-    await asyncio.sleep(0.01)
-    assert provider.paused_for() > 0.5
+    await asyncio.sleep(0)
+    assert provider.http.pause.remaining() > 0.5
     await asyncio.gather(first, *(provider.fetch("/other") for _ in range(4)))
     later = sent[1:]
     assert len(later) == 5
     assert all(at >= limited_at + 0.95 for at, _ in later)
-    assert (provider.rate_limited, provider.retries, provider.requests) == (1, 1, 6)
+    assert (provider.http.rate_limited, provider.http.retries, provider.http.requests) == (1, 1, 6)
 
 
 async def test_429_without_retry_after_pauses_with_backoff(
     make_probe: MakeProbe, mocked: aioresponses
 ) -> None:
     """A 429 without Retry-After still pauses the provider (backoff with jitter), then retries."""
-    provider = make_probe(backoff=timedelta(milliseconds=100))
+    clock = FakeClock()
+    provider = make_probe(backoff=timedelta(milliseconds=100), clock=clock)
     mocked.get(f"{BASE}/x", status=429, body="Too Many Requests", content_type="text/plain")
     mocked.get(f"{BASE}/x", status=200, body="ok")
-    started = time.monotonic()
+    started = clock()
     response = await provider.fetch("/x")
     assert response.text == "ok"
-    assert time.monotonic() - started >= 0.05  # equal jitter: at least half of 100 ms
-    assert (provider.rate_limited, provider.retries) == (1, 1)
+    assert clock() - started >= 0.05  # equal jitter: at least half of 100 ms
+    assert (provider.http.rate_limited, provider.http.retries) == (1, 1)
 
 
 async def test_429_every_time_raises_rate_limited_after_retries(
@@ -147,8 +150,8 @@ async def test_429_every_time_raises_rate_limited_after_retries(
     with pytest.raises(RateLimitedError) as info:
         await provider.fetch("/x")
     assert (info.value.status, info.value.provider, info.value.symbol) == (429, "probe", "SYM")
-    assert (provider.requests, provider.retries, provider.rate_limited) == (3, 2, 3)
-    assert provider.errors == 1
+    assert (provider.http.requests, provider.http.retries, provider.http.rate_limited) == (3, 2, 3)
+    assert provider.http.errors == 1
 
 
 async def test_long_retry_after_fails_fast_and_parks_the_provider(
@@ -164,11 +167,11 @@ async def test_long_retry_after_fails_fast_and_parks_the_provider(
         await provider.fetch("/x")
     assert again.value.retry_after is not None
     assert again.value.retry_after > 3500
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_rate_limiter_spaces_requests(make_probe: MakeProbe, mocked: aioresponses) -> None:
-    """With rate 1 per 50 ms, six requests are sent at least ~50 ms apart."""
+    """With rate 1 per 50 ms, six requests are sent at least ~50 ms apart (in real time)."""
     provider = make_probe(rate=Rate(count=1, period=0.05), max_concurrency=6)
     sent: list[float] = []
 
@@ -181,7 +184,7 @@ async def test_rate_limiter_spaces_requests(make_probe: MakeProbe, mocked: aiore
     gaps = [b - a for a, b in itertools.pairwise(sent)]
     assert len(sent) == 6
     assert min(gaps) >= 0.04
-    assert provider.gauge.summary()["wait_p95_ms"] >= 150
+    assert provider.http.gauge.summary()["wait_p95_ms"] >= 150
 
 
 async def test_server_too_slow_raises_timeout_after_retries(make_probe: MakeProbe) -> None:
@@ -202,7 +205,7 @@ async def test_server_too_slow_raises_timeout_after_retries(make_probe: MakeProb
         with pytest.raises(ProviderTimeoutError) as info:
             await provider.fetch("/slow")
         assert isinstance(info.value.__cause__, TimeoutError)
-        assert (provider.requests, provider.retries, provider.errors) == (2, 1, 1)
+        assert (provider.http.requests, provider.http.retries, provider.http.errors) == (2, 1, 1)
     finally:
         await server.close()
 
@@ -216,7 +219,7 @@ async def test_connection_errors_are_retried_then_raised(
     with pytest.raises(ProviderError) as info:
         await provider.fetch("/x")
     assert isinstance(info.value.__cause__, aiohttp.ClientConnectionError)
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_5xx_then_200_succeeds_with_a_retry(
@@ -227,18 +230,19 @@ async def test_5xx_then_200_succeeds_with_a_retry(
     mocked.get(f"{BASE}/x", status=503, body="unavailable")
     mocked.get(f"{BASE}/x", status=200, body="ok")
     assert (await provider.fetch("/x")).text == "ok"
-    assert (provider.requests, provider.retries, provider.errors) == (2, 1, 0)
+    assert (provider.http.requests, provider.http.retries, provider.http.errors) == (2, 1, 0)
 
 
-async def test_5xx_every_time_raises_bad_response_with_redacted_url(
+async def test_5xx_every_time_raises_server_error_with_redacted_url(
     make_probe: MakeProbe, mocked: aioresponses
 ) -> None:
-    """Persistent 500s raise BadResponseError whose message never shows the API key."""
+    """Persistent 500s raise ServerError (kind server_error) whose message hides the API key."""
     provider = make_probe(retries=1)
     mocked.get(f"{BASE}/x?apikey=SECRET123", status=500, body="boom", repeat=True)
-    with pytest.raises(BadResponseError) as info:
+    with pytest.raises(ServerError) as info:
         await provider.fetch("/x", apikey="SECRET123")
-    assert info.value.status == 500
+    assert (info.value.status, info.value.kind, info.value.group) == (500, "server_error", "server")
+    assert provider.http.retries == 1
     assert "SECRET123" not in str(info.value)
     assert "apikey=REDACTED" in str(info.value)
 
@@ -254,7 +258,7 @@ async def test_client_errors_are_not_retried(
     mocked.get(f"{BASE}/x", status=status, body="no", repeat=True)
     with pytest.raises(error) as info:
         await provider.fetch("/x")
-    assert (info.value.status, provider.requests, provider.retries) == (status, 1, 0)
+    assert (info.value.status, provider.http.requests, provider.http.retries) == (status, 1, 0)
 
 
 async def test_cancelled_waiter_releases_nothing_it_does_not_hold(
@@ -276,8 +280,8 @@ async def test_cancelled_waiter_releases_nothing_it_does_not_hold(
     await asyncio.gather(*tasks, return_exceptions=True)
     release.set()
     assert (await provider.fetch("/x")).text == "ok"
-    assert provider.gauge.in_flight == 0
-    assert provider.gauge.waiting == 0
+    assert provider.http.gauge.in_flight == 0
+    assert provider.http.gauge.waiting == 0
 
 
 async def test_metrics_and_repr_show_limits_and_counters(
@@ -353,13 +357,13 @@ async def test_auth_verdict_disables_the_provider_with_one_error_log(
             with pytest.raises(AuthError) as info:
                 await provider.fetch("/x")
             assert info.value.kind == "auth"
-    assert provider.requests == 1
+    assert provider.http.requests == 1
     assert [e["event"] for e in logs].count("provider.auth_failed") == 1
     assert "disabled for this run" in str(info.value)
     provider.new_run()
     with pytest.raises(AuthError):
         await provider.fetch("/x")
-    assert provider.requests == 2
+    assert provider.http.requests == 2
 
 
 async def test_quota_verdict_parks_the_provider_until_the_reset(
@@ -372,11 +376,11 @@ async def test_quota_verdict_parks_the_provider_until_the_reset(
         for _ in range(3):
             with pytest.raises(QuotaExhaustedError):
                 await provider.fetch("/x")
-    assert provider.requests == 1
+    assert provider.http.requests == 1
     assert [e["event"] for e in logs].count("provider.parked") == 1
-    assert provider.parked_until is not None
-    assert provider.parked_until > datetime.now(UTC)
-    assert provider.parked_until.time() == datetime.min.time()  # midnight UTC
+    assert provider.http.refusals.parked_until is not None
+    assert provider.http.refusals.parked_until > datetime.now(UTC)
+    assert provider.http.refusals.parked_until.time() == datetime.min.time()  # midnight UTC
 
 
 async def test_daily_quota_sends_exactly_the_quota_then_parks(
@@ -390,7 +394,7 @@ async def test_daily_quota_sends_exactly_the_quota_then_parks(
     )
     assert sum(isinstance(r, Response) for r in results) == 3
     assert sum(isinstance(r, QuotaExhaustedError) for r in results) == 5
-    assert provider.requests == 3
+    assert provider.http.requests == 3
     assert provider.ledger.refused >= 1
 
 
@@ -412,7 +416,7 @@ async def test_final_verdicts_raise_without_retry(
     with pytest.raises(error) as info:
         await provider.fetch("/x")
     assert info.value.kind == kind
-    assert (provider.requests, provider.retries) == (1, 0)
+    assert (provider.http.requests, provider.http.retries) == (1, 0)
 
 
 async def test_empty_verdict_returns_the_response_marked_empty(
@@ -428,20 +432,24 @@ async def test_rate_limited_body_pauses_and_retries(
     make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
 ) -> None:
     """A 200 'slow down' body with retry_after pauses the provider and the retry succeeds."""
-    provider = make_verdict_probe()
+    clock = FakeClock()
+    provider = make_verdict_probe(clock=clock)
     mocked.get(f"{BASE}/x", status=200, body="SLOW")
     mocked.get(f"{BASE}/x", status=200, body="ok")
-    started = time.monotonic()
+    started = clock()
     assert (await provider.fetch("/x")).text == "ok"
-    assert time.monotonic() - started >= 0.045
-    assert (provider.rate_limited, provider.retries) == (1, 1)
+    assert clock() - started >= 0.045
+    assert (provider.http.rate_limited, provider.http.retries) == (1, 1)
 
 
 async def test_breaker_opens_fails_fast_then_probes_and_closes(
     make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
 ) -> None:
     """Transient failures open the circuit (no more requests), a probe after cool-down closes it."""
-    provider = make_verdict_probe(retries=0, circuit_threshold=3, circuit_cooldown="200ms")
+    clock = FakeClock()
+    provider = make_verdict_probe(
+        retries=0, circuit_threshold=3, circuit_cooldown="200ms", clock=clock
+    )
     mocked.get(f"{BASE}/x", status=200, body="FLAKY", repeat=3)
     mocked.get(f"{BASE}/x", status=200, body="ok", repeat=True)
     with capture_logs() as logs:
@@ -452,13 +460,13 @@ async def test_breaker_opens_fails_fast_then_probes_and_closes(
             with pytest.raises(ProviderUnavailableError) as info:
                 await provider.fetch("/x")
         assert info.value.kind == "unavailable"
-        assert provider.requests == 3
-        await asyncio.sleep(0.25)
+        assert provider.http.requests == 3
+        clock.now += 0.25
         assert (await provider.fetch("/x")).text == "ok"
     events = [e["event"] for e in logs]
     assert events.count("provider.circuit_open") == 1
     assert events.index("provider.circuit_half_open") < events.index("provider.circuit_closed")
-    assert provider.requests == 4
+    assert provider.http.requests == 4
     assert provider.metrics()["circuit"] == "closed"
 
 
@@ -466,8 +474,9 @@ async def test_half_open_sends_one_probe_while_others_fail_fast(
     make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
 ) -> None:
     """After the cool-down, of five concurrent callers only one reaches the API."""
+    clock = FakeClock()
     provider = make_verdict_probe(
-        retries=0, circuit_threshold=1, circuit_cooldown="50ms", max_concurrency=5
+        retries=0, circuit_threshold=1, circuit_cooldown="50ms", max_concurrency=5, clock=clock
     )
 
     async def slow(url: Any, **kwargs: Any) -> CallbackResult:
@@ -476,15 +485,15 @@ async def test_half_open_sends_one_probe_while_others_fail_fast(
 
     mocked.get(f"{BASE}/x", status=503, body="down")
     mocked.get(f"{BASE}/x", callback=slow, repeat=True)
-    with pytest.raises(BadResponseError):
+    with pytest.raises(ServerError):
         await provider.fetch("/x")
-    await asyncio.sleep(0.06)
+    clock.now += 0.06
     results = await asyncio.gather(
         *(provider.fetch("/x") for _ in range(5)), return_exceptions=True
     )
     assert sum(isinstance(r, Response) for r in results) == 1
     assert sum(isinstance(r, ProviderUnavailableError) for r in results) == 4
-    assert provider.requests == 2
+    assert provider.http.requests == 2
 
 
 async def test_key_travels_in_headers_and_params_are_added(
@@ -514,26 +523,30 @@ async def test_connection_error_kind_is_connection(
     assert info.value.kind == "connection"
 
 
-async def test_classifier_crash_during_a_probe_frees_the_probe(
-    make_verdict_probe: MakeVerdictProbe, mocked: aioresponses
-) -> None:
-    """A classifier that raises on the half-open probe leaves the next caller free to probe."""
-    provider = make_verdict_probe(retries=0, circuit_threshold=1, circuit_cooldown="10ms")
-    mocked.get(f"{BASE}/x", status=503, body="down")
-    mocked.get(f"{BASE}/x", status=200, body="CRASH")
-    mocked.get(f"{BASE}/x", status=200, body="ok")
-    with pytest.raises(BadResponseError):
-        await provider.fetch("/x")
-    await asyncio.sleep(0.02)
-    original = provider.classify
+class CrashingProbe(VerdictProbe):
+    """A VerdictProbe whose classifier has a bug: it raises on a ``CRASH`` body."""
 
-    def crash(response: Response) -> Classified:
+    def classify(self, response: Response) -> Classified:
+        """Raise on ``CRASH``; else as VerdictProbe."""
         if response.text == "CRASH":
             raise RuntimeError("classifier bug")
-        return original(response)
+        return super().classify(response)
 
-    provider.classify = crash  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        await provider.fetch("/x")
-    assert (await provider.fetch("/x")).text == "ok"
-    assert provider.breaker.state == "closed"
+
+async def test_classifier_crash_during_a_probe_frees_the_probe(mocked: aioresponses) -> None:
+    """A classifier that raises on the half-open probe leaves the next caller free to probe."""
+    clock = FakeClock()
+    async with provider_factory(
+        CrashingProbe, "probe", retries=0, base_url=BASE, api_key="k-123", rate=None
+    ) as factory:
+        provider = factory(circuit_threshold=1, circuit_cooldown="10ms", clock=clock)
+        mocked.get(f"{BASE}/x", status=503, body="down")
+        mocked.get(f"{BASE}/x", status=200, body="CRASH")
+        mocked.get(f"{BASE}/x", status=200, body="ok")
+        with pytest.raises(ServerError):
+            await provider.fetch("/x")
+        clock.now += 0.02
+        with pytest.raises(RuntimeError):
+            await provider.fetch("/x")
+        assert (await provider.fetch("/x")).text == "ok"
+        assert provider.http.breaker.state == "closed"

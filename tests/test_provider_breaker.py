@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from structlog.testing import capture_logs
 
+from finappd.errors import ProviderUnavailableError
 from finappd.providers.breaker import Circuit, CircuitBreaker
 
 
@@ -100,3 +102,20 @@ def test_closed_breaker_always_acquires_and_repr_shows_state() -> None:
     breaker = make(Clock())
     assert all(breaker.acquire() for _ in range(100))
     assert repr(breaker) == "<CircuitBreaker p closed failures=0/3 opened=0 cooldown=10s>"
+
+
+def test_guard_refuses_fast_while_open_and_frees_an_unsettled_probe() -> None:
+    """guard() raises unavailable while open; a probe block that raises leaves the next free."""
+    clock = Clock()
+    breaker = make(clock, threshold=1)
+    with breaker.guard("SYM") as claim:
+        claim.failure("HTTP 503")
+    with pytest.raises(ProviderUnavailableError) as info, breaker.guard("SYM"):
+        pass
+    assert (info.value.provider, info.value.symbol) == ("p", "SYM")
+    clock.now += 10
+    with pytest.raises(RuntimeError), breaker.guard("SYM"):
+        raise RuntimeError("classifier bug")  # no verdict: the probe is released
+    with breaker.guard("SYM") as claim:
+        claim.success()
+    assert breaker.state is Circuit.CLOSED

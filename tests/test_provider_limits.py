@@ -11,6 +11,7 @@ import pytest
 from finappd.config import ProviderSettings, Rate, load_settings
 from finappd.errors import ConfigError
 from finappd.providers.limits import Limits, RateWindows, effective_limits
+from tests.test_provider_support import FakeClock
 
 TWELVE = Limits(max_concurrency=1, rates=("8/minute", "800/day"))
 
@@ -106,12 +107,13 @@ def test_rate_and_rates_together_are_refused(tmp_path: Any) -> None:
 
 async def test_window_admits_a_burst_then_waits_for_the_oldest() -> None:
     """3 per 0.2 s: three go at once, the fourth only when the first leaves the window."""
-    windows = RateWindows([Rate(count=3, period=0.2)], headroom=1.0)
-    started = time.monotonic()
+    clock = FakeClock()
+    windows = RateWindows([Rate(count=3, period=0.2)], headroom=1.0, clock=clock, sleep=clock.sleep)
+    started = clock()
     sent = []
     for _ in range(6):
         await windows.acquire()
-        sent.append(time.monotonic() - started)
+        sent.append(clock() - started)
     assert max(sent[:3]) < 0.05
     assert sent[3] >= 0.19
     assert sent[5] < 0.35
@@ -121,12 +123,13 @@ async def test_window_admits_a_burst_then_waits_for_the_oldest() -> None:
 async def test_no_window_ever_holds_more_than_its_count() -> None:
     """24 concurrent callers over two windows: every sliding window stays within its count."""
     rates = [Rate(count=4, period=0.1), Rate(count=10, period=0.5)]
-    windows = RateWindows(rates, headroom=1.0)
+    clock = FakeClock()
+    windows = RateWindows(rates, headroom=1.0, clock=clock, sleep=clock.sleep)
     sent: list[float] = []
 
     async def call() -> None:
         await windows.acquire()
-        sent.append(time.monotonic())
+        sent.append(clock())
 
     await asyncio.gather(*(call() for _ in range(24)))
     sent.sort()

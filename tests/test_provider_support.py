@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +22,7 @@ from finappd.providers import make_session
 from finappd.providers.base import BaseProvider
 from finappd.runtime import Runtime
 
-__all__ = ["mock_http", "provider_factory", "query", "run_eod"]
+__all__ = ["FakeClock", "mock_http", "provider_factory", "query", "run_eod"]
 
 P = TypeVar("P", bound=BaseProvider)
 
@@ -45,6 +46,30 @@ class _CompatClientResponse(aiohttp.ClientResponse):
 _NEEDS_SHIM = "stream_writer" in inspect.signature(aiohttp.ClientResponse.__init__).parameters
 
 
+class FakeClock:
+    """A monotonic clock that moves only when a caller sleeps on it: pauses cost no real time.
+
+    ``sleep(s)`` yields to the loop once, then moves the clock to at least ``s`` after
+    the moment the sleep began, so concurrent sleepers wake at their own deadlines.
+    """
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __repr__(self) -> str:
+        return f"<FakeClock now={self.now:.3f}>"
+
+    def __call__(self) -> float:
+        """The current fake monotonic time."""
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of fake time (one trip through the event loop)."""
+        deadline = self.now + max(0.0, seconds)
+        await asyncio.sleep(0)
+        self.now = max(self.now, deadline)
+
+
 @contextmanager
 def mock_http() -> Iterator[aioresponses]:
     """An ``aioresponses`` mock that works with the installed aiohttp."""
@@ -62,11 +87,12 @@ async def provider_factory(
 ) -> AsyncIterator[Callable[..., P]]:
     """A factory of ``cls`` providers with ``options`` and tiny backoff; closes their sessions.
 
-    The factory's keyword arguments override ``options`` (and the backoff) per provider.
+    The factory's keyword arguments override ``options`` (and the backoff) per provider;
+    ``clock`` puts the provider's pause, retries, windows and breaker on a :class:`FakeClock`.
     """
     sessions: list[aiohttp.ClientSession] = []
 
-    def factory(**overrides: Any) -> P:
+    def factory(*, clock: FakeClock | None = None, **overrides: Any) -> P:
         settings: dict[str, Any] = {
             "backoff": timedelta(milliseconds=1),
             "backoff_max": timedelta(seconds=5),
@@ -75,7 +101,9 @@ async def provider_factory(
         }
         session = make_session()
         sessions.append(session)
-        return cls(name, ProviderSettings(**settings), session)
+        if clock is None:
+            return cls(name, ProviderSettings(**settings), session)
+        return cls(name, ProviderSettings(**settings), session, clock=clock, sleep=clock.sleep)
 
     try:
         yield factory

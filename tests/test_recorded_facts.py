@@ -123,7 +123,7 @@ async def test_finnhub_api_limit_with_http_200_pauses_and_retries(
         calls = sum(len(requests) for requests in mocked.requests.values())
     assert len(bars) == 3
     assert calls == 2
-    assert provider.rate_limited == 1
+    assert provider.http.rate_limited == 1
 
 
 async def test_yahoo_meta_only_answer_is_not_found(make: Callable[..., Any]) -> None:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 import finappd.sim
 from finappd.sim import SimConfig, SimServer, SimStats, serve, synthetic_bars
+from finappd.sim.config import Clocks
+from finappd.sim.faults import Fault, FaultPlan
+from finappd.sim.routes import Keys, Route, ServedApi, SimApi, path_param
 from tests.conftest import MakeServer
 
 
@@ -178,7 +183,7 @@ async def test_max_concurrency_rejects_with_plain_429(
     sim_server: MakeServer, client: aiohttp.ClientSession
 ) -> None:
     """Requests beyond the cap get a plain-text 429 with Retry-After; peak stays at the cap."""
-    sim = await sim_server(SimConfig(latency=0.3, max_concurrency=3, retry_after=2.5))
+    sim = await sim_server(SimConfig(latency=0.15, max_concurrency=3, retry_after=2.5))
     url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
 
     async def fetch() -> tuple[int, str, str | None, str]:
@@ -223,25 +228,57 @@ async def test_polite_client_never_exceeds_the_cap(
     assert sim.stats.served == 40
 
 
-async def test_rate_limit_window_is_enforced(
-    sim_server: MakeServer, client: aiohttp.ClientSession
-) -> None:
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rate_limit_window_is_enforced(client: aiohttp.ClientSession) -> None:
     """The (n+1)-th request in a window gets a 429 with Retry-After; a later window admits."""
-    sim = await sim_server(SimConfig(rate_limit=(3, 0.5)))
-    url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
-    statuses: list[int] = []
-    for _ in range(5):
+    clock = FakeClock()
+    async with SimServer(SimConfig(rate_limit=(3, 0.5)), clocks=Clocks(monotonic=clock)) as sim:
+        url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
+        statuses: list[int] = []
+        for _ in range(5):
+            async with client.get(url) as response:
+                statuses.append(response.status)
+                if response.status == 429:
+                    assert await response.text() == "Too Many Requests"
+                    assert response.headers["Retry-After"] == "1"
+            clock.now += 0.01
+        assert statuses == [200, 200, 200, 429, 429]
+        clock.now += 0.5
         async with client.get(url) as response:
-            statuses.append(response.status)
-            if response.status == 429:
-                assert await response.text() == "Too Many Requests"
-                assert response.headers["Retry-After"] == "1"
-    assert statuses == [200, 200, 200, 429, 429]
-    await asyncio.sleep(0.55)
-    async with client.get(url) as response:
-        assert response.status == 200
-    assert sim.stats.max_in_window == 3
-    assert sim.stats.by_status == {200: 4, 429: 2}
+            assert response.status == 200
+        assert sim.stats.max_in_window == 3
+        assert sim.stats.by_status == {200: 4, 429: 2}
+
+
+async def test_an_apis_own_window_answers_in_its_shape_and_is_counted(
+    client: aiohttp.ClientSession,
+) -> None:
+    """Past ``provider_limits`` an API answers its own way (here Yahoo's plain 429, no
+    Retry-After), counted in ``api_refused``; the window moves with the injected clock."""
+    clock = FakeClock()
+    config = SimConfig(provider_limits={"yahoo": (2, 60.0)})
+    async with SimServer(config, clocks=Clocks(monotonic=clock)) as sim:
+        url = f"{sim.url}{chart_path('AAPL', epoch(2024, 1, 1), epoch(2024, 1, 13))}"
+        answers = []
+        for _ in range(3):
+            async with client.get(url) as response:
+                answers.append((response.status, response.headers.get("Retry-After")))
+        assert answers == [(200, None), (200, None), (429, None)]
+        assert (sim.stats.api_refused, sim.stats.rejected_429) == ({"yahoo": 1}, 1)
+        clock.now += 60
+        async with client.get(url) as response:
+            assert response.status == 200
+        sim.reset()
+        assert sim.stats.api_refused == {}
 
 
 async def test_stats_endpoint_and_reset(
@@ -263,6 +300,7 @@ async def test_stats_endpoint_and_reset(
         "by_status": {"200": 1, "404": 1},
         "max_in_window": 0,
         "max_arrivals": {"1s": 2, "60s": 2, "3600s": 2},
+        "api_refused": {},
     }
     async with client.post(f"{sim.url}/__sim/reset") as response:
         assert response.status == 200
@@ -339,3 +377,65 @@ async def test_arrivals_count_refused_requests_too(
             pass
     assert sim.stats.max_in_window == 2
     assert sim.stats.max_arrivals == {"1s": 5, "60s": 5, "3600s": 5}
+
+
+def plain(text: str, status: int = 200) -> web.Response:
+    """A plain-text answer."""
+    return web.Response(text=text, status=status)
+
+
+#: An API of the route helper's test: every answer names the step that gave it.
+TOY_API = SimApi(
+    name="toy",
+    base_path="/toy",
+    routes=(
+        Route("/toy/{symbol}", lambda r, c, now: plain("data"), symbol=path_param("symbol")),
+        Route("/toy-open/{tail}", lambda r, c, now: plain("open"), guarded=False),
+    ),
+    rate_limited=lambda limit, strikes: plain(f"slow down {strikes}", 429),
+    keys=Keys(
+        read=lambda r: r.query.get("key", ""),
+        refused=lambda: plain("refused", 401),
+        missing=lambda: plain("no key", 401),
+    ),
+    refuse=lambda r: plain("wall", 403) if r.query.get("key") == "WALL" else None,
+)
+
+
+@pytest.mark.parametrize("key_first", [False, True])
+async def test_the_route_helper_checks_faults_keys_and_the_window_in_order(
+    client: aiohttp.ClientSession, key_first: bool
+) -> None:
+    """Faults come first, then the key (before or after the window, as the API declares),
+    the API's window with its refusals in a row, then the handler; unguarded routes skip both."""
+    api = replace(TOY_API, key_before_window=key_first)
+    config = SimConfig(provider_limits={"toy": (4, 60.0)})
+    stats = SimStats()
+    app = web.Application()
+    app.add_routes(ServedApi(api, lambda: config, stats, Clocks()).route_defs())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def get(path: str) -> tuple[int, str]:
+        async with client.get(f"{url}{path}") as response:
+            return response.status, await response.text()
+
+    try:
+        assert await get("/toy/A") == (401, "no key")
+        assert await get("/toy/A?key=BADKEY") == (401, "refused")
+        assert await get("/toy/A?key=WALL") == (403, "wall")
+        # The refused keys took three of the window's four places unless checked first.
+        served = [await get("/toy/A?key=k") for _ in range(3)]
+        if key_first:
+            assert (served, stats.api_refused) == ([(200, "data")] * 3, {})
+        else:
+            refused = [(429, "slow down 1"), (429, "slow down 2")]
+            assert (served, stats.api_refused) == ([(200, "data"), *refused], {"toy": 2})
+        assert await get("/toy-open/x") == (200, "open")
+        config.faults = FaultPlan(by_symbol={"B": Fault("http_503")})
+        assert await get("/toy/B") == (503, "503 Server Error")
+    finally:
+        await runner.cleanup()

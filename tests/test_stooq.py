@@ -183,10 +183,10 @@ async def test_daily_limit_parks_the_provider(make_stooq: MakeStooq, mocked: aio
     provider = make_stooq()
     with pytest.raises(QuotaExhaustedError):
         await provider.daily_bars("AAPL", date(2025, 1, 6), date(2025, 1, 10))
-    assert provider.parked_until is not None
+    assert provider.http.refusals.parked_until is not None
     with pytest.raises(QuotaExhaustedError):
         await provider.daily_bars("MSFT", date(2025, 1, 6), date(2025, 1, 10))
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize("page", [KEY_PAGE, BOT_WALL])
@@ -200,7 +200,7 @@ async def test_key_page_and_bot_wall_disable_the_provider(
         await provider.daily_bars("AAPL", date(2025, 1, 6), date(2025, 1, 10))
     with pytest.raises(AuthError):
         await provider.daily_bars("MSFT", date(2025, 1, 6), date(2025, 1, 10))
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_outage_page_is_retried(make_stooq: MakeStooq, mocked: aioresponses) -> None:
@@ -209,7 +209,7 @@ async def test_outage_page_is_retried(make_stooq: MakeStooq, mocked: aioresponse
     mocked.get(DAILY, body=FIXTURE)
     provider = make_stooq()
     bars = await provider.daily_bars("AAPL", date(2025, 1, 2), date(2025, 1, 3))
-    assert (len(bars), provider.requests, provider.retries) == (2, 2, 1)
+    assert (len(bars), provider.http.requests, provider.http.retries) == (2, 2, 1)
 
 
 async def test_quote_reads_the_latest_csv(make_stooq: MakeStooq, mocked: aioresponses) -> None:

@@ -127,7 +127,7 @@ async def test_unknown_ticker_is_not_found_without_retry(
     with pytest.raises(SymbolNotFoundError, match="Ticker 'ZZZZ' not found") as info:
         await provider.daily_bars("ZZZZ", *JAN)
     assert (info.value.symbol, info.value.status) == ("ZZZZ", status)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize(("status", "body"), [(401, '{"detail":"Invalid token."}'), (403, "None")])
@@ -142,7 +142,7 @@ async def test_refused_key_disables_the_provider(
     assert KEY not in str(info.value)
     with pytest.raises(AuthError, match="disabled"):
         await provider.daily_bars("MSFT", *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize(
@@ -162,10 +162,10 @@ async def test_hourly_limit_pauses_until_the_next_hour(
     with pytest.raises(RateLimitedError) as info:
         await provider.daily_bars("AAPL", *JAN)
     assert info.value.retry_after == 2400.0
-    assert provider.paused_for() > 2000
+    assert provider.http.pause.remaining() > 2000
     with pytest.raises(RateLimitedError, match="paused"):
         await provider.daily_bars("MSFT", *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_plain_429_is_retried_then_succeeds(
@@ -178,7 +178,7 @@ async def test_plain_429_is_retried_then_succeeds(
     mocked.get(PRICES, payload=GOOGL_2015)
     provider = make_tiingo()
     assert len(await provider.daily_bars("GOOGL", *JAN)) == 2
-    assert (provider.requests, provider.rate_limited) == (2, 1)
+    assert (provider.http.requests, provider.http.rate_limited) == (2, 1)
 
 
 @pytest.mark.parametrize(
@@ -197,10 +197,10 @@ async def test_spent_allocation_parks_the_provider(
     provider = make_tiingo()
     with pytest.raises(QuotaExhaustedError):
         await provider.daily_bars("AAPL", *JAN)
-    assert provider.parked_until == provider.ledger.resets_at(which)
+    assert provider.http.refusals.parked_until == provider.ledger.resets_at(which)
     with pytest.raises(QuotaExhaustedError, match="parked"):
         await provider.daily_bars("MSFT", *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_maintenance_page_is_retried_then_bad_response(
@@ -212,7 +212,7 @@ async def test_maintenance_page_is_retried_then_bad_response(
     provider = make_tiingo(retries=2)
     with pytest.raises(BadResponseError, match="maintenance"):
         await provider.daily_bars("AAPL", *JAN)
-    assert (provider.requests, provider.retries) == (3, 2)
+    assert (provider.http.requests, provider.http.retries) == (3, 2)
 
 
 async def test_empty_array_is_no_bars(make_tiingo: MakeTiingo, mocked: aioresponses) -> None:
@@ -220,7 +220,7 @@ async def test_empty_array_is_no_bars(make_tiingo: MakeTiingo, mocked: aiorespon
     mocked.get(PRICES, payload=[])
     provider = make_tiingo()
     assert await provider.daily_bars("AAPL", *JAN) == []
-    assert provider.errors == 0
+    assert provider.http.errors == 0
 
 
 async def test_truncated_json_is_bad_response(
@@ -238,4 +238,4 @@ async def test_reversed_range_sends_nothing(make_tiingo: MakeTiingo) -> None:
     provider = make_tiingo()
     assert await provider.daily_bars("AAPL", date(2024, 3, 5), date(2024, 3, 4)) == []
     assert await provider.actions("AAPL", date(2024, 3, 5), date(2024, 3, 4)) == ([], [])
-    assert provider.requests == 0
+    assert provider.http.requests == 0

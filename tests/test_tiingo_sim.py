@@ -8,12 +8,23 @@ from pathlib import Path
 from typing import Any
 
 from finappd.config import Settings
-from finappd.providers import TiingoProvider
+from finappd.providers.tiingo import TiingoProvider
 from finappd.records import Dividend, Split
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "tiingo",
+    bars,
+    tuple(f"T{i:02d}" for i in range(10)),
+    "ZZZNOPE",
+    ("NOPE", "NOPE"),
+    rides_out_short_windows=False,
+)
 
 TICKERS = ["AAPL", "BRK-B", "BRK.B", *[f"T{i:02d}" for i in range(9)]]
 
@@ -47,27 +58,6 @@ async def test_flow_lands_every_ticker_within_the_limit(
     assert query(tmp_path, "SELECT DISTINCT provider FROM bars") == [("tiingo",)]
 
 
-async def test_unknown_ticker_is_recorded_not_found(tmp_path: Path, sim_server: MakeServer) -> None:
-    """The simulator's 404 detail makes the ticker not_found; the others still land."""
-    sim = await sim_server()
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, ["AAPL", "ZZZNOPE"])
-    summary = await run_eod(settings)
-    assert (summary.tickers_ok, summary.failures) == (1, {"not_found": 1})
-
-
-async def test_refused_key_is_one_request_then_disabled(
-    tmp_path: Path, sim_server: MakeServer
-) -> None:
-    """BADKEY gets 401 'Invalid token.' once; every other ticker fails auth without a request."""
-    sim = await sim_server()
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS, api_key="BADKEY", max_concurrency=1)
-    summary = await run_eod(settings)
-    assert summary.failures == {"auth": len(TICKERS)}
-    assert sim.stats.requests == 1
-
-
 async def test_hourly_allocation_storm_pauses_the_provider(
     tmp_path: Path, sim_server: MakeServer
 ) -> None:
@@ -90,18 +80,8 @@ async def test_daily_allocation_parks_until_reset(tmp_path: Path, sim_server: Ma
         summary = await runtime.run_flow("eod", "manual")
         provider = runtime.providers["tiingo"]
     assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
-    assert provider.parked_until is not None
+    assert provider.http.refusals.parked_until is not None
     assert sim.stats.requests == 3
-
-
-async def test_matching_windows_never_see_the_limit(tmp_path: Path, sim_server: MakeServer) -> None:
-    """A client holding the route's own 10/second sends 12 tickers without one 429."""
-    sim = await sim_server(SimConfig(provider_limits={"tiingo": (10, 1.0)}))
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS, rates=["10/second"])
-    summary = await run_eod(settings)
-    assert (summary.tickers_ok, sim.stats.rejected_429) == (len(TICKERS), 0)
-    assert sim.stats.peak_in_flight <= 2
 
 
 async def test_actions_from_the_simulator(tmp_path: Path, sim_server: MakeServer) -> None:

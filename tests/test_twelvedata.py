@@ -126,7 +126,7 @@ async def test_minute_credits_pause_then_retry(
     mocked.get(SERIES, payload=AAPL)
     provider = make_twelve()
     assert len(await provider.daily_bars("AAPL", *JAN)) == 2
-    assert (provider.requests, provider.rate_limited) == (2, 1)
+    assert (provider.http.requests, provider.http.rate_limited) == (2, 1)
 
 
 async def test_minute_credits_without_header_fail_fast_past_backoff_max(
@@ -139,7 +139,7 @@ async def test_minute_credits_without_header_fail_fast_past_backoff_max(
         await provider.daily_bars("AAPL", *JAN)
     assert info.value.retry_after is not None
     assert info.value.retry_after >= 1
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize("status", [200, 429])
@@ -151,11 +151,18 @@ async def test_daily_credits_park_until_utc_midnight(
     provider = make_twelve()
     with pytest.raises(QuotaExhaustedError):
         await provider.daily_bars("AAPL", *JAN)
-    assert provider.parked_until is not None
-    assert abs((provider.parked_until - provider.ledger.resets_at("daily")).total_seconds()) < 5
+    assert provider.http.refusals.parked_until is not None
+    assert (
+        abs(
+            (
+                provider.http.refusals.parked_until - provider.ledger.resets_at("daily")
+            ).total_seconds()
+        )
+        < 5
+    )
     with pytest.raises(QuotaExhaustedError, match="parked"):
         await provider.daily_bars("MSFT", *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 @pytest.mark.parametrize(
@@ -183,7 +190,7 @@ async def test_error_bodies_raise_their_type_without_retry(
     provider = make_twelve()
     with pytest.raises(kind) as info:
         await provider.daily_bars("ZZZZ", *JAN)
-    assert provider.requests == 1
+    assert provider.http.requests == 1
     assert KEY not in str(info.value)
 
 
@@ -193,7 +200,7 @@ async def test_no_data_on_dates_is_empty(make_twelve: MakeTwelve, mocked: aiores
     mocked.get(SERIES, payload=body)
     provider = make_twelve()
     assert await provider.daily_bars("AAPL", *JAN) == []
-    assert provider.errors == 0
+    assert provider.http.errors == 0
 
 
 async def test_server_error_code_is_retried(make_twelve: MakeTwelve, mocked: aioresponses) -> None:
@@ -202,7 +209,7 @@ async def test_server_error_code_is_retried(make_twelve: MakeTwelve, mocked: aio
     mocked.get(SERIES, payload=AAPL)
     provider = make_twelve()
     assert len(await provider.daily_bars("AAPL", *JAN)) == 2
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_malformed_values_are_bad_response(

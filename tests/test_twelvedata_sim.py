@@ -10,12 +10,23 @@ import pytest
 
 from finappd.config import Settings
 from finappd.errors import SymbolNotFoundError
-from finappd.providers import TwelveDataProvider
+from finappd.providers.twelvedata import TwelveDataProvider
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
-from finappd.sim.frankfurter import ecb_rate
+from finappd.sim.ecb import ecb_rate
 from tests.conftest import MakeServer, one_flow
+from tests.test_provider_contract import Contract, bars
 from tests.test_provider_support import query, run_eod
+
+#: What this provider must do like every other (tests/test_provider_contract.py).
+CONTRACT = Contract(
+    "twelvedata",
+    bars,
+    tuple(f"T{i:02d}" for i in range(10)),
+    "ZZZNOPE",
+    ("NOPE", "NOPE"),
+    rides_out_short_windows=False,
+)
 
 TICKERS = ["AAPL", "BRK-B", "BTC-USD", "EURUSD=X", *[f"T{i:02d}" for i in range(8)]]
 
@@ -76,8 +87,8 @@ async def test_minute_credits_storm_pauses_the_provider(
         provider = runtime.providers["twelvedata"]
     assert summary.tickers_ok == 3
     assert summary.failures == {"rate_limited": len(TICKERS) - 3}
-    assert (sim.stats.requests, provider.rate_limited) == (4, 1)
-    assert provider.paused_for() > 0
+    assert (sim.stats.requests, provider.http.rate_limited) == (4, 1)
+    assert provider.http.pause.remaining() > 0
 
 
 async def test_daily_credits_park_until_utc_midnight(
@@ -89,23 +100,12 @@ async def test_daily_credits_park_until_utc_midnight(
     settings = make_settings(tmp_path, sim.url, TICKERS, max_concurrency=1)
     async with Runtime(settings) as runtime:
         summary = await runtime.run_flow("eod", "manual")
-        parked = runtime.providers["twelvedata"].parked_until
+        parked = runtime.providers["twelvedata"].http.refusals.parked_until
     assert summary.failures == {"quota_exhausted": len(TICKERS) - 2}
     assert sim.stats.requests == 3
     assert parked is not None
     midnight = datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time())
     assert abs((parked - midnight.replace(tzinfo=UTC)).total_seconds()) < 60
-
-
-async def test_matching_windows_never_see_the_limit(tmp_path: Path, sim_server: MakeServer) -> None:
-    """A client holding the route's own 10/second sends 12 tickers without one rate answer."""
-    sim = await sim_server(SimConfig(provider_limits={"twelvedata": (10, 1.0)}))
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS, rates=["10/second"])
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow("eod", "manual")
-        provider = runtime.providers["twelvedata"]
-    assert (summary.tickers_ok, provider.rate_limited) == (len(TICKERS), 0)
 
 
 async def test_plan_gated_symbol_falls_back(tmp_path: Path, sim_server: MakeServer) -> None:
@@ -119,16 +119,6 @@ async def test_plan_gated_symbol_falls_back(tmp_path: Path, sim_server: MakeServ
     assert (summary.status, summary.tickers_ok) == ("ok", 2)
     providers = query(tmp_path, "SELECT DISTINCT symbol, provider FROM bars ORDER BY symbol")
     assert providers == [("AAPL", "twelvedata"), ("PREMX", "yahoo")]
-
-
-async def test_refused_key_is_one_request(tmp_path: Path, sim_server: MakeServer) -> None:
-    """BADKEY is refused once (HTTP 401 code 401); the rest fail auth without requests."""
-    sim = await sim_server()
-    assert sim.url is not None
-    settings = make_settings(tmp_path, sim.url, TICKERS, api_key="BADKEY", max_concurrency=1)
-    summary = await run_eod(settings)
-    assert summary.failures == {"auth": len(TICKERS)}
-    assert sim.stats.requests == 1
 
 
 async def test_quote_is_the_latest_synthetic_close(tmp_path: Path, sim_server: MakeServer) -> None:

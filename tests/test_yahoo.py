@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -24,7 +23,7 @@ from finappd.providers import PROVIDER_KINDS, YahooProvider, make_provider, make
 from finappd.providers.base import Capability
 from finappd.providers.yahoo import chart_window
 from finappd.records import Bar, Dividend, Quote, Split
-from tests.test_provider_support import provider_factory
+from tests.test_provider_support import FakeClock, provider_factory
 from tests.test_yahoo_parse import XSP_TO, Row, at, chart, chart_error
 
 BASE = "http://127.0.0.1:9"
@@ -113,7 +112,7 @@ async def test_not_found_raises_symbol_not_found(
         await provider.daily_bars("NOPE", date(2024, 3, 4), date(2024, 3, 5))
     assert (info.value.symbol, info.value.provider, info.value.status) == ("NOPE", "yahoo", status)
     assert "delisted" in str(info.value)
-    assert (provider.requests, provider.retries, provider.errors) == (1, 0, 1)
+    assert (provider.http.requests, provider.http.retries, provider.http.errors) == (1, 0, 1)
 
 
 async def test_429_with_retry_after_is_retried_after_the_pause(
@@ -128,12 +127,13 @@ async def test_429_with_retry_after_is_retried_after_the_pause(
         headers={"Retry-After": "1"},
     )
     mocked.get(CHART, payload=XSP_TO)
-    provider = make_yahoo()
-    started = time.monotonic()
+    clock = FakeClock()
+    provider = make_yahoo(clock=clock)
+    started = clock()
     bars = await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))
     assert len(bars) == 2
-    assert time.monotonic() - started >= 0.95
-    assert (provider.requests, provider.retries, provider.rate_limited) == (2, 1, 1)
+    assert clock() - started >= 0.95
+    assert (provider.http.requests, provider.http.retries, provider.http.rate_limited) == (2, 1, 1)
 
 
 async def test_429_every_time_raises_rate_limited(
@@ -145,7 +145,7 @@ async def test_429_every_time_raises_rate_limited(
     with pytest.raises(RateLimitedError) as info:
         await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
     assert (info.value.symbol, info.value.status) == ("AAPL", 429)
-    assert (provider.requests, provider.rate_limited) == (3, 3)
+    assert (provider.http.requests, provider.http.rate_limited) == (3, 3)
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ async def test_no_data_errors_are_empty(
     mocked.get(CHART, status=status, payload=body)
     provider = make_yahoo()
     assert await provider.daily_bars("AAPL", date(1990, 1, 1), date(1990, 1, 5)) == []
-    assert provider.errors == 0
+    assert provider.http.errors == 0
 
 
 async def test_html_outage_page_is_retried_then_bad_response(
@@ -175,7 +175,7 @@ async def test_html_outage_page_is_retried_then_bad_response(
     with pytest.raises(BadResponseError) as info:
         await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
     assert (info.value.status, info.value.symbol) == (200, "AAPL")
-    assert (provider.requests, provider.retries) == (3, 2)
+    assert (provider.http.requests, provider.http.retries) == (3, 2)
 
 
 async def test_html_outage_then_json_succeeds(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
@@ -184,7 +184,7 @@ async def test_html_outage_then_json_succeeds(make_yahoo: MakeYahoo, mocked: aio
     mocked.get(CHART, payload=XSP_TO)
     provider = make_yahoo()
     assert len(await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))) == 2
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_truncated_json_is_retried_then_bad_response(
@@ -196,7 +196,7 @@ async def test_truncated_json_is_retried_then_bad_response(
     with pytest.raises(BadResponseError, match="not JSON") as info:
         await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))
     assert info.value.status == 200
-    assert (provider.requests, provider.retries) == (2, 1)
+    assert (provider.http.requests, provider.http.retries) == (2, 1)
 
 
 async def test_truncated_json_then_good_answer_succeeds(
@@ -226,7 +226,7 @@ async def test_wrong_shape_json_is_retried_then_bad_response(
     with pytest.raises(BadResponseError, match=re.escape(reason)) as info:
         await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
     assert info.value.provider == "yahoo"
-    assert provider.retries == 1
+    assert provider.http.retries == 1
 
 
 async def test_other_chart_errors_are_bad_response_without_retry(
@@ -237,7 +237,7 @@ async def test_other_chart_errors_are_bad_response_without_retry(
     provider = make_yahoo()
     with pytest.raises(BadResponseError, match="Internal Error: oops"):
         await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
-    assert (provider.requests, provider.retries) == (1, 0)
+    assert (provider.http.requests, provider.http.retries) == (1, 0)
 
 
 async def test_non_numeric_price_is_bad_response_chained(
@@ -262,7 +262,7 @@ async def test_5xx_then_200_succeeds(make_yahoo: MakeYahoo, mocked: aioresponses
     mocked.get(CHART, payload=XSP_TO)
     provider = make_yahoo()
     assert len(await provider.daily_bars("XSP.TO", date(2017, 10, 27), date(2017, 10, 30))) == 2
-    assert (provider.requests, provider.retries, provider.errors) == (2, 1, 0)
+    assert (provider.http.requests, provider.http.retries, provider.http.errors) == (2, 1, 0)
 
 
 async def test_invalid_crumb_401_is_auth_error(make_yahoo: MakeYahoo, mocked: aioresponses) -> None:
@@ -272,7 +272,7 @@ async def test_invalid_crumb_401_is_auth_error(make_yahoo: MakeYahoo, mocked: ai
     provider = make_yahoo()
     with pytest.raises(AuthError):
         await provider.daily_bars("AAPL", date(2024, 3, 4), date(2024, 3, 5))
-    assert provider.requests == 1
+    assert provider.http.requests == 1
 
 
 async def test_registry_makes_providers_by_kind_or_name() -> None:

@@ -110,13 +110,14 @@ def _provider_families(providers: Mapping[str, BaseProvider]) -> Iterator[Metric
         labels=[*labels, "state"],
     )
     for name, provider in sorted(providers.items()):
-        requests.add_metric([name], provider.requests)
-        retries.add_metric([name], provider.retries)
-        limited.add_metric([name], provider.rate_limited)
-        in_flight.add_metric([name], provider.gauge.in_flight)
-        buckets = provider.gauge.wait_buckets
+        client = provider.http  # the provider's polite client keeps its counters
+        requests.add_metric([name], client.requests)
+        retries.add_metric([name], client.retries)
+        limited.add_metric([name], client.rate_limited)
+        in_flight.add_metric([name], client.gauge.in_flight)
+        buckets = client.gauge.wait_buckets
         waits.add_metric([name], buckets.cumulative(), sum_value=buckets.total)
-        ledger = provider.ledger
+        ledger = client.ledger
         for period, count, quota in (
             ("day", ledger.day_used, ledger.daily),
             ("month", ledger.month_used, ledger.monthly),
@@ -125,7 +126,7 @@ def _provider_families(providers: Mapping[str, BaseProvider]) -> Iterator[Metric
             if quota is not None:
                 limit.add_metric([name, period], quota)
         for state in Circuit:
-            circuit.add_metric([name, str(state)], float(provider.breaker.state is state))
+            circuit.add_metric([name, str(state)], float(client.breaker.state is state))
     yield from (requests, retries, limited, in_flight, waits, used, limit, circuit)
 
 

@@ -2,111 +2,85 @@
 
 Pure functions of injected dates and tz-aware instants; nothing here reads a clock.
 A daily bar's date is the exchange-local trading date (PROVIDERS.md §10.5), so every
-question is asked in the exchange's own timezone and DST is zoneinfo's business.
+question is asked in the exchange's own timezone.
 
-Why not ``exchange-calendars`` (PyPI, 4.13.2): measured in a scratch venv (Python
-3.11), it pulls pandas 3.1, numpy 2.4, pyluach, korean-lunar-calendar, toolz, tzdata
-and dateutil, ~165 MB installed (our whole venv is 165 MB), 0.25 s to import and
-0.09 s for the first ``get_calendar("XNYS")``, 78 MB RSS after (``finappd.cli``
-imports in 0.11 s at 36 MB). For six exchanges the rules fit in one small module
-(``holidays.py``), each table with its source; its tests pin known years.
+Which exchange a ticker trades on is :mod:`finappd.calendar.exchanges` (ISO 10383 MICs,
+provider names, Yahoo suffixes; never a silent New York). The sessions themselves come
+from exchange_calendars (the field's standard: holidays, early closes and one-off
+closures such as 2012-10-29/30, 2001-09-11..14 and the national days of mourning),
+or from the explicit rules of :mod:`finappd.calendar.tables` for crypto (24/7), FX
+(weekdays) and the exchanges no calendar knows (weekdays, logged
+``calendar.unknown_exchange``).
 
-Exchanges: ``XNYS`` (NYSE and Nasdaq), ``XLON``, ``XTKS``, ``XASX``, ``XTSE``,
-``XETR``, ``CRYPTO`` (24/7, UTC days) and ``FX`` (weekdays, UTC days).
+The library weighs: it pulls pandas and numpy. Measured on the project's machine
+(Python 3.11, exchange_calendars 4.13.2, pandas 3.0.6, two cores shared with other
+jobs, so times are a range over runs): importing the daemon (``finappd.cli``,
+``finappd.scheduler``, ``finappd.runtime``) takes 2.7-3.0 s and 78 MB RSS, as before,
+and does not import pandas; ``import exchange_calendars`` then adds 0.9-3.3 s and
+48 MB (126 MB RSS); one calendar-year builds in 0.1-1.6 s (XSHG 0.1, XPAR 0.4, XLON 0.7,
+XTKS 1.0, XNYS 0.5-1.6), XTAE in 2-4 s and XKRX in 3-23 s (its lunar holidays are
+recomputed over 1956-2050 at every build); nine calendars leave 131 MB RSS. Once built,
+``session_bounds`` takes 3 µs and ``latest_session`` 16 µs. So the library is imported
+only when a session table is first needed (a run of a crypto or non-incremental flow
+never imports it), each table is built once per calendar and year and kept for the
+process (:mod:`finappd.calendar.tables`), and :func:`prepare` builds a run's tables in
+a worker thread before the run, so runs do not build them on the event loop (an older
+year, as a gap scan may ask, is built on first use).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from finappd.calendar.holidays import early_closes, easter, holidays
+import structlog
+
+from finappd.calendar.exchanges import (
+    ALIASES,
+    EXCHANGES,
+    SUFFIXES,
+    UNKNOWN,
+    Exchange,
+    exchange,
+    exchange_for,
+    provider_exchange,
+)
+from finappd.calendar.tables import year_table
 
 __all__ = [
+    "ALIASES",
     "EXCHANGES",
+    "SUFFIXES",
+    "UNKNOWN",
     "Exchange",
     "closed_reason",
-    "easter",
+    "describe",
+    "exchange",
     "exchange_for",
     "is_trading_day",
     "last_closed_session",
     "latest_session",
     "next_close",
+    "prepare",
+    "previous_trading_day",
+    "provider_exchange",
     "session_bounds",
+    "shift_trading_days",
     "trading_days",
 ]
 
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One exchange's regular session: local timezone, open and close (``None``: 24 h)."""
-
-    code: str
-    tz_name: str
-    opens: time
-    closes: time | None
-    weekends: bool = False
-
-    @property
-    def tz(self) -> ZoneInfo:
-        """The exchange timezone."""
-        return _zone(self.tz_name)
-
-
-EXCHANGES: dict[str, Exchange] = {
-    e.code: e
-    for e in (
-        Exchange("XNYS", "America/New_York", time(9, 30), time(16, 0)),
-        Exchange("XLON", "Europe/London", time(8, 0), time(16, 30)),
-        # TSE's afternoon session runs to 15:30 since 2024-11-05 (15:00 before).
-        Exchange("XTKS", "Asia/Tokyo", time(9, 0), time(15, 30)),
-        Exchange("XASX", "Australia/Sydney", time(10, 0), time(16, 0)),
-        Exchange("XTSE", "America/Toronto", time(9, 30), time(16, 0)),
-        Exchange("XETR", "Europe/Berlin", time(9, 0), time(17, 30)),
-        Exchange("CRYPTO", "UTC", time(0, 0), None, weekends=True),
-        Exchange("FX", "UTC", time(0, 0), None),
-    )
-}
-
-# Yahoo-style suffixes, checked in order; anything else (and ``^`` indices) is XNYS.
-_SUFFIXES = (
-    (".TO", "XTSE"),
-    (".AX", "XASX"),
-    (".T", "XTKS"),
-    (".L", "XLON"),
-    (".DE", "XETR"),
-    ("-USD", "CRYPTO"),
-    ("=X", "FX"),
-)
-
-
-@lru_cache(maxsize=16)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-@lru_cache(maxsize=65536)
-def exchange_for(symbol: str, default: str = "XNYS") -> Exchange:
-    """The exchange a ticker trades on, from its Yahoo suffix (``default`` for none)."""
-    upper = symbol.upper()
-    for suffix, code in _SUFFIXES:
-        if upper.endswith(suffix):
-            return EXCHANGES[code]
-    return EXCHANGES[default]
+log = structlog.get_logger(__name__)
 
 
 def closed_reason(exchange: Exchange, day: date) -> str | None:
     """Why ``exchange`` does not trade on ``day`` (``weekend`` or the holiday), else ``None``."""
-    if not exchange.weekends and day.weekday() >= 5:
-        return "weekend"
-    return holidays(exchange.code, day.year).get(day)
+    return year_table(exchange, day.year).closed.get(day)
 
 
 def is_trading_day(exchange: Exchange, day: date) -> bool:
     """Whether ``exchange`` holds a session on ``day``."""
-    return closed_reason(exchange, day) is None
+    return day in year_table(exchange, day.year).sessions
 
 
 def trading_days(exchange: Exchange, start: date, end: date) -> list[date]:
@@ -137,16 +111,7 @@ def shift_trading_days(exchange: Exchange, day: date, n: int) -> date:
 
 def session_bounds(exchange: Exchange, day: date) -> tuple[datetime, datetime] | None:
     """The UTC open and close of ``day``'s session (early close applied), or ``None``."""
-    if not is_trading_day(exchange, day):
-        return None
-    tz = exchange.tz
-    opens = datetime.combine(day, exchange.opens, tz)
-    closes_at = early_closes(exchange.code, day.year).get(day, exchange.closes)
-    if closes_at is None:
-        closes = datetime.combine(day + timedelta(days=1), time(0), tz)
-    else:
-        closes = datetime.combine(day, closes_at, tz)
-    return opens.astimezone(UTC), closes.astimezone(UTC)
+    return year_table(exchange, day.year).sessions.get(day)
 
 
 def _local_today(exchange: Exchange, now: datetime) -> date:
@@ -185,3 +150,57 @@ def next_close(exchange: Exchange, after: datetime, settle: timedelta = timedelt
         if bounds is not None and bounds[1] + settle > after:
             return bounds[1] + settle
         day += timedelta(days=1)
+
+
+def describe(tickers: Mapping[str, Exchange]) -> dict[str, Any]:
+    """Tickers by exchange code, and each ticker no calendar knows with the rule it gets."""
+    by_exchange: dict[str, list[str]] = {}
+    for symbol, where in tickers.items():
+        by_exchange.setdefault(where.code, []).append(symbol)
+    return {
+        "by_exchange": dict(sorted(by_exchange.items())),
+        "no_calendar": {s: f"{e.code}: {e.rule}" for s, e in tickers.items() if e.calendar is None},
+    }
+
+
+def prepare(tickers: Iterable[tuple[str, Exchange]], now: datetime) -> None:
+    """Build the session tables a run at ``now`` asks for; log, once per process, each
+    ticker whose exchange no calendar knows (``calendar.unknown_exchange``) and each
+    calendar-year past what its calendar recorded (``calendar.beyond_range``).
+
+    Blocking (it may import and build calendars): the runtime runs it in a worker thread
+    before each run that asks the calendar.
+    """
+    pairs = list(tickers)
+    for symbol, where in pairs:
+        if where.calendar is None and _first_time(("unknown", symbol, where.code)):
+            log.warning(
+                "calendar.unknown_exchange",
+                symbol=symbol,
+                exchange=where.code,
+                timezone=where.tz_name,
+                rule=where.rule,
+            )
+    years = sorted({(now + timedelta(days=d)).year for d in (-10, 0, 10)})
+    for where in dict.fromkeys(e for _, e in pairs):
+        for year in years:
+            table = year_table(where, year)
+            if not table.recorded and _first_time(("beyond", where.code, year)):
+                log.warning(
+                    "calendar.beyond_range",
+                    exchange=where.code,
+                    calendar=where.calendar,
+                    year=year,
+                    rule="regular hours on its trading weekdays",
+                )
+
+
+_LOGGED: set[tuple[str, str, str | int]] = set()
+
+
+def _first_time(key: tuple[str, str, str | int]) -> bool:
+    """Whether ``key`` is logged for the first time in this process (and mark it)."""
+    if key in _LOGGED:
+        return False
+    _LOGGED.add(key)
+    return True

@@ -14,7 +14,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from finappd.calendar import EXCHANGES, exchange_for
+from finappd.calendar import EXCHANGES, Exchange, exchange_for
+from finappd.calendar import exchange as named_exchange
 from finappd.calendar.trigger import CloseTrigger
 from finappd.config.values import Duration, Rate, TimezoneName
 
@@ -82,6 +83,10 @@ class ProviderSettings(_Model):
         return self
 
 
+#: Flow kinds whose tickers are pairs, not listings, and the calendar they trade on.
+_PAIR_KINDS = {"crypto": "CRYPTO", "fx": "FX"}
+
+
 class FlowSettings(_Model):
     """One scheduled ingestion job."""
 
@@ -95,7 +100,9 @@ class FlowSettings(_Model):
     cron: str | None = None
     # Run at each session close of the tickers' exchanges (or ``exchange``) + this delay.
     at_close: Duration | None = None
-    exchange: str | None = None  # a calendar code (XNYS, XLON, ...); default: by suffix
+    # Every ticker's exchange: a MIC (XNYS, XLON, XPAR, ...) or an alias (NYSE, LSE, ...);
+    # default: each ticker's own (the provider's metadata, else its suffix).
+    exchange: str | None = None
     timezone: TimezoneName = "UTC"
     num_workers: int = Field(default=8, ge=1, le=1000)
     lookback_days: int = Field(default=10, ge=1, le=36500)
@@ -113,6 +120,11 @@ class FlowSettings(_Model):
             raise ValueError("tickers must be non-empty symbols without spaces")
         return list(dict.fromkeys(cleaned))
 
+    @field_validator("exchange")
+    @classmethod
+    def _known_exchange(cls, value: str | None) -> str | None:
+        return None if value is None else named_exchange(value).code  # an alias becomes its MIC
+
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
@@ -127,8 +139,6 @@ class FlowSettings(_Model):
     def _check(self) -> FlowSettings:
         if sum(x is not None for x in (self.every, self.cron, self.at_close)) != 1:
             raise ValueError("set exactly one of 'every', 'cron' or 'at_close'")
-        if self.exchange is not None and self.exchange not in EXCHANGES:
-            raise ValueError(f"unknown exchange {self.exchange!r}; one of {sorted(EXCHANGES)}")
         if not self.tickers and self.tickers_file is None:
             raise ValueError("set 'tickers' or 'tickers_file'")
         if self.tickers_file is not None:
@@ -147,13 +157,21 @@ class FlowSettings(_Model):
         if self.cron is not None:
             return CronTrigger.from_crontab(self.cron, timezone=ZoneInfo(self.timezone))
         if self.at_close is not None:
-            if self.exchange is not None:
-                exchanges = [EXCHANGES[self.exchange]]
-            else:
-                exchanges = [exchange_for(t) for t in self.tickers]
-            return CloseTrigger(exchanges, self.at_close)
+            return CloseTrigger(list(self.exchanges().values()), self.at_close)
         assert self.every is not None  # guaranteed by _check
         return self.every
+
+    def exchange_of(self, symbol: str, provider: Exchange | None = None) -> Exchange:
+        """The exchange whose calendar ``symbol`` runs on in this flow: ``exchange``, 24/7 in a
+        crypto flow, weekdays in an fx flow (its tickers are pairs, ``EUR/USD``), else
+        ``provider`` (its metadata), else the ticker's suffix."""
+        if self.exchange is None and self.kind in _PAIR_KINDS:
+            return EXCHANGES[_PAIR_KINDS[self.kind]]
+        return exchange_for(symbol, self.exchange, provider)
+
+    def exchanges(self) -> dict[str, Exchange]:
+        """Each ticker's exchange (:meth:`exchange_of`)."""
+        return {t: self.exchange_of(t) for t in self.tickers}
 
     def min_interval(self, samples: int = 32) -> timedelta:
         """The shortest gap between two runs (cron: over the next ``samples`` fires)."""

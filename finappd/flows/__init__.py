@@ -11,7 +11,7 @@ from finappd.flows.crypto import crypto_fetch
 from finappd.flows.daily_bars import daily_bars_fetch, lookback_range
 from finappd.flows.fx import fx_fetch
 from finappd.flows.incremental import BarState, Incremental
-from finappd.flows.quotes import IsOpen, in_session, quotes_fetch
+from finappd.flows.quotes import IsOpen, flow_is_open, quotes_fetch
 from finappd.flows.run import Fetch, RunSummary, TickerResult, run_flow_once
 from finappd.providers import BaseProvider
 
@@ -45,7 +45,7 @@ def build_fetch(
         incremental = None if state is None else Incremental.for_flow(flow, state, now)
         return daily_bars_fetch(providers, start, end, actions=splits, incremental=incremental)
     if flow.kind == "quotes":
-        return quotes_fetch(providers, now, is_open or in_session)
+        return quotes_fetch(providers, now, is_open or flow_is_open(flow))
     if flow.kind == "fx":
         start, end = lookback_range(flow, now)
         return fx_fetch(providers, start, end)

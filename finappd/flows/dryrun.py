@@ -23,14 +23,14 @@ and the split re-fetch a run may trigger afterwards.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from finappd.config import FlowSettings, Settings
 from finappd.flows.incremental import BarState, Incremental, load_state, window_since
-from finappd.flows.quotes import in_session
+from finappd.flows.quotes import flow_is_open
 from finappd.providers.frankfurter import fx_pair
 from finappd.providers.limits import HEADROOM, Limits
 from finappd.providers.usage import provider_limits
@@ -46,13 +46,13 @@ def planned_tickers(
     flow: FlowSettings,
     now: datetime,
     state: BarState | None,
-    is_open: Callable[[str, datetime], bool] = in_session,
 ) -> list[str]:
     """The tickers a run of ``flow`` at ``now`` would send a request for, in order."""
     if flow.kind == "daily_bars" and state is not None:
         planner = Incremental.for_flow(flow, state, now)
         return [t for t in flow.tickers if planner.range_for(t) is not None]
     if flow.kind == "quotes":
+        is_open = flow_is_open(flow)
         return [t for t in flow.tickers if is_open(t, now)]
     if flow.kind == "fx":
         return [t for t in flow.tickers if _is_pair(t)]

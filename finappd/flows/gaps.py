@@ -29,14 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from finappd.calendar import (
-    EXCHANGES,
-    Exchange,
-    closed_reason,
-    exchange_for,
-    latest_session,
-    session_bounds,
-)
+from finappd.calendar import Exchange, closed_reason, latest_session, session_bounds
 from finappd.config import FlowSettings, Settings
 from finappd.flows.backfill import (
     Chunk,
@@ -57,7 +50,6 @@ __all__ = [
     "Gap",
     "classify",
     "fill_gaps",
-    "flow_exchange",
     "flow_gaps",
     "load_days",
     "missing_ranges",
@@ -87,15 +79,6 @@ class Gap:
             "label": self.label,
             "reason": self.reason,
         }
-
-
-def flow_exchange(flow: FlowSettings, symbol: str) -> Exchange:
-    """The calendar of ``symbol`` in ``flow``: its ``exchange``, crypto's 24/7, else by suffix."""
-    if flow.exchange is not None:
-        return EXCHANGES[flow.exchange]
-    if flow.kind == "crypto":
-        return EXCHANGES["CRYPTO"]
-    return exchange_for(symbol)
 
 
 def classify(
@@ -182,7 +165,7 @@ def flow_gaps(
     for symbol in flow.tickers:
         stored = days.get(symbol, set())
         start = min(stored) if stored else lookback_start
-        out[symbol] = classify(symbol, flow_exchange(flow, symbol), stored, start, now, settle)
+        out[symbol] = classify(symbol, flow.exchange_of(symbol), stored, start, now, settle)
     return out
 
 

@@ -17,14 +17,13 @@ the state comes from two queries per run (:func:`load_state`), not one per ticke
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import structlog
 
 from finappd.calendar import (
-    EXCHANGES,
     Exchange,
     exchange_for,
     latest_session,
@@ -87,7 +86,7 @@ class Incremental:
         *,
         lookback_days: int,
         revision_days: int,
-        exchange: Exchange | None = None,
+        exchange_of: Callable[[str], Exchange] = exchange_for,
     ) -> None:
         if now.utcoffset() is None:
             raise ValueError(f"naive datetime {now!r}: an incremental run needs a tz-aware now")
@@ -95,7 +94,7 @@ class Incremental:
         self.now = now
         self.lookback_days = lookback_days
         self.revision_days = revision_days
-        self.exchange = exchange
+        self.exchange_of = exchange_of
 
     @classmethod
     def for_flow(cls, flow: FlowSettings, state: BarState, now: datetime) -> Incremental:
@@ -105,12 +104,8 @@ class Incremental:
             now,
             lookback_days=flow.lookback_days,
             revision_days=flow.revision_days,
-            exchange=EXCHANGES[flow.exchange] if flow.exchange else None,
+            exchange_of=flow.exchange_of,
         )
-
-    def exchange_of(self, symbol: str) -> Exchange:
-        """The flow's configured exchange, else the one the ticker's suffix names."""
-        return self.exchange or exchange_for(symbol)
 
     def range_for(self, symbol: str) -> tuple[date, date] | None:
         """The inclusive dates to request for ``symbol``, or ``None``: nothing can be new."""

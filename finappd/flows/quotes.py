@@ -13,7 +13,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from finappd.calendar import exchange_for, session_bounds
+from finappd.calendar import Exchange, exchange_for, session_bounds
+from finappd.config import FlowSettings
 from finappd.errors import ProviderError
 from finappd.flows.run import Fetch, TickerResult
 from finappd.providers import BaseProvider
@@ -21,21 +22,27 @@ from finappd.records import Quote
 from finappd.store import Store
 from finappd.store.market import write_quotes
 
-__all__ = ["IsOpen", "in_session", "quotes_fetch"]
+__all__ = ["IsOpen", "flow_is_open", "in_session", "quotes_fetch"]
 
 #: ``is_open(symbol, now)``: whether ``symbol``'s market is in session at ``now``.
 IsOpen = Callable[[str, datetime], bool]
 
 
-def in_session(symbol: str, now: datetime) -> bool:
-    """Whether ``symbol``'s exchange (by its Yahoo suffix) is in its regular session at ``now``.
+def in_session(symbol: str, now: datetime, exchange: Exchange | None = None) -> bool:
+    """Whether ``symbol``'s exchange (default: by its suffix) is in its regular session at
+    ``now``.
 
     Holidays and early closes come from :mod:`finappd.calendar`; crypto trades 24/7, FX on
     weekdays.
     """
-    exchange = exchange_for(symbol)
-    bounds = session_bounds(exchange, now.astimezone(exchange.tz).date())
+    where = exchange or exchange_for(symbol)
+    bounds = session_bounds(where, now.astimezone(where.tz).date())
     return bounds is not None and bounds[0] <= now < bounds[1]
+
+
+def flow_is_open(flow: FlowSettings) -> IsOpen:
+    """:func:`in_session` on the exchange ``flow`` gives each ticker (its ``exchange`` key)."""
+    return lambda symbol, now: in_session(symbol, now, flow.exchange_of(symbol))
 
 
 def _writer(quote: Quote, provider: str) -> Callable[[Store, datetime], int]:

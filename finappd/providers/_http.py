@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiohttp
+import orjson
 import yarl
 
 from finappd import __version__
 from finappd.providers.verdicts import Verdict
 
-__all__ = ["USER_AGENT", "Response", "make_session", "parse_retry_after", "redact_url"]
+__all__ = [
+    "USER_AGENT",
+    "Response",
+    "decode_json",
+    "make_session",
+    "parse_retry_after",
+    "redact_url",
+]
 
 USER_AGENT = f"finappd/{__version__} (+market-data ingestion daemon)"
 _SECRET_PARAMS = re.compile(
@@ -56,6 +66,22 @@ def make_session() -> aiohttp.ClientSession:
     )
 
 
+def decode_json(text: str) -> Any:
+    """``text`` as JSON: orjson's fast path, the stdlib where it is stricter (NaN, Infinity).
+
+    Raises :class:`json.JSONDecodeError` (orjson's subclasses it) with the stdlib's message
+    for a body that is not JSON, as every classifier catches it.
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Feeds send NaN (PROVIDERS.md §10) and the stdlib, unlike orjson, reads it.
+        return json.loads(text)
+
+
+_UNDECODED: Any = object()
+
+
 @dataclass(frozen=True, slots=True)
 class Response:
     """What a provider needs of one HTTP response: status, two headers, the body text."""
@@ -65,4 +91,12 @@ class Response:
     content_type: str
     retry_after: str | None
     text: str
-    verdict: Verdict = Verdict.OK  # set by BaseProvider._get: OK or EMPTY
+    verdict: Verdict = Verdict.OK  # set by the polite client: OK or EMPTY
+    # The body decoded once by json(): a classifier and a parser share one decode.
+    decoded: Any = field(default=_UNDECODED, repr=False, compare=False)
+
+    def json(self) -> Any:
+        """The body as JSON (decoded on the first call, then kept); raises JSONDecodeError."""
+        if self.decoded is _UNDECODED:
+            object.__setattr__(self, "decoded", decode_json(self.text))
+        return self.decoded

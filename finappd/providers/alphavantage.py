@@ -207,7 +207,7 @@ class AlphaVantageProvider(BaseProvider):
         if response.status != 200:
             return super().classify(response)
         try:
-            payload = json.loads(response.text)
+            payload = response.json()
         except json.JSONDecodeError:
             head = response.text.lstrip()[:1]
             if not head or head == "<":
@@ -219,10 +219,10 @@ class AlphaVantageProvider(BaseProvider):
         self, params: Mapping[str, str], symbol: str
     ) -> tuple[Response, Mapping[str, Any] | None]:
         """The response of one ``/query`` call and its decoded body (None when EMPTY)."""
-        response = await self._get(f"{self.base_url}/query", params=params, symbol=symbol)
+        response = await self.http.get(f"{self.base_url}/query", params=params, symbol=symbol)
         if response.verdict is Verdict.EMPTY:
             return response, None
-        payload: Mapping[str, Any] = json.loads(response.text)  # classify() saw it decode
+        payload: Mapping[str, Any] = response.json()  # classify() saw it decode
         return response, payload
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:

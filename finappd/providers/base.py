@@ -1,12 +1,13 @@
-"""The provider contract and its politeness machinery, written once.
+"""The provider contract, written once; the politeness is the client each provider owns.
 
 A provider module declares what it is (``kind``, ``capabilities``, ``default_base_url``,
 ``default_limits``, ``requires_key``, ``headers``), how it authenticates
 (``auth_headers`` or, only where the API insists, ``auth_params``), how flow tickers
 map to its symbols (``map_symbol``), what its responses mean (``classify``) and
 implements the capability methods it declares. It never pauses, parks or retries:
-every request goes through :meth:`BaseProvider._get`, which per provider instance
-(shared by every flow in the daemon):
+every request goes through its polite client, ``await self.http.get(url, params=...,
+symbol=...)`` (:class:`~finappd.providers._polite.PoliteClient`), which per provider
+instance (shared by every flow in the daemon):
 
 - fails fast, without a request, while the provider is disabled (its key was refused
   this run), parked (its daily/monthly quota is spent until the reset) or its circuit
@@ -28,16 +29,22 @@ log line, an exception or the store.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar
 
-import yarl
+import aiohttp
 
+from finappd.config import ProviderSettings
 from finappd.errors import AuthError, BadResponseError, SymbolNotFoundError
+from finappd.providers._admission import Sleep
 from finappd.providers._http import Response, make_session, parse_retry_after, redact_url
-from finappd.providers._polite import Politeness, classify_status
-from finappd.providers.limits import Limits
+from finappd.providers._outcome import classify_status
+from finappd.providers._polite import PoliteClient
+from finappd.providers.limits import Limits, effective_limits
+from finappd.providers.quota import QuotaLedger, UsageBackend
 from finappd.providers.verdicts import Capability, Classified, Verdict
 from finappd.records import Bar, Dividend, FxRate, Quote, Split
 
@@ -55,8 +62,8 @@ __all__ = [
 ]
 
 
-class BaseProvider(Politeness):
-    """A market-data API used politely: limits, quota, classifier, pause, park, breaker."""
+class BaseProvider:
+    """A market-data API: what it serves, how its answers read; ``http`` sends politely."""
 
     #: The provider kind (``providers.<name>.kind``), e.g. ``"yahoo"``.
     kind: ClassVar[str] = ""
@@ -67,23 +74,68 @@ class BaseProvider(Politeness):
     #: Longest ``start..end`` span, in days, one history request may ask for (a backfill
     #: splits its range into chunks that fit); None: any span in one request.
     max_range_days: ClassVar[int | None] = None
-    # Inherited from Politeness and set by each provider module as well: default_base_url,
-    # default_limits (Limits), headers (static headers); hooks classify() and auth_headers().
+    #: Used when the config gives no ``base_url``.
+    default_base_url: ClassVar[str] = ""
+    #: Documented free-tier limits (PROVIDERS.md); the config overrides each one.
+    default_limits: ClassVar[Limits] = Limits()
+    #: Sent with every request of this provider, over the session's defaults.
+    headers: ClassVar[Mapping[str, str]] = {}
 
-    def __repr__(self) -> str:
-        limits = self.limits
-        rates = ",".join(str(r) for r in limits.windows()) or "unlimited"
-        return (
-            f"<{type(self).__name__} {self.name} max_concurrency={limits.max_concurrency} "
-            f"rate={rates} requests={self.requests} retries={self.retries} "
-            f"rate_limited={self.rate_limited} errors={self.errors} "
-            f"in_flight={self.gauge.in_flight} waiting={self.gauge.waiting} "
-            f"paused_for={self.paused_for():.1f}s circuit={self.breaker.state} "
-            f"quota={self.ledger.day_used}/{limits.daily()} "
-            f"parked={self.parked_until is not None} disabled={self.disabled is not None}>"
+    def __init__(
+        self,
+        name: str,
+        settings: ProviderSettings,
+        session: aiohttp.ClientSession,
+        *,
+        usage: UsageBackend | None = None,
+        ledger: QuotaLedger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.base_url = (settings.base_url or self.default_base_url).rstrip("/")
+        if ledger is None:
+            ledger = QuotaLedger(name, daily=None, monthly=None, backend=usage)
+        self.http = PoliteClient(
+            name,
+            settings,
+            session,
+            limits=effective_limits(self.default_limits, settings),
+            ledger=ledger,
+            classify=self.classify,
+            headers=self.headers,
+            auth_headers=self.auth_headers,
+            auth_params=self.auth_params,
+            clock=clock,
+            sleep=sleep,
         )
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.http.describe()}>"
+
+    @property
+    def ledger(self) -> QuotaLedger:
+        """The quota ledger this provider counts its requests in."""
+        return self.http.ledger
+
+    def new_run(self) -> None:
+        """Forget a refused key: each run gives the provider one fresh try."""
+        self.http.refusals.new_run()
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures for the ``provider.metrics`` log line."""
+        return self.http.metrics()
+
     # -- what a provider module declares -------------------------------------------------
+
+    def classify(self, response: Response) -> Classified:
+        """What ``response`` means; providers refine this with what their bodies say."""
+        return classify_status(response)
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """Headers carrying the key, e.g. ``{"Authorization": f"Token {key}"}``; default none."""
+        return {}
 
     def auth_params(self) -> Mapping[str, str]:
         """Query parameters carrying the key, for APIs that take it nowhere else."""
@@ -137,29 +189,9 @@ class BaseProvider(Politeness):
         """Dividends and splits of ``symbol`` going ex in ``start..end``."""
         raise NotImplementedError(f"{self.kind} does not serve {Capability.ACTIONS}")
 
-    def metrics(self) -> dict[str, Any]:
-        """The figures for the ``provider.metrics`` log line."""
-        summary = self.gauge.summary()
-        return {
-            "provider": self.name,
-            "requests": self.requests,
-            "retries": self.retries,
-            "rate_limited_429s": self.rate_limited,
-            "errors": self.errors,
-            "peak_in_flight": summary["peak_in_flight"],
-            "peak_waiting": summary["peak_waiting"],
-            "p50_ms": summary["p50_ms"],
-            "p95_ms": summary["p95_ms"],
-            "wait_p50_ms": summary["wait_p50_ms"],
-            "wait_p95_ms": summary["wait_p95_ms"],
-            "circuit": str(self.breaker.state),
-            "quota_used_today": self.ledger.day_used,
-            "quota_refused": self.ledger.refused,
-        }
-
     def _bad(self, response: Response, symbol: str, reason: str) -> BadResponseError:
         """A counted :class:`BadResponseError` for ``response``: reason, status, redacted URL."""
-        return self._fail(
+        return self.http.fail(
             BadResponseError(
                 f"{self.name}: {reason} (HTTP {response.status} from {response.url})",
                 provider=self.name,
@@ -172,18 +204,8 @@ class BaseProvider(Politeness):
         self, symbol: str, reason: str, status: int | None = None
     ) -> SymbolNotFoundError:
         """A counted :class:`SymbolNotFoundError` for ``symbol``: ``reason`` (and status)."""
-        return self._fail(
+        return self.http.fail(
             SymbolNotFoundError(
                 f"{self.name}: {reason}", provider=self.name, symbol=symbol, status=status
             )
         )
-
-    async def _get(
-        self, url: str, *, params: Mapping[str, str] | None = None, symbol: str | None = None
-    ) -> Response:
-        """GET ``url`` politely; return an OK/EMPTY response (``.verdict``) or raise typed."""
-        target = yarl.URL(url, encoded=True)
-        query = {**(params or {}), **self.auth_params()}
-        if query:
-            target = target.update_query(query)
-        return await self._retrying(target, symbol)

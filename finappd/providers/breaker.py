@@ -6,6 +6,10 @@ errors, 5xx, outage pages) → ``open``: every call fails fast without a request
 the others still fail fast → the probe succeeds: ``closed``; it fails: ``open``
 again for another cool-down. Any answer that is not transient (even "not found")
 counts as a success: the API is up. Transitions are logged.
+
+The polite client sends each request inside :meth:`CircuitBreaker.guard`, which
+claims the request (or raises :class:`~finappd.errors.ProviderUnavailableError`)
+and frees the claim when the block ends without a verdict (cancelled, a bug).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from enum import StrEnum
 
 import structlog
 
-__all__ = ["Circuit", "CircuitBreaker"]
+from finappd.errors import ProviderUnavailableError
+
+__all__ = ["Circuit", "CircuitBreaker", "Claim"]
 
 log = structlog.get_logger(__name__)
 
@@ -27,6 +33,37 @@ class Circuit(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class Claim:
+    """One request let through by the breaker (a context manager); report its answer once.
+
+    A block that ends without a report (cancelled, raised) releases the claim, so a
+    half-open probe is never lost.
+    """
+
+    __slots__ = ("_breaker", "settled")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self.settled = False
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if not self.settled:
+            self._breaker.release()
+
+    def success(self) -> None:
+        """The API answered (anything but a transient failure)."""
+        self.settled = True
+        self._breaker.success()
+
+    def failure(self, reason: str) -> None:
+        """A transient failure: timeout, connection error, 5xx, outage page."""
+        self.settled = True
+        self._breaker.failure(reason)
 
 
 class CircuitBreaker:
@@ -67,6 +104,26 @@ class CircuitBreaker:
         if self.state is Circuit.OPEN:
             return self.retry_in() > 0
         return self.state is Circuit.HALF_OPEN and self._probing
+
+    def unavailable(self, symbol: str | None = None) -> ProviderUnavailableError:
+        """The fail-fast error of an open circuit (or of a half-open one already probing)."""
+        return ProviderUnavailableError(
+            f"{self.provider}: circuit {self.state} after {self.failures} consecutive "
+            f"failures; next probe in {self.retry_in():.0f}s",
+            provider=self.provider,
+            symbol=symbol,
+        )
+
+    def guard(self, symbol: str | None = None) -> Claim:
+        """Claim one request, for ``with breaker.guard(symbol) as claim:``; raise
+        :meth:`unavailable` at once when the breaker refuses it.
+
+        Inside, the caller reports the answer on the :class:`Claim`; a block that ends
+        without one (cancelled, raised) releases the claim.
+        """
+        if not self.acquire():
+            raise self.unavailable(symbol)
+        return Claim(self)
 
     def acquire(self) -> bool:
         """Claim the right to send one request now; False means fail fast."""

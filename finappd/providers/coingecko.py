@@ -43,6 +43,7 @@ from urllib.parse import quote
 
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -182,7 +183,7 @@ def parse_simple_price(payload: object, coin: str, vs: str, symbol: str) -> Quot
 def _error_code(text: str) -> tuple[int | None, str]:
     """``(error_code, error_message)`` of CoinGecko's error bodies (nested or not)."""
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None, text[:100]
     if not isinstance(payload, dict):
@@ -288,26 +289,26 @@ class CoinGeckoProvider(BaseProvider):
             return []
         coin, vs = self._coin(symbol)
         first, last = range_window(start, end, self.ledger.clock())
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/coins/{quote(coin, safe='')}/market_chart/range",
             params={"vs_currency": vs, "from": str(first), "to": str(last)},
             symbol=symbol,
         )
         try:
-            return parse_market_chart(json.loads(response.text), symbol, start, end)
+            return parse_market_chart(response.json(), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed market_chart: {exc!r}") from exc
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` in its vs currency (``/simple/price``)."""
         coin, vs = self._coin(symbol)
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/simple/price",
             params={"ids": coin, "vs_currencies": vs, "include_last_updated_at": "true"},
             symbol=symbol,
         )
         try:
-            found = parse_simple_price(json.loads(response.text), coin, vs, symbol)
+            found = parse_simple_price(response.json(), coin, vs, symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed simple/price: {exc!r}") from exc
         if found is None:

@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo
 
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import BaseProvider, Capability, Classified, Limits, Response, Verdict
 from finappd.records import Bar, Quote
 
@@ -106,7 +107,7 @@ def classify_finnhub(status: int, text: str, url: str) -> Classified | None:
     """Finnhub's verdict for a response, or None where the status alone decides."""
     lower = text[:2048].lower()
     try:
-        payload: Any = json.loads(text)
+        payload: Any = decode_json(text)
     except json.JSONDecodeError:
         payload = None
     if isinstance(payload, dict) and payload.get("s") == "no_data":
@@ -209,11 +210,11 @@ class FinnhubProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` (``/quote``)."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
-            return parse_quote(json.loads(response.text), symbol)
+            return parse_quote(response.json(), symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
 
@@ -223,7 +224,7 @@ class FinnhubProvider(BaseProvider):
             return []
         api_symbol = self.api_symbol(symbol)
         first, last = candle_window(start, end)
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/stock/candle",
             params={"symbol": api_symbol, "resolution": "D", "from": str(first), "to": str(last)},
             symbol=symbol,
@@ -231,7 +232,7 @@ class FinnhubProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return []
         try:
-            payload = json.loads(response.text)
+            payload = response.json()
             return parse_candles(payload, symbol, start, end, exchange_tz(api_symbol))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed candles: {exc!r}") from exc

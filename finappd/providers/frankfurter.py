@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import ClassVar
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -104,7 +105,7 @@ def parse_rates(
 
 def _message(text: str) -> str:
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return text[:100]
     message = payload.get("message") if isinstance(payload, dict) else None
@@ -165,12 +166,12 @@ class FrankfurterProvider(BaseProvider):
         if not wanted or end < start:
             return []  # base == quote is Frankfurter's 422; its rate is 1 by definition
         label = f"{base}/{','.join(wanted)}"
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/{start.isoformat()}..{end.isoformat()}",
             params={"base": base, "symbols": ",".join(wanted)},
             symbol=label,
         )
         try:
-            return parse_rates(json.loads(response.text), base, wanted, start, end)
+            return parse_rates(response.json(), base, wanted, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, label, f"malformed rates: {exc!r}") from exc

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,11 +108,13 @@ class RateWindows:
         *,
         headroom: float = HEADROOM,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.rates = tuple(rates)
         self._periods = [r.period * headroom for r in self.rates]
         self._sent: list[deque[float]] = [deque() for _ in self.rates]
         self._clock = clock
+        self._sleep = sleep
         self._lock = asyncio.Lock()  # FIFO: callers are admitted in arrival order
         self.waits = 0
 
@@ -139,7 +141,7 @@ class RateWindows:
         async with self._lock:
             while (wait := self.delay(self._clock())) > 0:
                 self.waits += 1
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             now = self._clock()
             for sent in self._sent:
                 sent.append(now)

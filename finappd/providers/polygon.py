@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 import structlog
 import yarl
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -136,7 +137,7 @@ def _no_results(path: str) -> Classified:
 def classify_polygon(status: int, text: str, url: str) -> Classified | None:
     """Polygon's verdict for a response, or None where the status alone decides."""
     try:
-        payload: Any = json.loads(text)
+        payload: Any = decode_json(text)
     except json.JSONDecodeError:
         payload = None
     fields = payload if isinstance(payload, dict) else {}
@@ -249,11 +250,11 @@ class PolygonProvider(BaseProvider):
     ) -> tuple[Response, list[Mapping[str, Any]]]:
         """The last response and every page's body, following ``next_url`` a bounded number
         of times on the same origin (an EMPTY first page gives no bodies)."""
-        response = await self._get(url, params=params, symbol=symbol)
+        response = await self.http.get(url, params=params, symbol=symbol)
         pages: list[Mapping[str, Any]] = []
         origin = yarl.URL(self.base_url).origin()
         while response.verdict is Verdict.OK:
-            payload = json.loads(response.text)  # classify() saw it decode
+            payload = response.json()  # classify() saw it decode
             pages.append(payload)
             next_url = payload.get("next_url")
             if not next_url:
@@ -267,7 +268,7 @@ class PolygonProvider(BaseProvider):
                     next_url=redact_url(next_url),
                 )
                 break
-            response = await self._get(next_url, symbol=symbol)
+            response = await self.http.get(next_url, symbol=symbol)
         return response, pages
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
@@ -291,9 +292,9 @@ class PolygonProvider(BaseProvider):
         """The previous session's close of ``symbol`` (``/prev``; free plans have no live price)."""
         ticker = self.api_symbol(symbol)
         url = f"{self.base_url}/v2/aggs/ticker/{urlquote(ticker, safe=':.')}/prev"
-        response = await self._get(url, symbol=symbol)
+        response = await self.http.get(url, symbol=symbol)
         try:
-            return parse_prev(json.loads(response.text), symbol, bar_tz(ticker))
+            return parse_prev(response.json(), symbol, bar_tz(ticker))
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed previous close: {exc!r}") from exc
 

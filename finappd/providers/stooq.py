@@ -215,7 +215,7 @@ class StooqProvider(BaseProvider):
         """Daily bars of ``symbol`` for trading dates ``start..end`` inclusive."""
         if end < start:
             return []
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/q/d/l/",
             params={
                 "s": self.api_symbol(symbol),
@@ -234,7 +234,7 @@ class StooqProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest bar's close of ``symbol`` (delayed; Stooq has no real-time feed)."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/q/l/",
             params={"s": self.api_symbol(symbol), "f": "sd2t2ohlcv", "h": "", "e": "csv"},
             symbol=symbol,

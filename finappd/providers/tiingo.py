@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -162,7 +163,7 @@ def _detail(text: str) -> str | None:
     if not text.startswith("{"):
         return None  # not an error object (and data arrays are not parsed twice)
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None
     detail = payload.get("detail") if isinstance(payload, dict) else None
@@ -265,7 +266,7 @@ class TiingoProvider(BaseProvider):
     async def _prices(self, symbol: str, start: date, end: date) -> tuple[Response, object]:
         """GET the daily prices of ``symbol``: the response and its JSON (``[]`` when empty)."""
         ticker = quote(self.api_symbol(symbol), safe="")
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/tiingo/daily/{ticker}/prices",
             params={
                 "startDate": start.isoformat(),
@@ -278,6 +279,6 @@ class TiingoProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return response, []
         try:
-            return response, json.loads(response.text)
+            return response, response.json()
         except json.JSONDecodeError as exc:
             raise self._bad(response, symbol, f"body is not JSON: {exc}") from exc

@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
+from finappd.providers._http import decode_json
 from finappd.providers.base import (
     BaseProvider,
     Capability,
@@ -155,7 +156,7 @@ def _error_of(text: str) -> tuple[int | None, str] | None:
     if '"error"' not in text:
         return None  # a data body: not parsed twice
     try:
-        payload = json.loads(text)
+        payload = decode_json(text)
     except json.JSONDecodeError:
         return None
     if not isinstance(payload, dict) or payload.get("status") != "error":
@@ -265,17 +266,17 @@ class TwelveDataProvider(BaseProvider):
 
     async def quote(self, symbol: str) -> Quote:
         """The latest price of ``symbol`` from ``/quote``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/quote", params={"symbol": self.api_symbol(symbol)}, symbol=symbol
         )
         try:
-            return parse_quote(json.loads(response.text), symbol)
+            return parse_quote(response.json(), symbol)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed quote: {exc!r}") from exc
 
     async def _series(self, api_symbol: str, symbol: str, start: date, end: date) -> list[Bar]:
         """One ``time_series`` request for ``start..end``: its bars, named ``symbol``."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/time_series",
             params={
                 "symbol": api_symbol,
@@ -292,6 +293,6 @@ class TwelveDataProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return []
         try:
-            return parse_time_series(json.loads(response.text), symbol, start, end)
+            return parse_time_series(response.json(), symbol, start, end)
         except _MALFORMED as exc:
             raise self._bad(response, symbol, f"malformed time_series: {exc!r}") from exc

@@ -178,7 +178,7 @@ class YahooProvider(BaseProvider):
             if "html" in response.content_type or head.startswith("<") or "right back" in head:
                 return Classified(Verdict.TRANSIENT, "HTML page instead of JSON (outage or block)")
         try:
-            payload = json.loads(response.text)
+            payload = response.json()
         except json.JSONDecodeError as exc:
             if status < 400:  # usually a cut-off answer or an error page in disguise
                 return Classified(Verdict.TRANSIENT, f"body is not JSON: {exc}")
@@ -212,7 +212,7 @@ class YahooProvider(BaseProvider):
     def _bad_response(
         self, symbol: str, reason: str, status: int | None = None
     ) -> BadResponseError:
-        return self._fail(
+        return self.http.fail(
             BadResponseError(
                 f"{self.name}: {reason}", provider=self.name, symbol=symbol, status=status
             )
@@ -220,7 +220,7 @@ class YahooProvider(BaseProvider):
 
     async def _chart(self, symbol: str, params: Mapping[str, str]) -> _Chart | None:
         """GET the chart of ``symbol``: its first result, or None when the range is empty."""
-        response = await self._get(
+        response = await self.http.get(
             f"{self.base_url}/v8/finance/chart/{quote(self.api_symbol(symbol), safe='')}",
             params=params,
             symbol=symbol,
@@ -228,4 +228,4 @@ class YahooProvider(BaseProvider):
         if response.verdict is Verdict.EMPTY:
             return None
         # classify() has checked that this is JSON with a chart result.
-        return _Chart(response, json.loads(response.text)["chart"]["result"][0])
+        return _Chart(response, response.json()["chart"]["result"][0])

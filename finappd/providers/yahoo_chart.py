@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,8 +39,12 @@ def chart_window(start: date, end: date) -> tuple[int, int]:
     return int(period1.timestamp()), int(period2.timestamp())
 
 
+@lru_cache(maxsize=8192)
 def trading_date(timestamp: float, tz: tzinfo) -> date:
-    """The exchange-local trading date of a daily bar stamped ``timestamp`` (epoch seconds)."""
+    """The exchange-local trading date of a daily bar stamped ``timestamp`` (epoch seconds).
+
+    Cached: every ticker of an exchange has its bars stamped at the same session opens.
+    """
     local = datetime.fromtimestamp(timestamp, tz)
     if local.hour == 23:  # a midnight bar shifted back by Yahoo's DST bug
         local += timedelta(hours=1)
@@ -77,7 +82,12 @@ def _series(container: object, key: str) -> list[Any]:
 
 
 def _at(values: list[Any], index: int) -> float | None:
-    value = values[index] if index < len(values) else None
+    try:
+        value = values[index]
+    except IndexError:  # a shorter column: no value
+        return None
+    if type(value) is float:  # nearly every value: checked first, it is the hot path
+        return value
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):

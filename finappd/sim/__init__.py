@@ -1,9 +1,10 @@
-"""A simulated market-data API (aiohttp.web on localhost) speaking Yahoo's chart wire format.
+"""Simulated market-data APIs (aiohttp.web on localhost), one module per API's wire format.
 
 For the demo, end-to-end tests, benchmarks and fault tests: deterministic prices
 per symbol, configurable latency, concurrency cap and rate limit (plain-text 429
-with ``Retry-After``), unknown and null-bar symbols, and counters that prove a
-client never exceeded its limits.
+with ``Retry-After``), each API's own limits, keys, unknown and null-bar symbols and
+faults (:mod:`finappd.sim.routes`), and counters that prove a client never exceeded
+its limits.
 """
 
 from finappd.sim.config import SimConfig, SimStats

@@ -19,24 +19,23 @@ the key ``BADKEY``, an unknown function, and an unknown symbol (``ZZZ…`` or
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import listing_of
-from finappd.sim.limits import Gate
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, query_param, unknown
 
 __all__ = [
+    "API",
     "BAD_KEY",
     "PER_DAY",
     "PER_SECOND",
     "PREFIX",
-    "alphavantage_routes",
     "canonical_symbol",
     "query_response",
 ]
@@ -71,13 +70,13 @@ _COMPACT = 100
 _FX_ANCHOR = date(2020, 1, 2)
 _SUFFIX_BACK = {"LON": ".L", "TRT": ".TO", "DEX": ".DE"}
 
-#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's canonical symbols.
 _SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
 
 def canonical_symbol(symbol: str) -> str:
-    """The Yahoo-style symbol whose synthetic series an AV symbol serves (``BRK.B`` → BRK-B)."""
+    """The canonical symbol whose synthetic series an AV symbol serves (``BRK.B`` → BRK-B)."""
     upper = symbol.upper()
     base, dot, suffix = upper.rpartition(".")
     if dot and suffix in _SUFFIX_BACK:
@@ -88,8 +87,7 @@ def canonical_symbol(symbol: str) -> str:
 
 
 def _unknown(symbol: str, config: SimConfig) -> bool:
-    canonical = canonical_symbol(symbol)
-    return canonical.startswith("ZZZ") or bool({symbol, canonical} & config.unknown_symbols)
+    return unknown(config, symbol, canonical_symbol(symbol))
 
 
 def _s(value: float) -> str:
@@ -193,9 +191,6 @@ def _fx_daily(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
 
 def query_response(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
     """The JSON body Alpha Vantage sends (always with HTTP 200) for ``query`` at ``now``."""
-    key = query.get("apikey", "")
-    if not key or key == "BADKEY":
-        return {"Error Message": BAD_KEY}
     function = query.get("function", "")
     if function in _PREMIUM:
         return {"Information": _PREMIUM_ENDPOINT}
@@ -208,20 +203,24 @@ def query_response(query: Mapping[str, str], config: SimConfig, now: float) -> B
     return {"Error Message": f"This API function ({function}) does not exist."}
 
 
-def alphavantage_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Alpha Vantage's ``/query`` under ``/alphavantage``."""
-    gate = Gate(SimStats())
+def _rate_limited(limit: tuple[int, float], strikes: int) -> web.Response:
+    """The burst text for a window of a minute or less, else the day's."""
+    return web.json_response({"Information": PER_SECOND if limit[1] <= 60 else PER_DAY})
 
-    async def query(request: web.Request) -> web.Response:
-        config = get_config()
-        limit = config.provider_limits.get("alphavantage")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                text = PER_SECOND if limit[1] <= 60 else PER_DAY
-                return web.json_response({"Information": text})
-            gate.release()  # only the window is the route's business; in-flight is the server's
-        return web.json_response(query_response(request.query, config, clock()))
 
-    return [web.get(f"{PREFIX}/query", query)]
+def _query(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(query_response(request.query, config, now))
+
+
+def _bad_key() -> web.Response:
+    return web.json_response({"Error Message": BAD_KEY})
+
+
+#: Alpha Vantage's ``/query`` under ``/alphavantage``: every answer is HTTP 200.
+API = SimApi(
+    name="alphavantage",
+    base_path=PREFIX,
+    routes=(Route(f"{PREFIX}/query", _query, symbol=query_param("symbol", "from_symbol")),),
+    rate_limited=_rate_limited,
+    keys=Keys(read=lambda r: r.query.get("apikey", ""), refused=_bad_key, missing=_bad_key),
+)

@@ -15,7 +15,7 @@ section 8):
   volume that day's volume times close; and when ``to`` reaches now, the **last sample is the
   live price at now**, as CoinGecko sends it.
 
-A coin id maps to the Yahoo-style series the other routes serve through the provider's
+A coin id maps to the canonical series the other routes serve through the provider's
 declared table (``bitcoin`` + ``usd`` → ``BTC-USD``); other ids get a series of their own.
 The key is optional (keyless works): ``x-cg-demo-api-key`` header or
 ``x_cg_demo_api_key`` query. ``BADKEY`` → 401 error 10002-style; a *Pro* key header on
@@ -27,23 +27,22 @@ this (Demo) host → 401 error 10010; ``from`` more than 365 days back → 401 e
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from finappd.providers.coingecko import COIN_IDS
-from finappd.sim.config import SimConfig, SimStats
-from finappd.sim.limits import Gate
+from finappd.sim.config import SimConfig
 from finappd.sim.prices import bar_on, symbol_key
+from finappd.sim.routes import Keys, Route, SimApi, path_param, query_param, unknown
 
 __all__ = [
+    "API",
     "PREFIX",
     "RATE_LIMIT",
     "canonical_symbol",
-    "coingecko_routes",
     "market_chart_response",
     "simple_price_response",
 ]
@@ -67,12 +66,12 @@ def _status_error(code: int, message: str) -> Body:
 
 
 def canonical_symbol(coin: str, vs: str) -> str:
-    """The Yahoo-style series of ``coin`` priced in ``vs`` (``bitcoin``, ``usd`` → BTC-USD)."""
+    """The canonical series of ``coin`` priced in ``vs`` (``bitcoin``, ``usd`` → BTC-USD)."""
     return f"{_TICKERS.get(coin, coin.upper())}-{vs.upper()}"
 
 
 def _unknown(coin: str, config: SimConfig) -> bool:
-    return coin.startswith("zzz") or coin in config.unknown_symbols
+    return unknown(config, coin, prefix="zzz")
 
 
 def _close(key: int, day: date) -> float:
@@ -154,45 +153,46 @@ def simple_price_response(query: Mapping[str, str], config: SimConfig, now: floa
     return body
 
 
-def coingecko_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving CoinGecko's simple/price and market_chart/range."""
-    gate = Gate(SimStats())
-
-    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
-        limit = config.provider_limits.get("coingecko")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                return web.json_response(_status_error(429, RATE_LIMIT), status=429)
-            gate.release()  # only the window is the route's business; in-flight is the server's
-        if "x-cg-pro-api-key" in request.headers:
-            message = (
-                "If you are using Pro API key, please change your root URL from "
-                "api.coingecko.com to pro-api.coingecko.com"
-            )
-            return web.json_response({"error": _status_error(10010, message)}, status=401)
-        key = request.headers.get("x-cg-demo-api-key") or request.query.get("x_cg_demo_api_key")
-        if key == "BADKEY":  # the simulator's documented refused key
-            body = _status_error(10002, "Invalid API key. Please check your API key.")
-            return web.json_response(body, status=401)
+def _pro_key(request: web.Request) -> web.Response | None:
+    """A Pro key header on this (Demo) host: error 10010."""
+    if "x-cg-pro-api-key" not in request.headers:
         return None
+    message = (
+        "If you are using Pro API key, please change your root URL from "
+        "api.coingecko.com to pro-api.coingecko.com"
+    )
+    return web.json_response({"error": _status_error(10010, message)}, status=401)
 
-    async def price(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        return web.json_response(simple_price_response(request.query, config, clock()))
 
-    async def chart(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        coin = request.match_info["coin"]
-        status, body = market_chart_response(coin, request.query, config, clock())
-        return web.json_response(body, status=status)
+def _demo_key(request: web.Request) -> str:
+    return request.headers.get("x-cg-demo-api-key") or request.query.get("x_cg_demo_api_key", "")
 
-    return [
-        web.get(f"{PREFIX}/simple/price", price),
-        web.get(f"{PREFIX}/coins/{{coin}}/market_chart/range", chart),
-    ]
+
+def _price(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(simple_price_response(request.query, config, now))
+
+
+def _chart(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    status, body = market_chart_response(request.match_info["coin"], request.query, config, now)
+    return web.json_response(body, status=status)
+
+
+#: CoinGecko's simple/price and market_chart/range under ``/coingecko``; the key is optional.
+API = SimApi(
+    name="coingecko",
+    base_path=PREFIX,
+    routes=(
+        Route(f"{PREFIX}/simple/price", _price, symbol=query_param("ids")),
+        Route(f"{PREFIX}/coins/{{coin}}/market_chart/range", _chart, symbol=path_param("coin")),
+    ),
+    rate_limited=lambda limit, strikes: web.json_response(
+        _status_error(429, RATE_LIMIT), status=429
+    ),
+    keys=Keys(
+        read=_demo_key,
+        refused=lambda: web.json_response(
+            _status_error(10002, "Invalid API key. Please check your API key."), status=401
+        ),
+    ),
+    refuse=_pro_key,
+)

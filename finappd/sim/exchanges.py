@@ -1,10 +1,11 @@
-"""Which exchange a symbol trades on, read from its Yahoo suffix: timezone, session open, listing.
+"""Which exchange a symbol trades on, read from its suffix: timezone, session open, listing.
 
-Yahoo stamps a daily bar with the session open in exchange-local time, so the
-simulator needs, per symbol, the exchange timezone, the opening time and whether
-it trades at weekends (crypto). The suffix rules are Yahoo's: ``.T`` Tokyo, ``.L``
-London, ``.AX`` Sydney, ``.TO`` Toronto, ``-USD`` crypto (UTC days), ``=X`` FX,
-everything else New York.
+The simulator's canonical symbols (every API maps its own spelling to them) carry
+the exchange in a suffix. A chart API stamps a daily bar with the session open in
+exchange-local time, so the simulator needs, per symbol, the exchange timezone, the
+opening time and whether it trades at weekends (crypto). The suffix rules: ``.T``
+Tokyo, ``.L`` London, ``.AX`` Sydney, ``.TO`` Toronto, ``-USD`` crypto (UTC days),
+``=X`` FX, everything else New York.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["Listing", "exchange_of", "listing_of"]
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """Where and how a symbol trades, as the simulator reports it in Yahoo's ``meta``."""
+    """Where and how a symbol trades, as the simulator reports it in a chart's ``meta``."""
 
     tz_name: str
     open_time: time
@@ -68,6 +69,6 @@ def listing_of(symbol: str) -> Listing:
 
 
 def exchange_of(symbol: str) -> tuple[str, time, bool]:
-    """``(tz_name, session open time, trades_weekends)`` for a Yahoo symbol."""
+    """``(tz_name, session open time, trades_weekends)`` for a canonical symbol."""
     listing = listing_of(symbol)
     return listing.tz_name, listing.open_time, listing.trades_weekends

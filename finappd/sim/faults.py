@@ -1,11 +1,11 @@
 """Fault injection for the simulator: the ways real market-data APIs fail, on purpose.
 
-A :class:`FaultPlan` in ``SimConfig.faults`` decides, per request of a provider route,
-whether to answer it badly and how. Faults are chosen per symbol (``by_symbol``, for
-the first ``times`` requests of that symbol or for all of them) or at random with
-probability ``rate`` from ``kinds``; the random choice is a pure function of
-``(seed, symbol, n-th request of that symbol)``, so a run sees the same faults
-whatever order its requests arrive in.
+A :class:`FaultPlan` in ``SimConfig.faults`` decides, per request of an API route,
+whether to answer it badly and how (the route helper, :mod:`finappd.sim.routes`, asks
+it first). Faults are chosen per symbol (``by_symbol``, for the first ``times``
+requests of that symbol or for all of them) or at random with probability ``rate``
+from ``kinds``; the random choice is a pure function of ``(seed, symbol, n-th request
+of that symbol)``, so a run sees the same faults whatever order its requests arrive in.
 
 =================  ==========================================================================
 kind               what the client gets
@@ -14,22 +14,18 @@ kind               what the client gets
 ``html_error``     502 with an HTML gateway error page (a proxy in front of the API)
 ``hang``           nothing: the answer comes ``hang_seconds`` later (past any client timeout)
 ``reset``          the TCP connection is aborted before any byte of a response
-``429_text``       429 ``Too Many Requests`` as plain text and no ``Retry-After`` (Yahoo)
+``429_text``       429 ``Too Many Requests`` as plain text and no ``Retry-After``
 ``429_html``       429 with an HTML page and no ``Retry-After`` (a CDN's block page)
 ``truncated_json`` 200, JSON content type, the real body cut in half
 ``malformed_json`` 200, JSON content type, a body that is not JSON
-``wrong_shape``    200, valid JSON, but the chart's fields have the wrong types
+``wrong_shape``    200, valid JSON, but the API's fields have the wrong types
 ``empty_body``     200, JSON content type, zero bytes
-``html_page``      200 with Yahoo's "Will be right back" outage page
-``bad_data``       200, the real chart with bad rows (Yahoo chart only; see below)
+``html_page``      200 with the API's HTML outage page
+``bad_data``       200, the real body with bad rows (APIs that declare how; others unchanged)
 =================  ==========================================================================
 
-``bad_data`` rewrites the last seven rows of a Yahoo chart body (it needs at least
-ten; shorter ones pass unchanged), counting from the end: -7 close NaN; -6 close
-negative; -5 open 0; -4 high and low swapped (high < low); -3 volume 10^15; -2 every
-price divided by 100 (a pence/pounds mix-up); -1 open null. It then appends a
-duplicate of the last row differing only in volume, and a row dated 30 days in the
-future. The earlier rows are untouched.
+What ``wrong_shape``, ``html_page`` and ``bad_data`` look like is the API's wire fact:
+its module declares :class:`FaultShapes` (and lists its ``bad_data`` rows).
 
 A provider that is down for a whole run is not a fault of this module: stop the
 server (the port then refuses connections).
@@ -40,14 +36,13 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "corrupt_chart", "fault_middleware"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultPlan", "FaultShapes", "inject"]
 
 FAULT_KINDS = (
     "http_500",
@@ -66,9 +61,8 @@ FAULT_KINDS = (
     "bad_data",
 )
 
-_CONTROL_PREFIX = "/__sim/"
 _HTML_OUTAGE = (
-    "<!DOCTYPE html><html><head><title>Yahoo</title></head><body>"
+    "<!DOCTYPE html><html><head><title>Service Unavailable</title></head><body>"
     "<h1>Will be right back...</h1><p>Thank you for your patience.</p></body></html>"
 )
 _HTML_GATEWAY = (
@@ -79,9 +73,21 @@ _HTML_429 = (
     "<html><head><title>429 Too Many Requests</title></head><body>"
     "<h1>Too Many Requests</h1><p>Please slow down.</p></body></html>"
 )
-_WRONG_SHAPE = {"chart": {"result": [{"meta": {}, "timestamp": "soon"}], "error": None}}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Body = Any
+
+
+@dataclass(frozen=True, slots=True)
+class FaultShapes:
+    """What an API's broken answers look like: the faults whose body is the API's own."""
+
+    wrong_shape: str = '{"data": {"result": "soon"}}'
+    """The JSON text of ``wrong_shape``: valid JSON, the API's fields with the wrong types."""
+    outage_page: str = _HTML_OUTAGE
+    """The HTML page of ``html_page``."""
+    corrupt: Callable[[Body, float], Body] | None = None
+    """``bad_data``: the decoded real body and now → the body with bad rows (None: unchanged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,60 +163,31 @@ class FaultPlan:
         return kind
 
 
-def _symbol_of(request: web.Request) -> str | None:
-    """The symbol a provider request is about: path ``{symbol}`` or a ``symbol(s)`` query."""
-    symbol = request.match_info.get("symbol") or request.query.get("symbol")
-    return symbol or request.query.get("symbols") or None
-
-
-def corrupt_chart(body: dict[str, Any], now: float) -> dict[str, Any]:
-    """A Yahoo chart body with the ``bad_data`` rows of the module docstring (changed in place)."""
-    try:
-        result = body["chart"]["result"][0]
-        stamps: list[int] = result["timestamp"]
-        quote: dict[str, list[Any]] = result["indicators"]["quote"][0]
-        adj: list[Any] = result["indicators"]["adjclose"][0]["adjclose"]
-    except (KeyError, IndexError, TypeError):
-        return body
-    if len(stamps) < 10:
-        return body
-    opens, highs, lows, closes, volumes = (
-        quote[k] for k in ("open", "high", "low", "close", "volume")
-    )
-    closes[-7] = float("nan")
-    closes[-6] = -abs(closes[-6])
-    opens[-5] = 0.0
-    highs[-4], lows[-4] = lows[-4], highs[-4]
-    volumes[-3] = 10**15
-    for column in (opens, highs, lows, closes, adj):
-        column[-2] = column[-2] / 100
-    opens[-1] = None
-    # A duplicate of the last day (yfinance#573: same day, only the volume differs),
-    # then a bar a month in the future.
-    stamps.append(stamps[-1])
-    stamps.append(int(now) + 30 * 86400)
-    for column in (opens, highs, lows, closes, adj):
-        column.extend([column[-1], column[-1]])
-    volumes.extend([volumes[-1] + 1, volumes[-1]])
-    return body
-
-
-async def _bad_data(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _bad_data(
+    shapes: FaultShapes, request: web.Request, handler: Handler, now: float
+) -> web.StreamResponse:
     response = await handler(request)
-    if not isinstance(response, web.Response) or response.status != 200 or response.body is None:
+    if shapes.corrupt is None or not isinstance(response, web.Response):
         return response
     raw = response.body
-    if not isinstance(raw, bytes | bytearray):
+    if response.status != 200 or not isinstance(raw, bytes | bytearray):
         return response
-    body = corrupt_chart(json.loads(raw), time.time())
-    # allow_nan: Yahoo-like clients (json.loads) accept NaN; a real feed may send it.
+    body = shapes.corrupt(json.loads(raw), now)
+    # allow_nan: clients decoding with json.loads accept NaN; a real feed may send it.
     return web.Response(
         status=200, text=json.dumps(body, allow_nan=True), content_type="application/json"
     )
 
 
-async def _inject(kind: str, plan: FaultPlan, request: web.Request, handler: Handler) -> Any:
-    """The response (or lack of one) of fault ``kind``."""
+async def inject(
+    kind: str,
+    plan: FaultPlan,
+    shapes: FaultShapes,
+    request: web.Request,
+    handler: Handler,
+    now: float,
+) -> web.StreamResponse:
+    """The response (or lack of one) of fault ``kind``; ``handler`` gives the real answer."""
     if kind.startswith("http_5"):
         status = int(kind.removeprefix("http_"))
         return web.Response(status=status, text=f"{status} Server Error")
@@ -231,7 +208,7 @@ async def _inject(kind: str, plan: FaultPlan, request: web.Request, handler: Han
     if kind == "truncated_json":
         response = await handler(request)
         raw = response.body if isinstance(response, web.Response) else None
-        data = bytes(raw) if isinstance(raw, bytes | bytearray) else b'{"chart": {"result": []}}'
+        data = bytes(raw) if isinstance(raw, bytes | bytearray) else shapes.wrong_shape.encode()
         return web.Response(
             status=200, body=data[: len(data) // 2], content_type="application/json"
         )
@@ -240,29 +217,11 @@ async def _inject(kind: str, plan: FaultPlan, request: web.Request, handler: Han
             status=200, text='{"chart": {"result": [}, error: nul', content_type="application/json"
         )
     if kind == "wrong_shape":
-        return web.json_response(_WRONG_SHAPE)
+        return web.Response(status=200, text=shapes.wrong_shape, content_type="application/json")
     if kind == "empty_body":
         return web.Response(status=200, body=b"", content_type="application/json")
     if kind == "html_page":
-        return web.Response(status=200, text=_HTML_OUTAGE, content_type="text/html")
+        return web.Response(status=200, text=shapes.outage_page, content_type="text/html")
     if kind == "bad_data":
-        return await _bad_data(request, handler)
+        return await _bad_data(shapes, request, handler, now)
     raise AssertionError(f"unhandled fault kind {kind!r}")  # Fault() validates kinds
-
-
-def fault_middleware(get_plan: Callable[[], FaultPlan | None]) -> Any:
-    """An aiohttp middleware injecting the faults of the plan ``get_plan`` returns now."""
-
-    @web.middleware
-    async def faults(request: web.Request, handler: Handler) -> web.StreamResponse:
-        plan = get_plan()
-        if plan is None or request.path.startswith(_CONTROL_PREFIX):
-            return await handler(request)
-        symbol = _symbol_of(request)
-        kind = plan.choose(symbol) if symbol is not None else None
-        if kind is None:
-            return await handler(request)
-        response: web.StreamResponse = await _inject(kind, plan, request, handler)
-        return response
-
-    return faults

@@ -19,26 +19,25 @@ A missing key is HTTP 401 ``Please use an API key.``, the key ``BADKEY`` HTTP 40
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import listing_of
-from finappd.sim.limits import Gate
 from finappd.sim.prices import bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, query_param, unknown
 
 __all__ = [
+    "API",
     "NO_ACCESS",
     "PREFIX",
     "RATE_LIMITED",
     "candle_response",
     "canonical_symbol",
-    "finnhub_routes",
     "quote_response",
 ]
 
@@ -47,13 +46,13 @@ NO_ACCESS = "You don't have access to this resource."
 RATE_LIMITED = "API limit reached. Please try again later. Remaining Limit: 0"
 _ZERO_QUOTE = {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
 
-#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's canonical symbols.
 _SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
 
 def canonical_symbol(symbol: str) -> str:
-    """The Yahoo-style symbol whose synthetic series a Finnhub symbol serves (``BRK.B`` → BRK-B)."""
+    """The canonical symbol whose synthetic series a Finnhub symbol serves (``BRK.B`` → BRK-B)."""
     base, dot, suffix = symbol.upper().rpartition(".")
     if dot and suffix in _SHARE_CLASSES:  # not an exchange suffix such as .L or .T
         return f"{base}-{suffix}"
@@ -61,12 +60,7 @@ def canonical_symbol(symbol: str) -> str:
 
 
 def _unknown(symbol: str, config: SimConfig) -> bool:
-    canonical = canonical_symbol(symbol)
-    return (
-        not symbol
-        or canonical.startswith("ZZZ")
-        or bool({symbol, canonical} & config.unknown_symbols)
-    )
+    return not symbol or unknown(config, symbol, canonical_symbol(symbol))
 
 
 def quote_response(query: Mapping[str, str], config: SimConfig, now: float) -> Body:
@@ -129,38 +123,33 @@ def _token(request: web.Request) -> str:
     return request.headers.get("X-Finnhub-Token") or request.query.get("token", "")
 
 
-def finnhub_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Finnhub's quote and candles under ``/finnhub``."""
-    gate = Gate(SimStats())
+def _error(status: int, error: str) -> web.Response:
+    return web.json_response({"error": error}, status=status)
 
-    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
-        limit = config.provider_limits.get("finnhub")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                return web.json_response({"error": RATE_LIMITED}, status=429)
-            gate.release()  # only the window is the route's business; in-flight is the server's
-        token = _token(request)
-        if not token:
-            return web.json_response({"error": "Please use an API key."}, status=401)
-        if token == "BADKEY":  # noqa: S105 - the simulator's documented refused key
-            return web.json_response({"error": "Invalid API key."}, status=401)
-        return None
 
-    async def quote(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        return web.json_response(quote_response(request.query, config, clock()))
+def _quote(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(quote_response(request.query, config, now))
 
-    async def candle(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        if not _token(request).startswith("premium"):
-            return web.json_response({"error": NO_ACCESS}, status=403)
-        status, body = candle_response(request.query, config, clock())
-        return web.json_response(body, status=status)
 
-    return [web.get(f"{PREFIX}/quote", quote), web.get(f"{PREFIX}/stock/candle", candle)]
+def _candle(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    if not _token(request).startswith("premium"):
+        return _error(403, NO_ACCESS)
+    status, body = candle_response(request.query, config, now)
+    return web.json_response(body, status=status)
+
+
+#: Finnhub's quote and candles under ``/finnhub``.
+API = SimApi(
+    name="finnhub",
+    base_path=PREFIX,
+    routes=(
+        Route(f"{PREFIX}/quote", _quote, symbol=query_param("symbol")),
+        Route(f"{PREFIX}/stock/candle", _candle, symbol=query_param("symbol")),
+    ),
+    rate_limited=lambda limit, strikes: _error(429, RATE_LIMITED),
+    keys=Keys(
+        read=_token,
+        refused=lambda: _error(401, "Invalid API key."),
+        missing=lambda: _error(401, "Please use an API key."),
+    ),
+)

@@ -22,9 +22,8 @@ today (New York) before 20:00 is HTTP 403 ``NOT_AUTHORIZED``. A missing key or t
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
@@ -32,17 +31,17 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import listing_of
-from finappd.sim.limits import Gate
 from finappd.sim.prices import bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, path_param, query_param, unknown
 
 __all__ = [
+    "API",
     "PREFIX",
     "RATE_LIMITED",
     "aggs_response",
     "canonical_symbol",
-    "polygon_routes",
     "reference_response",
 ]
 
@@ -54,7 +53,7 @@ RATE_LIMITED = (
 _NY = ZoneInfo("America/New_York")
 _AGGS = "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{start}/{end}"
 
-#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's Yahoo-style universe.
+#: Share classes written ``BRK.B`` here and ``BRK-B`` in the simulator's canonical symbols.
 _SHARE_CLASSES = frozenset("ABC")
 Body = dict[str, Any]
 
@@ -64,7 +63,7 @@ def _request_id() -> str:
 
 
 def canonical_symbol(ticker: str) -> str:
-    """The Yahoo-style symbol whose synthetic series a Polygon ticker serves (``BRK.B`` → BRK-B)."""
+    """The canonical symbol whose synthetic series a Polygon ticker serves (``BRK.B`` → BRK-B)."""
     upper = ticker.upper()
     if upper.startswith("C:"):
         return f"{upper[2:]}=X"
@@ -77,10 +76,8 @@ def canonical_symbol(ticker: str) -> str:
 
 
 def _unknown(ticker: str, config: SimConfig) -> bool:
-    canonical = canonical_symbol(ticker)
-    return canonical.lstrip("^").startswith("ZZZ") or bool(
-        {ticker, canonical} & config.unknown_symbols
-    )
+    canonical = canonical_symbol(ticker)  # an index I:ZZZ… is unknown too
+    return unknown(config, ticker, canonical) or unknown(config, canonical, prefix="^ZZZ")
 
 
 def _bar_tz(ticker: str) -> ZoneInfo:
@@ -233,52 +230,46 @@ def _key(request: web.Request) -> str:
     return header.removeprefix("Bearer ").strip() or request.query.get("apiKey", "")
 
 
-def polygon_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Polygon/Massive aggregates and reference data under ``/polygon``."""
-    gate = Gate(SimStats())
+def _error(status: int, error: str) -> web.Response:
+    body = {"status": "ERROR", "request_id": _request_id(), "error": error}
+    return web.json_response(body, status=status)
 
-    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
-        limit = config.provider_limits.get("polygon")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                body = {"status": "ERROR", "request_id": _request_id(), "error": RATE_LIMITED}
-                return web.json_response(body, status=429)
-            gate.release()  # only the window is the route's business; in-flight is the server's
-        key = _key(request)
-        if not key or key == "BADKEY":
-            error = "API Key was not provided" if not key else "Unknown API Key"
-            body = {"status": "ERROR", "request_id": _request_id(), "error": error}
-            return web.json_response(body, status=401)
-        return None
 
-    async def aggs(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        premium = _key(request).startswith("premium")
-        origin = str(request.url.origin())
-        status, body = aggs_response(
-            request.match_info, request.query, config, clock(), premium=premium, origin=origin
-        )
-        return web.json_response(body, status=status)
+def _aggs(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    premium = _key(request).startswith("premium")
+    origin = str(request.url.origin())
+    status, body = aggs_response(
+        request.match_info, request.query, config, now, premium=premium, origin=origin
+    )
+    return web.json_response(body, status=status)
 
-    async def prev(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        return web.json_response(prev_response(request.match_info["ticker"], config, clock()))
 
-    async def reference(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        kind = request.match_info["kind"]
-        return web.json_response(reference_response(kind, request.query, config, clock()))
+def _prev(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(prev_response(request.match_info["ticker"], config, now))
 
-    return [
-        web.get(PREFIX + _AGGS, aggs),
-        web.get(f"{PREFIX}/v2/aggs/ticker/{{ticker}}/prev", prev),
-        web.get(f"{PREFIX}/v3/reference/{{kind:dividends|splits}}", reference),
-    ]
+
+def _reference(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    kind = request.match_info["kind"]
+    return web.json_response(reference_response(kind, request.query, config, now))
+
+
+#: Polygon/Massive aggregates and reference data under ``/polygon``.
+API = SimApi(
+    name="polygon",
+    base_path=PREFIX,
+    routes=(
+        Route(PREFIX + _AGGS, _aggs, symbol=path_param("ticker")),
+        Route(f"{PREFIX}/v2/aggs/ticker/{{ticker}}/prev", _prev, symbol=path_param("ticker")),
+        Route(
+            f"{PREFIX}/v3/reference/{{kind:dividends|splits}}",
+            _reference,
+            symbol=query_param("ticker"),
+        ),
+    ),
+    rate_limited=lambda limit, strikes: _error(429, RATE_LIMITED),
+    keys=Keys(
+        read=_key,
+        refused=lambda: _error(401, "Unknown API Key"),
+        missing=lambda: _error(401, "API Key was not provided"),
+    ),
+)

@@ -60,6 +60,12 @@ def _unit(x: int) -> float:
     return (_mix(x) >> 11) * (2.0 / (1 << 53)) - 1.0
 
 
+@lru_cache(maxsize=262144)
+def _knot(x: int) -> float:
+    """:func:`_unit` of a knot: neighbouring days interpolate between the same knots."""
+    return _unit(x)
+
+
 @lru_cache(maxsize=65536)
 def symbol_key(symbol: str, seed: int = 0) -> int:
     """The 64-bit key of a symbol's series: stable across processes (crc32, not ``hash()``)."""
@@ -78,8 +84,8 @@ def _log_close(key: int, ordinal: int) -> float:
     for index, (period, amplitude) in enumerate(_SCALES):
         knot, offset = divmod(ordinal, period)
         salt = (key ^ ((index + 1) * 0xD1B54A32D192ED03)) & _MASK
-        left = _unit(salt + knot)
-        right = _unit(salt + knot + 1)
+        left = _knot(salt + knot)
+        right = _knot(salt + knot + 1)
         level += amplitude * (left + (right - left) * (offset / period))
     return level + _DAILY_JITTER * _unit(key + ordinal * 0x9FB21C651E98DF25)
 

@@ -1,9 +1,11 @@
-"""The simulator's HTTP server: the provider routes behind latency, limits and counters.
+"""The simulator's HTTP server: every API's routes behind latency, limits and counters.
 
-Every request outside ``/__sim/`` passes one middleware: counted, admitted or
-refused with a plain-text 429 (:class:`~finappd.sim.limits.Gate`), delayed by
-``config.latency``, answered (or answered badly: ``config.faults``,
-:mod:`~finappd.sim.faults`), and its status counted. ``GET /__sim/stats`` shows the
+The APIs are the modules of this package that declare one
+(:func:`~finappd.sim.routes.discover`). Every request outside ``/__sim/`` passes one
+middleware: counted, admitted or refused with a plain-text 429
+(:class:`~finappd.sim.limits.Gate`), delayed by ``config.latency``, answered by its
+API's route (:mod:`~finappd.sim.routes`: faults, key, the API's window, the payload),
+and its status counted. ``GET /__sim/stats`` shows the
 counters, ``POST /__sim/reset`` zeroes them, ``POST /__sim/config`` changes
 latency and limits of a running server (for the ``finappd sim`` CLI).
 """
@@ -11,7 +13,6 @@ latency and limits of a running server (for the ``finappd sim`` CLI).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
@@ -20,18 +21,10 @@ from typing import Any, Self
 import structlog
 from aiohttp import web
 
-from finappd.sim.alphavantage import alphavantage_routes
-from finappd.sim.coingecko import coingecko_routes
-from finappd.sim.config import SimConfig, SimStats
-from finappd.sim.faults import FaultPlan, fault_middleware
-from finappd.sim.finnhub import finnhub_routes
-from finappd.sim.frankfurter import frankfurter_routes
+from finappd.sim.config import Clocks, SimConfig, SimStats
+from finappd.sim.faults import FaultPlan
 from finappd.sim.limits import Gate
-from finappd.sim.polygon import polygon_routes
-from finappd.sim.stooq import stooq_routes
-from finappd.sim.tiingo import tiingo_routes
-from finappd.sim.twelvedata import twelvedata_routes
-from finappd.sim.yahoo import chart_routes
+from finappd.sim.routes import ServedApi, discover
 
 __all__ = ["SimServer", "serve"]
 
@@ -47,13 +40,22 @@ class SimServer:
     """A simulated market-data API on a local port; ``async with SimServer() as sim: sim.url``."""
 
     def __init__(
-        self, config: SimConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SimConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clocks: Clocks | None = None,
     ) -> None:
         self.config = config if config is not None else SimConfig()
         self.host = host
         self.port = port
         self.stats = SimStats()
+        self.clocks = clocks if clocks is not None else Clocks()
         self._gate = Gate(self.stats)
+        self._apis = [
+            ServedApi(api, lambda: self.config, self.stats, self.clocks) for api in discover()
+        ]
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
@@ -66,23 +68,17 @@ class SimServer:
         )
 
     def reset(self) -> None:
-        """Zero the counters and the rate window (what ``POST /__sim/reset`` does)."""
+        """Zero the counters and the rate windows (what ``POST /__sim/reset`` does)."""
         self.stats.reset()
         self._gate.reset()
+        for api in self._apis:
+            api.reset()
 
     def make_app(self) -> web.Application:
-        """The aiohttp application: provider routes behind the limits, plus ``/__sim/``."""
-        faults = fault_middleware(lambda: self.config.faults)
-        app = web.Application(middlewares=[self._middleware, faults])
-        app.add_routes(chart_routes(lambda: self.config))
-        app.add_routes(stooq_routes(lambda: self.config))
-        app.add_routes(alphavantage_routes(lambda: self.config))
-        app.add_routes(finnhub_routes(lambda: self.config))
-        app.add_routes(polygon_routes(lambda: self.config))
-        app.add_routes(tiingo_routes(lambda: self.config))
-        app.add_routes(twelvedata_routes(lambda: self.config))
-        app.add_routes(coingecko_routes(lambda: self.config))
-        app.add_routes(frankfurter_routes(lambda: self.config))
+        """The aiohttp application: every API's routes behind the limits, plus ``/__sim/``."""
+        app = web.Application(middlewares=[self._middleware])
+        for api in self._apis:
+            app.add_routes(api.route_defs())
         app.add_routes(
             [
                 web.get("/__sim/stats", self._get_stats),
@@ -138,7 +134,7 @@ class SimServer:
         stats = self.stats
         config = self.config
         stats.requests += 1
-        retry_after = self._gate.admit(config, time.monotonic())
+        retry_after = self._gate.admit(config, self.clocks.monotonic())
         if retry_after is not None:
             stats.record(429)
             return web.Response(

@@ -17,26 +17,27 @@ missing key or the key ``BADKEY``; the HTML proof-of-work bot wall for the key `
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import listing_of
-from finappd.sim.limits import Gate
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, query_param, unknown
 
 __all__ = [
+    "API",
     "BOT_WALL",
+    "DAILY_LIMIT",
     "KEY_PAGE",
+    "NO_DATA",
     "PREFIX",
     "canonical_symbol",
     "daily_csv",
     "quote_csv",
-    "stooq_routes",
 ]
 
 PREFIX = "/stooq"
@@ -54,13 +55,13 @@ BOT_WALL = (
     "whose SHA-256 has 20 leading zero bits, then POST /__verify */</script></body></html>"
 )
 _WARSAW = ZoneInfo("Europe/Warsaw")
-# Stooq market suffix -> the simulator's Yahoo-style suffix, so prices match other routes.
+# Stooq market suffix -> the simulator's canonical suffix, so prices match other routes.
 _SUFFIX_BACK = {"us": "", "uk": ".L", "jp": ".T", "de": ".DE", "hk": ".HK", "v": "-USD"}
 _INDEX_BACK = {"^spx": "^GSPC", "^dji": "^DJI", "^dax": "^GDAXI", "^ndq": "^IXIC"}
 
 
 def canonical_symbol(symbol: str) -> str:
-    """The Yahoo-style symbol whose synthetic series a Stooq symbol serves (``aapl.us`` → AAPL)."""
+    """The canonical symbol whose synthetic series a Stooq symbol serves (``aapl.us`` → AAPL)."""
     lower = symbol.lower()
     if lower in _INDEX_BACK:
         return _INDEX_BACK[lower]
@@ -75,20 +76,7 @@ def canonical_symbol(symbol: str) -> str:
 
 
 def _unknown(symbol: str, config: SimConfig) -> bool:
-    canonical = canonical_symbol(symbol)
-    return canonical.startswith("ZZZ") or bool(
-        {symbol, symbol.upper(), canonical} & config.unknown_symbols
-    )
-
-
-def _key_refusal(query: Mapping[str, str]) -> str | None:
-    """The HTML page Stooq shows instead of data for this ``apikey``, or None."""
-    key = query.get("apikey", "")
-    if key == "BOTWALL":
-        return BOT_WALL
-    if not key or key == "BADKEY":
-        return KEY_PAGE
-    return None
+    return unknown(config, symbol, symbol.upper(), canonical_symbol(symbol))
 
 
 def _day(text: str) -> date:
@@ -110,9 +98,6 @@ def _bars(symbol: str, first: date, last: date, config: SimConfig, now: float) -
 
 def daily_csv(query: Mapping[str, str], config: SimConfig, now: float) -> str:
     """The body Stooq's ``/q/d/l/`` sends for ``query`` at ``now`` (always HTTP 200)."""
-    refusal = _key_refusal(query)
-    if refusal is not None:
-        return refusal
     symbol = query.get("s", "")
     if not symbol or _unknown(symbol, config) or query.get("i", "d") != "d":
         return NO_DATA
@@ -154,46 +139,44 @@ def _quote_row(symbol: str, config: SimConfig, now: float) -> str:
 
 def quote_csv(query: Mapping[str, str], config: SimConfig, now: float) -> str:
     """The body Stooq's ``/q/l/`` sends for ``query`` at ``now`` (``s`` may join symbols by +)."""
-    refusal = _key_refusal(query)
-    if refusal is not None:
-        return refusal
     symbols = [s for s in query.get("s", "").replace(" ", "+").split("+") if s]
     rows = [_quote_row(symbol, config, now) for symbol in symbols]
     header = "Symbol,Date,Time,Open,High,Low,Close,Volume"
     return "\r\n".join([header, *rows]) + "\r\n"
 
 
-def stooq_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Stooq's daily and quote CSV under ``/stooq``."""
-    gate = Gate(SimStats())
+def _answer(body: str) -> web.Response:
+    kind = "text/html" if body.startswith("<") else "text/plain"
+    if body.startswith("Date") or body.startswith("Symbol"):
+        kind = "text/csv"
+    return web.Response(text=body, content_type=kind)
 
-    def answer(body: str) -> web.Response:
-        kind = "text/html" if body.startswith("<") else "text/plain"
-        if body.startswith("Date") or body.startswith("Symbol"):
-            kind = "text/csv"
-        return web.Response(text=body, content_type=kind)
 
-    def over_limit(config: SimConfig) -> bool:
-        limit = config.provider_limits.get("stooq")
-        if limit is None:
-            return False
-        if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-            return True
-        gate.release()  # only the window is the route's business; in-flight is the server's
-        return False
+def _bot_wall(request: web.Request) -> web.Response | None:
+    return _answer(BOT_WALL) if request.query.get("apikey") == "BOTWALL" else None
 
-    async def daily(request: web.Request) -> web.Response:
-        config = get_config()
-        if over_limit(config):
-            return answer(DAILY_LIMIT)
-        return answer(daily_csv(request.query, config, clock()))
 
-    async def latest(request: web.Request) -> web.Response:
-        config = get_config()
-        if over_limit(config):
-            return answer(DAILY_LIMIT)
-        return answer(quote_csv(request.query, config, clock()))
-
-    return [web.get(f"{PREFIX}/q/d/l/", daily), web.get(f"{PREFIX}/q/l/", latest)]
+#: Stooq's daily and quote CSV under ``/stooq``: every "no" is HTTP 200.
+API = SimApi(
+    name="stooq",
+    base_path=PREFIX,
+    routes=(
+        Route(
+            f"{PREFIX}/q/d/l/",
+            lambda request, config, now: _answer(daily_csv(request.query, config, now)),
+            symbol=query_param("s"),
+        ),
+        Route(
+            f"{PREFIX}/q/l/",
+            lambda request, config, now: _answer(quote_csv(request.query, config, now)),
+            symbol=query_param("s"),
+        ),
+    ),
+    rate_limited=lambda limit, strikes: _answer(DAILY_LIMIT),
+    keys=Keys(
+        read=lambda request: request.query.get("apikey", ""),
+        refused=lambda: _answer(KEY_PAGE),
+        missing=lambda: _answer(KEY_PAGE),
+    ),
+    refuse=_bot_wall,
+)

@@ -22,19 +22,18 @@ allocation message as HTTP 200 plain text, as Tiingo really sends it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import listing_of
-from finappd.sim.limits import Gate
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, path_param, unknown
 
-__all__ = ["DAILY_LIMIT", "HOURLY_LIMIT", "PRICES_PATH", "prices_response", "tiingo_routes"]
+__all__ = ["API", "DAILY_LIMIT", "HOURLY_LIMIT", "PRICES_PATH", "prices_response"]
 
 PRICES_PATH = "/tiingo/daily/{ticker}/prices"
 HOURLY_LIMIT = "Error: You have run over your hourly request allocation."
@@ -69,8 +68,8 @@ def prices_response(
     ticker: str, query: Mapping[str, str], config: SimConfig, now: float
 ) -> tuple[int, Any]:
     """The HTTP status and JSON body of the daily-prices route for ``ticker`` at ``now``."""
-    canonical = ticker.upper()  # Tiingo's brk-b is Yahoo's BRK-B: the same series
-    if canonical.startswith("ZZZ") or {ticker, canonical} & config.unknown_symbols:
+    canonical = ticker.upper()  # Tiingo's brk-b is the canonical BRK-B: the same series
+    if unknown(config, ticker, canonical):
         return 404, {"detail": f"Error: Ticker '{canonical}' not found"}
     listing = listing_of(canonical)
     today = datetime.fromtimestamp(now, listing.tz).date()
@@ -92,33 +91,31 @@ def _key(request: web.Request) -> str:
     return request.query.get("token", "")
 
 
-def tiingo_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Tiingo's daily prices with the config ``get_config`` returns now."""
-    gate = Gate(SimStats())
+def _detail(status: int, detail: str) -> web.Response:
+    return web.json_response({"detail": detail}, status=status)
 
-    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
-        key = _key(request)
-        if not key:
-            detail = "Authentication credentials were not provided."
-            return web.json_response({"detail": detail}, status=401)
-        if key == "BADKEY":  # the simulator's documented refused key
-            return web.json_response({"detail": "Invalid token."}, status=401)
-        limit = config.provider_limits.get("tiingo")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                if limit[1] >= 86400:
-                    return web.Response(text=DAILY_LIMIT, content_type="text/plain")
-                return web.json_response({"detail": HOURLY_LIMIT}, status=429)
-            gate.release()  # only the window is the route's business; in-flight is the server's
-        return None
 
-    async def prices(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        status, body = prices_response(request.match_info["ticker"], request.query, config, clock())
-        return web.json_response(body, status=status)
+def _rate_limited(limit: tuple[int, float], strikes: int) -> web.Response:
+    if limit[1] >= 86400:
+        return web.Response(text=DAILY_LIMIT, content_type="text/plain")
+    return _detail(429, HOURLY_LIMIT)
 
-    return [web.get(PRICES_PATH, prices)]
+
+def _prices(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    status, body = prices_response(request.match_info["ticker"], request.query, config, now)
+    return web.json_response(body, status=status)
+
+
+#: Tiingo's daily prices; the key is checked before the request counts against the limit.
+API = SimApi(
+    name="tiingo",
+    base_path="",
+    routes=(Route(PRICES_PATH, _prices, symbol=path_param("ticker")),),
+    rate_limited=_rate_limited,
+    keys=Keys(
+        read=_key,
+        refused=lambda: _detail(401, "Invalid token."),
+        missing=lambda: _detail(401, "Authentication credentials were not provided."),
+    ),
+    key_before_window=True,
+)

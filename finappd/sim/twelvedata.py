@@ -9,11 +9,11 @@ Point the provider at ``base_url = f"{sim.url}/twelvedata"`` (it stands for
   string with 5 decimals, newest first unless ``order=asc``, at most ``outputsize`` rows
   (default 30, the newest), ``start_date..end_date`` inclusive and never past today.
   FX pairs have no ``volume``; pairs of the ECB set close at the same simulated fixes the
-  Frankfurter route publishes (:func:`finappd.sim.frankfurter.ecb_rate`).
+  FX routes publish (:func:`finappd.sim.ecb.ecb_rate`).
 - ``GET /twelvedata/quote?symbol=AAPL``: the flat quote object (``close`` is the latest
   price, ``previous_close``, ``timestamp`` = session open, ``last_quote_at``).
 
-Symbols map back to the Yahoo-style series the other routes serve: ``BRK.B`` → ``BRK-B``,
+Symbols map back to the canonical series the other routes serve: ``BRK.B`` → ``BRK-B``,
 ``EUR/USD`` → ``EURUSD=X``, ``BTC/USD`` → ``BTC-USD``. Every error is Twelve Data's
 ``{"code", "message", "status": "error"}`` body with HTTP 200 (the classic shape the
 python client handles), except a refused key, whose HTTP status is 401 as well (both are
@@ -27,20 +27,20 @@ per-minute credits message, or the daily one when the window is a day or longer.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from finappd.sim.config import SimConfig, SimStats
+from finappd.sim.config import SimConfig
+from finappd.sim.ecb import ECB_REFERENCE, ecb_rate
 from finappd.sim.exchanges import Listing, listing_of
-from finappd.sim.frankfurter import ECB_REFERENCE, ecb_rate
-from finappd.sim.limits import Gate
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Keys, Route, SimApi, query_param, unknown
 
 __all__ = [
+    "API",
     "DAY_CREDITS",
     "MINUTE_CREDITS",
     "NO_DATA",
@@ -48,7 +48,6 @@ __all__ = [
     "canonical_symbol",
     "quote_response",
     "time_series_response",
-    "twelvedata_routes",
 ]
 
 PREFIX = "/twelvedata"
@@ -67,14 +66,14 @@ _BAD_KEY = (
     "**apikey** parameter is incorrect or not specified. You can get your free API key "
     "instantly following this link: https://twelvedata.com/pricing"
 )
-# ISO codes of the fiat currencies: a pair of two is FX (Yahoo's =X), else crypto (-USD).
+# ISO codes of the fiat currencies: a pair of two is FX (canonical =X), else crypto (-USD).
 _FIAT = frozenset("AUD CAD CHF CNY EUR GBP HKD JPY NOK NZD SEK SGD USD".split())  # noqa: SIM905 - codes read best inline
 
 Body = dict[str, Any]
 
 
 def canonical_symbol(symbol: str) -> str:
-    """The Yahoo-style series a Twelve Data symbol serves (``EUR/USD`` → ``EURUSD=X``)."""
+    """The canonical series a Twelve Data symbol serves (``EUR/USD`` → ``EURUSD=X``)."""
     text = symbol.strip().upper()
     base, slash, quote = text.partition("/")
     if slash:
@@ -95,7 +94,7 @@ def _refusal(symbol: str, config: SimConfig) -> Body | None:
     canonical = canonical_symbol(symbol)
     if not symbol:
         return error(400, "**symbol** parameter is missing or invalid.")
-    if canonical.startswith("ZZZ") or {symbol, canonical} & config.unknown_symbols:
+    if unknown(config, symbol, canonical):
         return error(
             404,
             f"**symbol** not found: {symbol}. Please specify it correctly according to API "
@@ -235,37 +234,33 @@ def _key(request: web.Request) -> str:
     return request.query.get("apikey", "")
 
 
-def twelvedata_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving Twelve Data's time_series and quote under ``/twelvedata``."""
-    gate = Gate(SimStats())
-    used = [0]  # credits asked for in the current window, for the message
+def _rate_limited(limit: tuple[int, float], strikes: int) -> web.Response:
+    """Code 429 with HTTP 200; the credits "used" grow with every refusal in a row."""
+    text = DAY_CREDITS if limit[1] >= 86400 else MINUTE_CREDITS
+    return web.json_response(error(429, text.format(used=limit[0] + strikes, limit=limit[0])))
 
-    def refusal(request: web.Request, config: SimConfig) -> web.Response | None:
-        key = _key(request)
-        if not key or key == "BADKEY":  # the simulator's documented refused key
-            return web.json_response(error(401, _BAD_KEY), status=401)
-        limit = config.provider_limits.get("twelvedata")
-        if limit is not None:
-            if gate.admit(SimConfig(rate_limit=limit), time.monotonic()) is not None:
-                used[0] += 1
-                text = DAY_CREDITS if limit[1] >= 86400 else MINUTE_CREDITS
-                return web.json_response(error(429, text.format(used=used[0], limit=limit[0])))
-            gate.release()  # only the window is the route's business; in-flight is the server's
-            used[0] = limit[0]
-        return None
 
-    async def series(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        return web.json_response(time_series_response(request.query, config, clock()))
+def _bad_key() -> web.Response:
+    return web.json_response(error(401, _BAD_KEY), status=401)
 
-    async def latest(request: web.Request) -> web.Response:
-        config = get_config()
-        if (refused := refusal(request, config)) is not None:
-            return refused
-        return web.json_response(quote_response(request.query, config, clock()))
 
-    return [web.get(f"{PREFIX}/time_series", series), web.get(f"{PREFIX}/quote", latest)]
+def _series(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(time_series_response(request.query, config, now))
+
+
+def _latest(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    return web.json_response(quote_response(request.query, config, now))
+
+
+#: Twelve Data's time_series and quote under ``/twelvedata``; keys are checked first.
+API = SimApi(
+    name="twelvedata",
+    base_path=PREFIX,
+    routes=(
+        Route(f"{PREFIX}/time_series", _series, symbol=query_param("symbol")),
+        Route(f"{PREFIX}/quote", _latest, symbol=query_param("symbol")),
+    ),
+    rate_limited=_rate_limited,
+    keys=Keys(read=_key, refused=_bad_key, missing=_bad_key),
+    key_before_window=True,
+)

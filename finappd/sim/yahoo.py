@@ -6,15 +6,24 @@ seconds UTC, bars whose open falls in ``[period1, period2)`` and not after now.
 Errors use Yahoo's bodies: 404 "Not Found" for unknown symbols (or any ``ZZZ…``),
 400 "Bad Request" for ranges before 1990 or bad numbers, 422 "Unprocessable
 Entity" for missing parameters or intervals other than ``1d``. A range with no
-trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``.
+trading day is 200 with ``meta`` only and ``indicators.quote == [{}]``. No key; past
+``SimConfig.provider_limits["yahoo"]`` a plain-text 429 without ``Retry-After``.
+
+Broken on purpose (:mod:`finappd.sim.faults`): ``html_page`` is Yahoo's "Will be right
+back" page, ``wrong_shape`` a chart whose fields have the wrong types, and ``bad_data``
+rewrites the last seven rows of a chart body (it needs at least ten; shorter ones pass
+unchanged), counting from the end: -7 close NaN; -6 close negative; -5 open 0; -4 high
+and low swapped (high < low); -3 volume 10^15; -2 every price divided by 100 (a
+pence/pounds mix-up); -1 open null. It then appends a duplicate of the last row
+differing only in volume, and a row dated 30 days in the future. The earlier rows are
+untouched.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from bisect import bisect_left
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -23,9 +32,11 @@ from aiohttp import web
 
 from finappd.sim.config import SimConfig
 from finappd.sim.exchanges import Listing, listing_of
+from finappd.sim.faults import FaultShapes
 from finappd.sim.prices import SimBar, bar_on, symbol_key, trading_days
+from finappd.sim.routes import Route, SimApi, path_param, unknown
 
-__all__ = ["CHART_PATH", "chart_body", "chart_response", "chart_routes", "session_open"]
+__all__ = ["API", "CHART_PATH", "chart_body", "chart_response", "corrupt_chart", "session_open"]
 
 CHART_PATH = "/v8/finance/chart/{symbol}"
 EARLIEST = 631152000  # 1990-01-01T00:00:00Z: older ranges get Yahoo's 400.
@@ -154,7 +165,7 @@ def chart_response(
     symbol: str, query: Mapping[str, str], config: SimConfig, now: float
 ) -> tuple[int, Body]:
     """The HTTP status and JSON body Yahoo would send for this chart request at ``now``."""
-    if symbol.startswith("ZZZ") or symbol in config.unknown_symbols:
+    if unknown(config, symbol):
         return 404, error_body("Not Found", "No data found, symbol may be delisted")
     interval = query.get("interval", "1d")
     if interval != "1d":
@@ -331,8 +342,7 @@ def chart_body(
     if (
         period is not None
         and query.get("interval", "1d") == "1d"
-        and not symbol.startswith("ZZZ")
-        and symbol not in config.unknown_symbols
+        and not unknown(config, symbol)
         and symbol not in config.splits
     ):
         period1, period2 = period
@@ -345,17 +355,59 @@ def chart_body(
     return status, json.dumps(body).encode()
 
 
-def chart_routes(
-    get_config: Callable[[], SimConfig], clock: Callable[[], float] = time.time
-) -> list[web.RouteDef]:
-    """aiohttp routes serving the chart endpoint with the config ``get_config`` returns now."""
+def corrupt_chart(body: Body, now: float) -> Body:
+    """A chart body with the ``bad_data`` rows of the module docstring (changed in place)."""
+    try:
+        result = body["chart"]["result"][0]
+        stamps: list[int] = result["timestamp"]
+        quote: dict[str, list[Any]] = result["indicators"]["quote"][0]
+        adj: list[Any] = result["indicators"]["adjclose"][0]["adjclose"]
+    except (KeyError, IndexError, TypeError):
+        return body
+    if len(stamps) < 10:
+        return body
+    opens, highs, lows, closes, volumes = (
+        quote[k] for k in ("open", "high", "low", "close", "volume")
+    )
+    closes[-7] = float("nan")
+    closes[-6] = -abs(closes[-6])
+    opens[-5] = 0.0
+    highs[-4], lows[-4] = lows[-4], highs[-4]
+    volumes[-3] = 10**15
+    for column in (opens, highs, lows, closes, adj):
+        column[-2] = column[-2] / 100
+    opens[-1] = None
+    # A duplicate of the last day (yfinance#573: same day, only the volume differs),
+    # then a bar a month in the future.
+    stamps.append(stamps[-1])
+    stamps.append(int(now) + 30 * 86400)
+    for column in (opens, highs, lows, closes, adj):
+        column.extend([column[-1], column[-1]])
+    volumes.extend([volumes[-1] + 1, volumes[-1]])
+    return body
 
-    async def chart(request: web.Request) -> web.Response:
-        status, body = chart_body(
-            request.match_info["symbol"], request.query, get_config(), clock()
-        )
-        return web.Response(
-            body=body, status=status, content_type="application/json", charset="utf-8"
-        )
 
-    return [web.get(CHART_PATH, chart)]
+def _chart(request: web.Request, config: SimConfig, now: float) -> web.Response:
+    status, body = chart_body(request.match_info["symbol"], request.query, config, now)
+    return web.Response(body=body, status=status, content_type="application/json", charset="utf-8")
+
+
+_OUTAGE = (
+    "<!DOCTYPE html><html><head><title>Yahoo</title></head><body>"
+    "<h1>Will be right back...</h1><p>Thank you for your patience.</p></body></html>"
+)
+
+#: Yahoo's chart API: no key; past its window a plain-text 429 without ``Retry-After``.
+API = SimApi(
+    name="yahoo",
+    base_path="",
+    routes=(Route(CHART_PATH, _chart, symbol=path_param("symbol")),),
+    rate_limited=lambda limit, strikes: web.Response(status=429, text="Too Many Requests"),
+    faults=FaultShapes(
+        wrong_shape=json.dumps(
+            {"chart": {"result": [{"meta": {}, "timestamp": "soon"}], "error": None}}
+        ),
+        outage_page=_OUTAGE,
+        corrupt=corrupt_chart,
+    ),
+)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from finappd.errors import StoreError
+from finappd.errors import RUN_KINDS, StoreError, kinds_in
 from finappd.store._mixin import StorePart
 from finappd.store.tables import RUN_STATUSES
 
@@ -65,6 +65,13 @@ class RunTotals:
     tickers_failed: int
     finished: int
     seconds: float
+
+
+_REFUSED = kinds_in("refused")
+_REFUSAL = (
+    "SELECT kind, message FROM fetch_errors WHERE run_id = ? AND provider = ? "  # noqa: S608 (only ?s)
+    f"AND kind IN ({', '.join('?' * len(_REFUSED))}) ORDER BY id DESC LIMIT 1"
+)
 
 
 def utc_text(moment: datetime) -> str:
@@ -177,16 +184,11 @@ class RunsMixin(StorePart):
     def refusal(self, run_id: int, provider: str) -> tuple[str, str] | None:
         """``(kind, message)`` of ``provider``'s newest fail-fast refusal in run ``run_id``.
 
-        A refusal is a ticker the provider turned away without a request: its circuit
-        was open (``unavailable``), it was parked (``quota_exhausted``) or its key had
-        been refused (``auth``).
+        A refusal is an error of the ``refused`` group (:class:`~finappd.errors.RefusedError`):
+        the provider's circuit was open, it was parked or its key had been refused.
         """
         with self._guard(f"refusal of {provider} in run {run_id}") as conn:
-            row = conn.execute(
-                "SELECT kind, message FROM fetch_errors WHERE run_id = ? AND provider = ? "
-                "AND kind IN ('unavailable', 'quota_exhausted', 'auth') ORDER BY id DESC LIMIT 1",
-                (run_id, provider),
-            ).fetchone()
+            row = conn.execute(_REFUSAL, (run_id, provider, *_REFUSED)).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
 
     def last_good_runs(self) -> dict[str, RunRow]:
@@ -199,8 +201,8 @@ class RunsMixin(StorePart):
         """Symbols that failed in ``flow``'s newest finished runs in a row (at most ``runs``).
 
         Each is ``(symbol, streak, kind, message)``, kind and message of the newest
-        failure, longest streak first. Run-level kinds (``cancelled``, ``deadline``,
-        ``store``) say nothing about the symbol and are left out.
+        failure, longest streak first. The run's own kinds (:data:`~finappd.errors.RUN_KINDS`:
+        cancelled, deadline, store) say nothing about the symbol and are left out.
         """
         with self._guard(f"failure_streaks of {flow}") as conn:
             ids = [
@@ -212,11 +214,11 @@ class RunsMixin(StorePart):
                 )
             ]
             marks = ", ".join("?" * len(ids))
+            run_marks = ", ".join("?" * len(RUN_KINDS))
             errors = conn.execute(
                 f"SELECT run_id, symbol, kind, message FROM fetch_errors "  # noqa: S608 (only ?s)
-                f"WHERE run_id IN ({marks}) AND kind NOT IN ('cancelled', 'deadline', 'store') "
-                "ORDER BY id",
-                ids,
+                f"WHERE run_id IN ({marks}) AND kind NOT IN ({run_marks}) ORDER BY id",
+                (*ids, *RUN_KINDS),
             ).fetchall()
         failed: dict[str, set[int]] = {}
         newest: dict[str, tuple[str, str]] = {}
