@@ -17,6 +17,7 @@ import asyncio
 import json
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -233,6 +234,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
 @contextmanager
 def _cancel_on_signals() -> Iterator[None]:
     """While inside, SIGTERM and SIGINT cancel the current task (its run ends ``cancelled``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread gets signals (main() called from a thread: a test's)
+        return
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
