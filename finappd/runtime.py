@@ -22,6 +22,7 @@ from finappd.errors import FinappdError
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
 from finappd.flows.incremental import load_state, window_since
+from finappd.flows.run import RunEvents
 from finappd.instruments import InstrumentBook, fx_pairs_needed
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
@@ -118,8 +119,16 @@ class Runtime:
             except TimeoutError:
                 log.error("provider.usage_drain_timeout", ledger=repr(ledger))
 
-    async def run_flow(self, name: str, trigger: str, *, now: datetime | None = None) -> RunSummary:
-        """Run the flow called ``name`` once, as of ``now`` (default: the clock's now).
+    async def run_flow(
+        self,
+        name: str,
+        trigger: str,
+        *,
+        now: datetime | None = None,
+        events: RunEvents | None = None,
+    ) -> RunSummary:
+        """Run the flow called ``name`` once, as of ``now`` (default: the clock's now);
+        ``events`` receives its progress (:class:`~finappd.flows.run.RunProgress`).
 
         New splits met on the way have their older stored history re-fetched afterwards
         (a second run, trigger ``split-refetch``); the flow's own summary is returned.
@@ -158,6 +167,7 @@ class Runtime:
                 store=self.store,
                 writer=self.writer,
                 instruments=book,
+                events=events,
             )
             await refetch_splits(
                 flow=flow.name,

@@ -22,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from finappd.calendar import describe
@@ -36,9 +37,11 @@ __all__ = [
     "FlowHealth",
     "good_run_cutoff",
     "next_fire",
+    "open_readonly",
     "previous_fires",
     "print_status",
     "status_line",
+    "status_report",
 ]
 
 #: ``status --check`` exit code when a flow is stale or has no good run.
@@ -283,6 +286,57 @@ def _print_text(
         print(f"ticker {_streak_text(streak)}")
 
 
+def _print_report(
+    settings: Settings, store: Store, now: datetime, max_age: timedelta | None
+) -> bool:
+    """Print the status as text; return whether every flow is healthy."""
+    health = flow_health(settings, store, now, max_age)
+    runs = store.last_runs(limit=5)
+    counts = store.bar_counts()
+    print(f"store: {store.path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
+    _print_text(
+        health, provider_health(settings, store, runs), settings, now, not_found_streaks(store)
+    )
+    for line in format_usage(usage_report(store, settings, now)):
+        print(f"usage {line}")
+    return all(h.problem is None for h in health)
+
+
+def status_report(
+    settings: Settings, store: Store, now: datetime, max_age: timedelta | None = None
+) -> dict[str, Any]:
+    """What ``finappd status --json`` prints, read from ``store`` (open, read-only is enough)."""
+    health = flow_health(settings, store, now, max_age)
+    runs = store.last_runs(limit=5)
+    counts = store.bar_counts()
+    return {
+        "store": str(store.path),
+        "now": _utc(now),
+        "healthy": all(h.problem is None for h in health),
+        "flows": [h.as_dict() for h in health],
+        "providers": provider_health(settings, store, runs),
+        "usage": usage_report(store, settings, now),
+        "runs": [asdict(r) for r in runs],
+        "bars": {"symbols": len(counts), "rows": sum(counts.values())},
+        "not_found": [asdict(s) for s in not_found_streaks(store)],
+    }
+
+
+def open_readonly(path: Path) -> Store:
+    """The database at ``path`` opened read-only, with a hint when the daemon's WAL is out of
+    reach."""
+    try:
+        return Store(path).open(readonly=True)
+    except StoreError as exc:
+        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
+            raise
+        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
+        raise StoreError(
+            f"{exc}: is the daemon running? Without write access to {path.parent}, "
+            "the database can be read only while the daemon has it open"
+        ) from exc
+
+
 def print_status(
     settings: Settings,
     *,
@@ -301,44 +355,16 @@ def print_status(
         hint = "" if path.is_absolute() else " (a relative store.path is under $STATE_DIRECTORY)"
         print(f"finappd: no database at {path} yet{hint}")
         return EXIT_STALE if check else 1
+    store = open_readonly(path)
     try:
-        store = Store(path).open(readonly=True)
-    except StoreError as exc:
-        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
-            raise
-        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
-        raise StoreError(
-            f"{exc}: is the daemon running? Without write access to {path.parent}, "
-            "the database can be read only while the daemon has it open"
-        ) from exc
-    try:
-        health = flow_health(settings, store, now, max_age)
-        runs = store.last_runs(limit=5)
-        counts = store.bar_counts()
-        usage = usage_report(store, settings, now)
-        providers = provider_health(settings, store, runs)
-        streaks = not_found_streaks(store)
+        if as_json:
+            data = status_report(settings, store, now, max_age)
+            print(json.dumps(data, default=str))
+            healthy = bool(data["healthy"])
+        else:
+            healthy = _print_report(settings, store, now, max_age)
     finally:
         store.close()
-    healthy = all(h.problem is None for h in health)
-    if as_json:
-        data = {
-            "store": str(path),
-            "now": _utc(now),
-            "healthy": healthy,
-            "flows": [h.as_dict() for h in health],
-            "providers": providers,
-            "usage": usage,
-            "runs": [asdict(r) for r in runs],
-            "bars": {"symbols": len(counts), "rows": sum(counts.values())},
-            "not_found": [asdict(s) for s in streaks],
-        }
-        print(json.dumps(data, default=str))
-    else:
-        print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
-        _print_text(health, providers, settings, now, streaks)
-        for line in format_usage(usage):
-            print(f"usage {line}")
     if check and not healthy:
         return EXIT_STALE
     return 0

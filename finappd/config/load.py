@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from finappd.config.instruments import DelistedSettings, InstrumentSettings, check_currency
 from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
+from finappd.config.service import ApiSettings, NotifySettings
 from finappd.config.values import FLOW_CAPABILITIES, Duration
 from finappd.errors import ConfigError
 
@@ -31,7 +32,8 @@ __all__ = ["Settings", "find_config_file", "load_settings"]
 
 
 class _CredentialsSource(PydanticBaseSettingsSource):
-    """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files."""
+    """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files, the API's token
+    from ``$CREDENTIALS_DIRECTORY/api_token``."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this
@@ -43,15 +45,21 @@ class _CredentialsSource(PydanticBaseSettingsSource):
         providers: dict[str, Any] = {}
         for entry in sorted(Path(directory).glob("*_api_key")):
             name = entry.name.removesuffix("_api_key")
-            try:
-                providers[name] = {"api_key": entry.read_text(encoding="utf-8").strip()}
-            except (OSError, UnicodeDecodeError) as exc:
-                # Raised from a settings source, outside validation: say it the same way.
-                problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
-                raise ConfigError(
-                    f"providers.{name}.api_key", f"cannot read credential {str(entry)!r}: {problem}"
-                ) from exc
-        return {"providers": providers} if providers else {}
+            providers[name] = {"api_key": _credential(entry, f"providers.{name}.api_key")}
+        found: dict[str, Any] = {"providers": providers} if providers else {}
+        if (token := Path(directory) / "api_token").is_file():
+            found["api"] = {"token": _credential(token, "api.token")}
+        return found
+
+
+def _credential(entry: Path, key: str) -> str:
+    """The stripped text of credential file ``entry``, or a ConfigError naming ``key``."""
+    try:
+        return entry.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        # Raised from a settings source, outside validation: say it the same way.
+        problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
+        raise ConfigError(key, f"cannot read credential {str(entry)!r}: {problem}") from exc
 
 
 class Settings(BaseSettings):
@@ -77,6 +85,9 @@ class Settings(BaseSettings):
     @classmethod
     def _iso_currency(cls, value: str | None) -> str | None:
         return check_currency(value, minor=False)
+
+    api: ApiSettings = ApiSettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(
