@@ -64,6 +64,7 @@ def positional(bars: list[list[Bar]], provider: str = "bench") -> list[tuple[obj
             fetched,
             int(b.provisional),
             None,
+            b.currency,
         )
         for group in bars
         for b in group

@@ -7,7 +7,12 @@
 ``run_flow`` opens a :class:`Runtime` (store, writer thread, HTTP session, providers),
 runs the flow once and closes everything: the same politeness (concurrency cap,
 rate limits, 429 pauses, retries) and the same ``runs``/``bars`` rows as a scheduled
-run. Limits are per Runtime: to run several flows at once under one set of limits,
+run. ``stream_flow`` does the same and yields the run's :class:`RunProgress` events as
+they come (the ones the daemon's ``GET /runs/{id}/events`` sends)::
+
+    async for event in finappd.stream_flow("/etc/finappd/finappd.toml", "eod"):
+        print(event.tickers_ok, "/", event.tickers_total, event.status)
+ Limits are per Runtime: to run several flows at once under one set of limits,
 open one ``Runtime`` and call :meth:`Runtime.run_flow` for each. Names other than
 ``__version__`` are imported lazily, so ``import finappd`` stays cheap.
 """
@@ -15,20 +20,32 @@ open one ``Runtime`` and call :meth:`Runtime.run_flow` for each. Names other tha
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from finappd.config import Settings
     from finappd.flows import RunSummary
+    from finappd.flows.run import RunProgress
     from finappd.runtime import Runtime
     from finappd.validate import load_checked as load_settings
 
-__all__ = ["RunSummary", "Runtime", "Settings", "__version__", "load_settings", "run_flow"]
+__all__ = [
+    "RunProgress",
+    "RunSummary",
+    "Runtime",
+    "Settings",
+    "__version__",
+    "load_settings",
+    "run_flow",
+    "stream_flow",
+]
 
 __version__ = "0.1.0"
 
 #: Public name → (module, name there); ``load_settings`` also checks the provider facts.
 _LAZY = {
+    "RunProgress": ("finappd.flows.run", "RunProgress"),
     "RunSummary": ("finappd.flows", "RunSummary"),
     "Runtime": ("finappd.runtime", "Runtime"),
     "Settings": ("finappd.config", "Settings"),
@@ -57,13 +74,48 @@ async def run_flow(
     recorded in the database with ``trigger`` (default ``api``). Cancelling the
     awaiting task cancels the run, which is recorded as ``cancelled``.
     """
+    from finappd.runtime import Runtime
+
+    settings = _settings(config, flow)
+    async with Runtime(settings) as runtime:
+        return await runtime.run_flow(flow, trigger)
+
+
+async def stream_flow(
+    config: Settings | str | os.PathLike[str], flow: str, *, trigger: str = "api"
+) -> AsyncGenerator[RunProgress, None]:
+    """Run the flow like :func:`run_flow`, yielding its progress events; the last is ``final``.
+
+    Leaving the loop early (``break``, an exception, cancelling) cancels the run, which is
+    recorded as ``cancelled``. A failure before the run's row exists (the store cannot
+    be opened) is raised.
+    """
+    import asyncio
+
+    from finappd.runtime import Runtime
+
+    settings = _settings(config, flow)
+    queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
+    async with Runtime(settings) as runtime:
+        task = asyncio.create_task(runtime.run_flow(flow, trigger, events=queue.put_nowait))
+        task.add_done_callback(lambda _: queue.put_nowait(None))
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+            await task  # raises what ended the run, if anything did
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait({task})
+
+
+def _settings(config: Settings | str | os.PathLike[str], flow: str) -> Settings:
+    """``config`` as Settings (a path is loaded), checked to have ``flow``."""
     from pathlib import Path
 
     from finappd.config import Settings
-    from finappd.runtime import Runtime
     from finappd.validate import load_checked
 
     settings = config if isinstance(config, Settings) else load_checked(Path(config))
     settings.flow(flow)  # unknown flow: ConfigError before the store opens
-    async with Runtime(settings) as runtime:
-        return await runtime.run_flow(flow, trigger)
+    return settings

@@ -1,5 +1,9 @@
-"""Command line: ``run``, ``run-once``, ``backfill``, ``gaps``, ``status``, ``check-config``,
-``export-snapshot``, ``sim``, ``demo``.
+"""Command line: ``run``, ``run-once``, ``trigger``, ``backfill``, ``gaps``, ``status``,
+``check-config``, ``export-snapshot``, ``sim``, ``demo``.
+
+``--config`` goes before or after the command (``finappd run-once eod --config x.toml``).
+``run-once``, ``trigger`` (in process) and ``backfill`` treat SIGTERM and SIGINT as the
+daemon does: the run is cancelled and recorded ``cancelled``, never left ``running``.
 
 Exit codes: 0 ok; 1 a run failed (or was cancelled), or the database could not be
 read; 2 ``status --check`` found a stale flow; 3 a run was partial; 78 (EX_CONFIG)
@@ -13,7 +17,9 @@ import asyncio
 import json
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -27,32 +33,55 @@ __all__ = ["main"]
 RUN_EXIT = {"ok": 0, "partial": 3, "failed": 1, "cancelled": 1}
 
 
+_CONFIG_HELP = "TOML config file (default: $FINAPPD_CONFIG, ...)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finappd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"finappd {__version__}")
-    parser.add_argument("--config", help="TOML config file (default: $FINAPPD_CONFIG, ...)")
+    parser.add_argument("--config", help=_CONFIG_HELP)
+    # Each command takes --config too; SUPPRESS keeps one given before the command.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="run the daemon: every flow on its schedule")
-    once = sub.add_parser("run-once", help="run one flow now and print its summary as JSON")
+    sub.add_parser("run", parents=[common], help="run the daemon: every flow on its schedule")
+    once = sub.add_parser(
+        "run-once", parents=[common], help="run one flow now and print its summary as JSON"
+    )
     once.add_argument("flow")
     once.add_argument(
         "--dry-run", action="store_true", help="print what it would request; send nothing"
     )
+    trigger = sub.add_parser(
+        "trigger",
+        parents=[common],
+        help="run a flow now: through the daemon's API when it runs, else in this process",
+    )
+    trigger.add_argument("flow")
+    trigger.add_argument(
+        "--wait", action="store_true", help="wait for the run's end and print it (API)"
+    )
     back = sub.add_parser(
-        "backfill", help="fetch a flow's history in chunks (resumable) and print the run as JSON"
+        "backfill",
+        parents=[common],
+        help="fetch a flow's history in chunks (resumable) and print the run as JSON",
     )
     back.add_argument("flow")
     back.add_argument("--start", type=_day, required=True, help="first day, YYYY-MM-DD")
     back.add_argument("--end", type=_day, default=None, help="last day (default: today, UTC)")
     back.add_argument("--tickers", nargs="+", default=None, help="only these (default: all)")
     gaps = sub.add_parser(
-        "gaps", help="expected trading days with no bar: holiday, not_yet_published, missing"
+        "gaps",
+        parents=[common],
+        help="expected trading days with no bar: holiday, not_yet_published, missing",
     )
     gaps.add_argument("flow", nargs="?", default=None, help="one flow (default: all bar flows)")
     gaps.add_argument("--fill", action="store_true", help="fetch the missing days only")
     gaps.add_argument("--json", action="store_true", help="print JSON")
     gaps.add_argument("--all", action="store_true", help="list holidays too")
-    status = sub.add_parser("status", help="each flow's health: last runs, next fire, failures")
+    status = sub.add_parser(
+        "status", parents=[common], help="each flow's health: last runs, next fire, failures"
+    )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.add_argument(
         "--check",
@@ -66,9 +95,11 @@ def _parser() -> argparse.ArgumentParser:
         help="with --check: a good run must be newer than this, e.g. 26h (default: from "
         "each flow's schedule, allowing one missed run)",
     )
-    sub.add_parser("check-config", help="validate and print the effective config")
+    sub.add_parser("check-config", parents=[common], help="validate and print the effective config")
     snap = sub.add_parser(
-        "export-snapshot", help="write a consistent copy of the database to PATH (atomic)"
+        "export-snapshot",
+        parents=[common],
+        help="write a consistent copy of the database to PATH (atomic)",
     )
     snap.add_argument("path", type=Path)
     sim = sub.add_parser("sim", help="run the market-data simulator alone")
@@ -111,7 +142,7 @@ def _config_error(exc: ConfigError) -> int:
 
 def _settings(args: argparse.Namespace) -> tuple[Settings, Path | None]:
     path = find_config_file(args.config)
-    if path is None and args.command in {"run", "run-once", "backfill", "gaps"}:
+    if path is None and args.command in {"run", "run-once", "trigger", "backfill", "gaps"}:
         raise ConfigError("config", "no config file: pass --config or set $FINAPPD_CONFIG")
     # Absolute, so a reload re-reads the same file whatever the working directory is.
     path = None if path is None else path.absolute()
@@ -187,6 +218,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
         if args.dry_run:
             return asyncio.run(_dry_run(settings, args.flow))
         return asyncio.run(_run_once(settings, args.flow))
+    if args.command == "trigger":
+        settings.flow(args.flow)
+        return asyncio.run(_trigger(settings, args.flow, wait=args.wait))
     if args.command == "backfill":
         settings.flow(args.flow)
         return asyncio.run(_backfill(settings, args))
@@ -201,13 +235,63 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
     return asyncio.run(Daemon(settings, config_path=path).run())
 
 
+@contextmanager
+def _cancel_on_signals() -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT cancel the current task (its run ends ``cancelled``)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread gets signals (main() called from a thread: a test's)
+        return
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def _cancelled(flow: str) -> int:
+    """Say on stdout that ``flow``'s run was cancelled (its row says so too); exit 1."""
+    print(json.dumps({"flow": flow, "status": "cancelled"}), flush=True)
+    return RUN_EXIT["cancelled"]
+
+
 async def _run_once(settings: Settings, flow: str) -> int:
     from finappd.runtime import Runtime
 
-    async with Runtime(settings) as runtime:
-        summary = await runtime.run_flow(flow, "manual")
+    try:
+        with _cancel_on_signals():
+            async with Runtime(settings) as runtime:
+                summary = await runtime.run_flow(flow, "manual")
+    except asyncio.CancelledError:
+        return _cancelled(flow)
     print(json.dumps(summary.as_dict()), flush=True)
     return RUN_EXIT.get(summary.status, 1)
+
+
+async def _trigger(settings: Settings, flow: str, *, wait: bool) -> int:
+    """Through the daemon's API when it answers (``--wait``: follow the run), else in process."""
+    from finappd.api.client import ApiClient, ApiError, DaemonUnreachable
+
+    try:
+        async with ApiClient(settings.api) as api:
+            run_id = await api.trigger(flow)
+            if not wait:
+                print(json.dumps({"run_id": run_id, "flow": flow, "via": "api"}), flush=True)
+                return 0
+            end: dict[str, object] = {}
+            async for event in api.events(run_id):
+                end = event
+    except DaemonUnreachable:
+        return await _run_once(settings, flow)
+    except ApiError as exc:
+        print(f"finappd: the daemon refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(end), flush=True)
+    return RUN_EXIT.get(str(end.get("status")), 1)
 
 
 async def _dry_run(settings: Settings, flow: str) -> int:
@@ -226,19 +310,23 @@ async def _backfill(settings: Settings, args: argparse.Namespace) -> int:
 
     flow = settings.flow(args.flow)
     end = args.end or datetime.now(UTC).date()
-    async with Runtime(settings) as runtime:
-        chain = [runtime.providers[p] for p in (flow.provider, *flow.fallback)]
-        summary = await run_backfill(
-            flow=flow.name,
-            kind=flow.kind,
-            tickers=args.tickers or flow.tickers,
-            start=args.start,
-            end=end,
-            providers=chain,
-            store=runtime.store,
-            writer=runtime.writer,
-            num_workers=flow.num_workers,
-        )
+    try:
+        with _cancel_on_signals():
+            async with Runtime(settings) as runtime:
+                chain = [runtime.providers[p] for p in (flow.provider, *flow.fallback)]
+                summary = await run_backfill(
+                    flow=flow.name,
+                    kind=flow.kind,
+                    tickers=args.tickers or flow.tickers,
+                    start=args.start,
+                    end=end,
+                    providers=chain,
+                    store=runtime.store,
+                    writer=runtime.writer,
+                    num_workers=flow.num_workers,
+                )
+    except asyncio.CancelledError:
+        return _cancelled(flow.name)
     print(json.dumps(summary.as_dict()), flush=True)
     return RUN_EXIT.get(summary.status, 1)
 

@@ -2,7 +2,8 @@
 
 A :class:`Gauge` counts what is waiting and what is in flight, keeps the peaks,
 and records durations, so that a run can end with one ``step.metrics`` or
-``provider.metrics`` log line saying how busy each tier really was.
+``provider.metrics`` log line saying how busy each tier really was. Its waits are
+also counted in cumulative :class:`Buckets`, the shape of a Prometheus histogram.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Gauge", "percentile"]
+__all__ = ["WAIT_BOUNDS", "Buckets", "Gauge", "percentile"]
 
 
 def percentile(values: Iterable[float], q: float) -> float | None:
@@ -34,6 +35,34 @@ def _ms(seconds: float | None) -> float | None:
 SAMPLES = 8192
 
 
+#: Upper bounds (seconds) of the wait buckets: a slot at once, a rate window, a 429 pause.
+WAIT_BOUNDS = (0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0)
+
+
+class Buckets:
+    """Every observation since start, counted per upper bound (a histogram's raw counts)."""
+
+    def __init__(self, bounds: tuple[float, ...] = WAIT_BOUNDS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        """Count ``value`` in the first bucket whose bound it does not exceed."""
+        index = next((i for i, bound in enumerate(self.bounds) if value <= bound), -1)
+        self.counts[index] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, count of observations <= le)`` pairs, ending with ``+Inf``."""
+        pairs: list[tuple[str, int]] = []
+        running = 0
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            pairs.append((bound, running))
+        return pairs
+
+
 class Gauge:
     """In-flight and waiting counters with peaks, call counts and recent timings."""
 
@@ -47,6 +76,7 @@ class Gauge:
         self.peak_waiting = 0
         self.durations: deque[float] = deque(maxlen=SAMPLES)
         self.waits: deque[float] = deque(maxlen=SAMPLES)
+        self.wait_buckets = Buckets()
 
     def __repr__(self) -> str:
         return (
@@ -65,7 +95,9 @@ class Gauge:
             yield
         finally:
             self.waiting -= 1
-            self.waits.append(time.perf_counter() - started)
+            waited = time.perf_counter() - started
+            self.waits.append(waited)
+            self.wait_buckets.observe(waited)
 
     @contextmanager
     def active(self) -> Iterator[None]:

@@ -29,12 +29,19 @@ Rules, per bar, in this order (the first rejection wins; repairs accumulate):
    agorot/shekel) slip: every price of it is rescaled by 100 to the unit of the
    majority, ``unit_rescaled``.
 
-Units. Prices are stored in the unit the provider quotes, never converted: Yahoo
-quotes London listings in pence (``meta.currency == "GBp"``), Johannesburg in cents
-(``ZAc``) and Tel Aviv in agorot (``ILA``), so ``VOD.L`` is stored in pence, exactly
-as Yahoo and every chart of it show it. Rule 7 only repairs a bar that slipped out
-of the unit of its own series. (The bars table has no currency column yet; a reader
-who needs major units divides minor-unit listings by 100.)
+Units. Every price is stored in the major unit of its ISO 4217 currency
+(``finappd.units``): Yahoo quotes London in pence (``meta.currency == "GBp"``),
+Johannesburg in cents (``ZAc``), Tel Aviv in agorot (``ILA``); such bars are divided
+by 100 on the way in. Rule 7 repairs a bar that slipped out of its own response's
+unit; :func:`settle_unit` catches a unit that changed *between* answers:
+
+8. **Unit change** — the answer names a unit other than the one the stored series was
+   quoted in (Yahoo has answered ``GBP`` for prices in pence): the stored series'
+   newest close decides which of the two the prices are really in, and a response of a
+   currency with a minor unit (GBP, ZAR, ILS, KWD) still ~100x off that close is
+   rescaled to it, ``unit_changed``/``unit_rescaled``, logged with the symbol. Such a
+   series is never stored 100x off its own history (the price of it: a genuine 1:100
+   consolidation of a pence-quoted listing would be rescaled too, and logged).
 
 :func:`screen` applies the rules to one provider response, logs ``bar.rejected`` and
 ``bar.repaired`` with symbol, provider, ts and reason, and raises
@@ -55,8 +62,9 @@ import structlog
 
 from finappd.errors import BadResponseError
 from finappd.records import Bar
+from finappd.units import MINOR_UNITS, Unit
 
-__all__ = ["MAX_VOLUME", "Checked", "check_bars", "screen"]
+__all__ = ["MAX_VOLUME", "Checked", "Settled", "check_bars", "screen", "settle_unit"]
 
 log = structlog.get_logger(__name__)
 
@@ -204,3 +212,78 @@ def screen(bars: Sequence[Bar], provider: str, now: datetime | None = None) -> l
             symbol=symbol,
         )
     return checked.good
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """Rule 8's verdict: the unit the prices are in, a further factor, and why (None: as said)."""
+
+    unit: Unit | None
+    factor: float = 1.0
+    reason: str | None = None
+
+    @property
+    def effective(self) -> Unit | None:
+        """``unit`` with ``factor`` folded in: what turns the answer's prices into stored ones."""
+        if self.unit is None or self.factor == 1.0:
+            return self.unit
+        return replace(self.unit, per_major=self.unit.per_major / self.factor)
+
+
+#: Currencies some provider quotes in a minor unit (GBP as GBp, ZAR as ZAc, ILS as ILA).
+_MINOR_OF = frozenset(currency for currency, _ in MINOR_UNITS.values())
+
+
+def _slip(ratio: float) -> float:
+    """The factor that undoes a ~100x slip of ``ratio`` (new / stored), or 1.0."""
+    if _SLIP_LOW <= ratio <= _SLIP_HIGH:
+        return 0.01
+    if _SLIP_LOW <= 1 / ratio <= _SLIP_HIGH:
+        return 100.0
+    return 1.0
+
+
+def settle_unit(
+    answered: Unit | None, stored: Unit | None, closes: Sequence[float], last_close: float | None
+) -> Settled:
+    """Rule 8: the unit one answer's ``closes`` are in, judged against the stored series.
+
+    ``answered`` is the unit the answer names, ``stored`` the one the series was quoted in
+    so far, ``last_close`` its newest stored close (major unit). Pure.
+    """
+    unit = answered or stored
+    if unit is None or not closes:
+        return Settled(unit)
+    reason = None
+    if answered is not None and stored is not None and answered.code != stored.code:
+        reason = f"unit_changed: the answer says {answered.code}, the series was {stored.code}"
+    changed_currency = stored is not None and unit.currency != stored.currency
+    if last_close is None or last_close <= 0 or changed_currency:
+        # Closes in another currency say nothing about a slip (USD to INR is ~85x).
+        return Settled(unit, reason=reason)
+    median = statistics.median(closes)
+    if (
+        answered is not None
+        and stored is not None
+        and answered.currency == stored.currency
+        and answered.code != stored.code
+    ):
+
+        def distance(candidate: Unit) -> float:
+            return abs(math.log(candidate.to_major(median) / last_close))
+
+        if distance(stored) < distance(answered):
+            unit = stored
+            reason = (
+                f"unit_changed: the answer says {answered.code} but its prices are in "
+                f"{stored.code}, like the stored series (last close {last_close!r})"
+            )
+    # Only a currency with a minor unit can slip by its unit: a USD series 100x off its
+    # history is a 1:100 split or a new price universe, never pence.
+    factor = _slip(unit.to_major(median) / last_close) if unit.currency in _MINOR_OF else 1.0
+    if factor != 1.0:
+        reason = (
+            f"unit_rescaled: the answer's median close {median!r} {unit.code} is ~100x off "
+            f"the stored close {last_close!r}; prices multiplied by {factor:g}"
+        )
+    return Settled(unit, factor, reason)

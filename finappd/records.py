@@ -5,14 +5,38 @@ app) works in floats; providers that send decimal strings are parsed once.
 A daily bar's ``ts`` is the exchange-local trading ``date``; an intraday bar's
 ``ts`` is a tz-aware UTC ``datetime``. ``provisional`` marks a bar of a session that
 was still open when it was fetched: its numbers will change until the close.
+
+A bar's ``info`` is what the answer it came in said about the instrument (currency
+or quoted unit, name, type, exchange, timezone, ISIN): one shared object per answer,
+so it costs a pointer per bar and no request. Neither it nor ``currency`` takes part
+in comparisons.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-__all__ = ["Bar", "Dividend", "FxRate", "Quote", "Split"]
+__all__ = ["Bar", "Dividend", "FxRate", "InstrumentInfo", "Quote", "Split"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentInfo:
+    """What one provider answer said about an instrument; None where it said nothing.
+
+    ``currency`` is the provider's code exactly as sent (``GBp`` is pence, ``GBP``
+    pounds); ``instrument_type`` and ``exchange`` are the provider's own words
+    (Yahoo ``EQUITY``/``LSE``), mapped to finappd's vocabulary by ``finappd.instruments``;
+    ``mic`` is an ISO 10383 code where the provider names one (Twelve Data ``mic_code``).
+    """
+
+    currency: str | None = None
+    name: str | None = None
+    instrument_type: str | None = None
+    exchange: str | None = None
+    mic: str | None = None
+    timezone: str | None = None
+    isin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +53,12 @@ class Bar:
     volume: float | None
     interval: str = "1d"
     provisional: bool = False
+    #: The currency of the prices: the provider's code as sent (``GBp``) until the write
+    #: converts the bar to the major unit, an ISO 4217 code (``GBP``) once stored.
+    # Outside ==: a bar is the same bar whatever its unit label says (tests written from
+    # payloads compare prices); units are asserted where they are decided (test_units).
+    currency: str | None = field(default=None, compare=False)
+    info: InstrumentInfo | None = field(default=None, compare=False, repr=False)
 
     def ts_text(self) -> str:
         """``YYYY-MM-DD`` for a daily bar, ISO-8601 UTC for an intraday one."""

@@ -18,13 +18,17 @@ import structlog
 
 from finappd.calendar import prepare
 from finappd.config import ProviderSettings, Settings
+from finappd.errors import FinappdError
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
 from finappd.flows.kinds import bar_state, flow_kind
+from finappd.flows.run import RunEvents
+from finappd.instruments import InstrumentBook, fx_pairs_needed
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
 from finappd.store import Store, Writer
+from finappd.store.instruments import delisted_until, write_setting
 from finappd.validate import check_settings
 
 __all__ = ["Runtime"]
@@ -61,6 +65,10 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
+        settings = self.settings
+        if settings.base_currency and not any(flow_kind(f.kind).rates for f in settings.flows):
+            # The views can only convert with rates something fetches.
+            log.warning("fx.no_flow", base_currency=settings.base_currency)
         self._session = make_session()
         self.providers = {
             name: self._make_provider(name, provider)
@@ -112,8 +120,16 @@ class Runtime:
             except TimeoutError:
                 log.error("provider.usage_drain_timeout", ledger=repr(ledger))
 
-    async def run_flow(self, name: str, trigger: str, *, now: datetime | None = None) -> RunSummary:
-        """Run the flow called ``name`` once, as of ``now`` (default: the clock's now).
+    async def run_flow(
+        self,
+        name: str,
+        trigger: str,
+        *,
+        now: datetime | None = None,
+        events: RunEvents | None = None,
+    ) -> RunSummary:
+        """Run the flow called ``name`` once, as of ``now`` (default: the clock's now);
+        ``events`` receives its progress (:class:`~finappd.flows.run.RunProgress`).
 
         New splits met on the way have their older stored history re-fetched afterwards
         (a second run, trigger ``split-refetch``); the flow's own summary is returned.
@@ -124,7 +140,14 @@ class Runtime:
             provider.new_run()  # a key refused last run gets one fresh try
         assert flow.deadline is not None  # FlowSettings always sets one
         now = now or datetime.now(UTC)
-        state = await bar_state(flow, self.store, self.writer, now)
+        book = InstrumentBook(self.settings.instruments, self.settings.delisted)
+        try:
+            tickers = await self.writer.call(self._tickers, flow.name, book, now)
+        except FinappdError as exc:
+            # Like a failed start_run: no run row can record it, so the log line does.
+            log.error("store.write_failed", flow=name, operation="instruments", error=str(exc))
+            raise
+        state = await bar_state(flow, tickers, self.store, self.writer, now)
         if state is not None or flow_kind(flow.kind).market_hours:
             # The session tables this run asks for, built off the event loop (once per
             # calendar and year in a process; the first may import exchange_calendars).
@@ -134,13 +157,15 @@ class Runtime:
             summary = await run_flow_once(
                 flow=flow.name,
                 trigger=trigger,
-                tickers=flow.tickers,
+                tickers=tickers,
                 num_workers=flow.num_workers,
                 deadline=flow.deadline.total_seconds(),
                 fetch=build_fetch(flow, chain, now, splits=splits, state=state),
                 providers=chain,
                 store=self.store,
                 writer=self.writer,
+                instruments=book,
+                events=events,
             )
             await refetch_splits(
                 flow=flow.name,
@@ -154,3 +179,24 @@ class Runtime:
             # A run's usage is in SQLite when it ends, whatever the flush timer says.
             await self._drain([provider.ledger for provider in chain])
         return summary
+
+    def _tickers(self, name: str, book: InstrumentBook, now: datetime) -> list[str]:
+        """Flow ``name``'s tickers for a run at ``now`` (on the writer thread).
+
+        Each ticker has its ``instruments`` row (from the ticker and the config) before any
+        answer; delisted tickers wait for their ``next_check``; an ``fx`` flow also gets the pairs
+        that convert every instrument's currency into ``base_currency`` (also recorded in
+        ``settings`` for the ``closes_in_base`` view).
+        """
+        flow = self.settings.flow(name)
+        base = self.settings.base_currency
+        tickers = list(flow.tickers)
+        with self.store.transaction():  # one commit for the run's bookkeeping
+            write_setting(self.store, "base_currency", base, now)
+            book.describe(self.store, tickers, now)
+        if flow_kind(flow.kind).rates and base is not None:
+            tickers += fx_pairs_needed(tickers, book.currencies(self.store), base)
+        waiting = delisted_until(self.store, tickers, now)
+        if waiting:
+            log.info("tickers.delisted_skipped", flow=name, tickers=sorted(waiting))
+        return [t for t in tickers if t not in waiting]

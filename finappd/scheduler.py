@@ -23,14 +23,21 @@ A fire is never dropped for being late (a stalled loop, a suspended machine): AP
 gets no misfire grace, so however late, the missed fires run once (coalesced), and a fire
 more than :data:`LATE_AFTER` behind its schedule logs ``flow.late`` with how late it is,
 measured from the first fire it stands for.
+
+Beside the schedule, the daemon serves its HTTP API (:mod:`finappd.api`: a run can be
+triggered now, and watched) and sends notifications (:mod:`finappd.notify`); both are
+started before ``READY=1`` and stopped after the runs are drained, see the
+"services" methods at the end of :class:`Daemon`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
@@ -38,10 +45,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from finappd import systemd
+from finappd.api import ApiServer, RunBoard
 from finappd.config import FlowSettings, ProviderSettings, Settings
 from finappd.errors import ConfigError
 from finappd.flows import RunSummary
+from finappd.flows.run import RunProgress
 from finappd.logging import configure_logging
+from finappd.notify import Notifier
+from finappd.providers import BaseProvider
 from finappd.reload import SettingsDiff, diff_settings
 from finappd.runtime import Runtime
 from finappd.status import status_line
@@ -89,6 +100,9 @@ class Daemon:
         self._due: dict[str, datetime] = {}  # flow -> its job's next fire, as last submitted
         self._scheduler: AsyncIOScheduler | None = None
         self._runtime: Runtime | None = None
+        self.board = RunBoard()
+        self._api = ApiServer(self)
+        self._notifier = Notifier(self, self.tasks)
 
     def __repr__(self) -> str:
         return (
@@ -125,6 +139,7 @@ class Daemon:
                 for flow in self.settings.flows:
                     self._add_job(flow, at_start=True)
                 self._scheduler.start()
+                await self._start_services()
                 interval = systemd.watchdog_interval()
                 if interval:
                     self.tasks.start(
@@ -151,6 +166,7 @@ class Daemon:
                 self._scheduler.shutdown(wait=False)
                 await self.tasks.cancel(self.tasks.of("reload"))
                 await self._drain()
+                await self._stop_services()
         finally:
             await self.tasks.close()
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -203,7 +219,7 @@ class Daemon:
                 reason="the event loop or the clock stalled past this fire; running it now",
             )
 
-    async def _fire(self, name: str) -> None:
+    async def _fire(self, name: str, trigger: str = "schedule") -> None:
         """The APScheduler job: start a tracked run unless this flow is already running."""
         if self.stopping.is_set():
             return
@@ -213,7 +229,7 @@ class Daemon:
         assert self._runtime is not None
         self._swap_idle_providers()
         task = self.tasks.start(
-            self._runtime.run_flow(name, "schedule"),
+            self._runtime.run_flow(name, trigger, events=self.board.publish),
             name=f"run-{name}",
             kind="run",
             failure="flow.crashed",
@@ -335,3 +351,56 @@ class Daemon:
             note = f"reload failed, previous config kept: {self.reload_error}"
         line = status_line(self.settings, last, list(self.running), next_fires, note)
         return line[: systemd.STATUS_MAX]
+
+    # Services: the HTTP API and the notifier, and what they ask of the daemon.
+
+    async def _start_services(self) -> None:
+        """Start the HTTP API (if ``[api]`` says where) and the notifier (if configured)."""
+        await self._api.start()
+        await self._notifier.start()
+
+    async def _stop_services(self) -> None:
+        """Close the API (its event streams have seen their runs end) and the notifier."""
+        await self._api.stop()
+        await self._notifier.stop()
+
+    def alive(self) -> bool:
+        """Whether the scheduler runs and no stop was asked for (``GET /healthz``)."""
+        return (
+            not self.stopping.is_set() and self._scheduler is not None and self._scheduler.running
+        )
+
+    def live_providers(self) -> Mapping[str, BaseProvider]:
+        """The provider instances in use (``GET /metrics``)."""
+        return {} if self._runtime is None else self._runtime.providers
+
+    async def trigger_now(self, name: str) -> int | None:
+        """Start ``name`` now (trigger ``api``) unless it is running; return its run's id.
+
+        None when no run could start: the daemon is stopping, or the run failed before
+        its row was written (logged by the run).
+        """
+        if (current := self.board.running(name)) is not None:
+            return current.run_id
+        if self.stopping.is_set():
+            return None
+        started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def seen(event: RunProgress) -> None:
+            if event.flow == name and not started.done():
+                started.set_result(event.run_id)
+
+        with self.board.listen(seen):
+            if name not in self.running:
+                await self._fire(name, "api")
+            task = self.running.get(name)
+            waits: set[asyncio.Future[Any]] = {started} if task is None else {started, task}
+            await asyncio.wait(
+                waits,
+                timeout=self.settings.api.timeout.total_seconds(),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        if not started.done():
+            started.cancel()
+            return None
+        return started.result()

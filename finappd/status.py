@@ -10,6 +10,9 @@ and alarms on the second: a cron flow's cutoff is the second-to-last fire time w
 run should be over by now (fire + deadline), so weekends and holidays in the cron
 expression never alarm; an ``every`` flow's is ``2 * every + deadline`` ago.
 ``--max-age`` replaces it with a plain age for every flow.
+
+Tickers in a not-found streak (``instruments.not_found_runs``) are listed last, those
+marked delisted with the time they will be asked again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from finappd.calendar import describe
@@ -26,15 +30,18 @@ from finappd.config import FlowSettings, Settings
 from finappd.errors import REFUSAL_STATES, StoreError
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
+from finappd.store.instruments import Streak, not_found_streaks
 
 __all__ = [
     "EXIT_STALE",
     "FlowHealth",
     "good_run_cutoff",
     "next_fire",
+    "open_readonly",
     "previous_fires",
     "print_status",
     "status_line",
+    "status_report",
 ]
 
 #: ``status --check`` exit code when a flow is stale or has no good run.
@@ -236,11 +243,19 @@ def _run_text(run: RunRow, now: datetime) -> str:
     )
 
 
+def _streak_text(streak: Streak) -> str:
+    runs = f"not found in {streak.not_found_runs} runs in a row"
+    if streak.delisted:
+        return f"{streak.symbol} delisted? {runs}, asked again after {streak.next_check}"
+    return f"{streak.symbol} {runs}"
+
+
 def _print_text(
     health: list[FlowHealth],
     providers: list[dict[str, Any]],
     settings: Settings,
     now: datetime,
+    streaks: Sequence[Streak] = (),
 ) -> None:
     for h in health:
         print(f"{h.flow}: {'ok' if h.problem is None else 'STALE'}  ({h.schedule})")
@@ -267,6 +282,59 @@ def _print_text(
         if "state" in p:
             detail = f": {p['state_detail']}" if "state_detail" in p else ""
             print(f"  state      {p['state']} as of run #{p['state_run']}{detail}")
+    for streak in streaks:
+        print(f"ticker {_streak_text(streak)}")
+
+
+def _print_report(
+    settings: Settings, store: Store, now: datetime, max_age: timedelta | None
+) -> bool:
+    """Print the status as text; return whether every flow is healthy."""
+    health = flow_health(settings, store, now, max_age)
+    runs = store.last_runs(limit=5)
+    counts = store.bar_counts()
+    print(f"store: {store.path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
+    _print_text(
+        health, provider_health(settings, store, runs), settings, now, not_found_streaks(store)
+    )
+    for line in format_usage(usage_report(store, settings, now)):
+        print(f"usage {line}")
+    return all(h.problem is None for h in health)
+
+
+def status_report(
+    settings: Settings, store: Store, now: datetime, max_age: timedelta | None = None
+) -> dict[str, Any]:
+    """What ``finappd status --json`` prints, read from ``store`` (open, read-only is enough)."""
+    health = flow_health(settings, store, now, max_age)
+    runs = store.last_runs(limit=5)
+    counts = store.bar_counts()
+    return {
+        "store": str(store.path),
+        "now": _utc(now),
+        "healthy": all(h.problem is None for h in health),
+        "flows": [h.as_dict() for h in health],
+        "providers": provider_health(settings, store, runs),
+        "usage": usage_report(store, settings, now),
+        "runs": [asdict(r) for r in runs],
+        "bars": {"symbols": len(counts), "rows": sum(counts.values())},
+        "not_found": [asdict(s) for s in not_found_streaks(store)],
+    }
+
+
+def open_readonly(path: Path) -> Store:
+    """The database at ``path`` opened read-only, with a hint when the daemon's WAL is out of
+    reach."""
+    try:
+        return Store(path).open(readonly=True)
+    except StoreError as exc:
+        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
+            raise
+        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
+        raise StoreError(
+            f"{exc}: is the daemon running? Without write access to {path.parent}, "
+            "the database can be read only while the daemon has it open"
+        ) from exc
 
 
 def print_status(
@@ -287,42 +355,16 @@ def print_status(
         hint = "" if path.is_absolute() else " (a relative store.path is under $STATE_DIRECTORY)"
         print(f"finappd: no database at {path} yet{hint}")
         return EXIT_STALE if check else 1
+    store = open_readonly(path)
     try:
-        store = Store(path).open(readonly=True)
-    except StoreError as exc:
-        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
-            raise
-        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
-        raise StoreError(
-            f"{exc}: is the daemon running? Without write access to {path.parent}, "
-            "the database can be read only while the daemon has it open"
-        ) from exc
-    try:
-        health = flow_health(settings, store, now, max_age)
-        runs = store.last_runs(limit=5)
-        counts = store.bar_counts()
-        usage = usage_report(store, settings, now)
-        providers = provider_health(settings, store, runs)
+        if as_json:
+            data = status_report(settings, store, now, max_age)
+            print(json.dumps(data, default=str))
+            healthy = bool(data["healthy"])
+        else:
+            healthy = _print_report(settings, store, now, max_age)
     finally:
         store.close()
-    healthy = all(h.problem is None for h in health)
-    if as_json:
-        data = {
-            "store": str(path),
-            "now": _utc(now),
-            "healthy": healthy,
-            "flows": [h.as_dict() for h in health],
-            "providers": providers,
-            "usage": usage,
-            "runs": [asdict(r) for r in runs],
-            "bars": {"symbols": len(counts), "rows": sum(counts.values())},
-        }
-        print(json.dumps(data, default=str))
-    else:
-        print(f"store: {path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
-        _print_text(health, providers, settings, now)
-        for line in format_usage(usage):
-            print(f"usage {line}")
     if check and not healthy:
         return EXIT_STALE
     return 0

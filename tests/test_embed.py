@@ -45,7 +45,16 @@ num_workers = 5
 def test_public_surface_is_exactly_all() -> None:
     """`finappd` exports exactly the embedding API, each name resolvable."""
     assert sorted(finappd.__all__) == sorted(
-        ["RunSummary", "Runtime", "Settings", "__version__", "load_settings", "run_flow"]
+        [
+            "RunProgress",
+            "RunSummary",
+            "Runtime",
+            "Settings",
+            "__version__",
+            "load_settings",
+            "run_flow",
+            "stream_flow",
+        ]
     )
     for name in finappd.__all__:
         assert getattr(finappd, name) is not None
@@ -127,3 +136,38 @@ async def test_example_runs_against_the_simulator(tmp_path: Path, sim_server: Ma
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode == 0, err.decode()
     assert out.decode().splitlines()[-1].startswith("eod: ok, 5/5 tickers")
+
+
+async def test_stream_flow_yields_progress_and_the_final_event(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """`stream_flow` yields the run's progress, from the engine's stream, then its final event."""
+    sim = await sim_server(SimConfig(latency=0.3))
+    assert sim.url is not None
+    events = [e async for e in finappd.stream_flow(write_config(tmp_path, sim.url, 1), "eod")]
+    assert events[0].status == "running"
+    assert events[0].tickers_ok == 0
+    assert [e.final for e in events].count(True) == 1
+    assert events[-1].final
+    assert (events[-1].status, events[-1].tickers_ok) == ("ok", 5)
+    middle = events[1:-1]  # written by the lanes to the engine stream, throttled
+    assert middle
+    assert all(not e.final and e.status == "running" for e in middle)
+    counts = [e.tickers_ok for e in events]
+    assert counts == sorted(counts)
+
+
+async def test_leaving_stream_flow_early_cancels_the_run(
+    tmp_path: Path, sim_server: MakeServer
+) -> None:
+    """Breaking out of `stream_flow` after the first event records the run as cancelled."""
+    sim = await sim_server(SimConfig(latency=1.0))
+    assert sim.url is not None
+    stream = finappd.stream_flow(write_config(tmp_path, sim.url, 1), "eod")
+    async for event in stream:
+        assert event.status == "running"
+        break
+    await stream.aclose()
+    with sqlite3.connect(tmp_path / "app.sqlite3") as conn:
+        rows = conn.execute("SELECT status FROM runs").fetchall()
+    assert rows == [("cancelled",)]

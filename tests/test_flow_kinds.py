@@ -158,6 +158,7 @@ def test_every_flow_kind_is_one_row_some_provider_can_serve() -> None:
     assert {n for n, row in FLOW_KINDS.items() if row.gaps} == {"daily_bars", "crypto"}
     assert {n for n, row in FLOW_KINDS.items() if row.incremental} == {"daily_bars"}
     assert {n for n, row in FLOW_KINDS.items() if row.market_hours} == {"quotes"}
+    assert {n for n, row in FLOW_KINDS.items() if row.rates} == {"fx"}
 
 
 def test_an_unknown_flow_kind_is_refused_naming_the_key(tmp_path: Path) -> None:

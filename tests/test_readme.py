@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 import finappd
 from finappd.sim import SimConfig, SimServer
+from finappd.sim.prices import bar_on, symbol_key
 from finappd.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 LIVE = "/var/lib/finappd/finappd.sqlite3"
+TICKERS = ["AAPL", "MSFT", "^GSPC", "EURUSD=X", "VOD.L", "7203.T", "MC.PA", "0700.HK", "ZZZGONE"]
 
 
 def section(title: str) -> str:
@@ -44,15 +48,25 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
             config = tmp / "finappd.toml"
             config.write_text(
                 f"""
+base_currency = "USD"
 [store]
 path = "{db}"
 [providers.yahoo]
 base_url = "{sim.url}"
 rate = "6000/minute"
+[providers.frankfurter]
+base_url = "{sim.url}/frankfurter/v1"
 [[flows]]
 name = "eod"
 provider = "yahoo"
-tickers = ["AAPL", "MSFT", "^GSPC", "EURUSD=X", "ZZZGONE"]
+tickers = {json.dumps(TICKERS)}
+every = "1h"
+lookback_days = 30
+[[flows]]
+name = "fx"
+kind = "fx"
+provider = "frankfurter"
+tickers = ["EUR/USD"]
 every = "1h"
 lookback_days = 30
 """,
@@ -61,6 +75,7 @@ lookback_days = 30
             for _ in range(3):
                 summary = await finappd.run_flow(config, "eod")
                 assert summary.status == "partial"
+            assert (await finappd.run_flow(config, "fx")).status == "ok"
 
     asyncio.run(make())
     return db
@@ -100,6 +115,28 @@ def test_every_table_and_view_is_documented(tmp_path: Path) -> None:
         conn.close()
     documented = set(re.findall(r"^\| `(\w+)`", section("Reading the database"), flags=re.M))
     assert set(names) <= documented
+
+
+def test_base_currency_example_is_what_the_demo_db_answers(demo_db: Path) -> None:
+    """The README's latest_close_in_base output shows the simulator's prices: VOD.L's pence
+    ÷ 100 in GBP, 7203.T in JPY, MC.PA in EUR, 0700.HK in HKD, as the demo DB gives them."""
+    [example] = [b for b in SQL if "FROM latest_close_in_base" in b]
+    [shown] = [b for b in blocks(section("Reading the database"), "text") if "close_in_base" in b]
+    table = [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in shown.splitlines()
+        if line.startswith("│") and "symbol" not in line
+    ]
+    conn = sqlite3.connect(f"file:{demo_db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(example).fetchall()
+    finally:
+        conn.close()
+    assert [(r[0], r[3], r[6]) for r in rows] == [(r[0], r[3], r[6]) for r in table]
+    assert [r[3] for r in table] == ["HKD", "JPY", "EUR", "GBP"]
+    for symbol, day, close, *_ in table:
+        pence = bar_on(symbol_key(symbol, 0), date.fromisoformat(day)).close
+        assert float(close) == pytest.approx(pence / (100 if symbol == "VOD.L" else 1))
 
 
 def test_pandas_example_runs(demo_db: Path) -> None:

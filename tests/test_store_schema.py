@@ -47,11 +47,15 @@ def test_empty_database_is_migrated_to_current_version(tmp_path: Path) -> None:
         ("table", "dividends"),
         ("table", "fetch_errors"),
         ("table", "fx_rates"),
+        ("table", "instruments"),
         ("table", "provider_usage"),
         ("table", "quotes"),
         ("table", "runs"),
+        ("table", "settings"),
         ("table", "splits"),
+        ("view", "closes_in_base"),
         ("view", "latest_close"),
+        ("view", "latest_close_in_base"),
         ("view", "latest_quote"),
     ]
 
@@ -69,7 +73,7 @@ def test_v2_database_with_bars_is_migrated_to_v3(tmp_path: Path) -> None:
     )
     conn.close()
     with Store(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION
         bar = Bar("MSFT", date(2025, 3, 10), None, None, None, 2.0, None, None, provisional=True)
         store.write_bars([bar], provider="yahoo", fetched_at=NOW, adjustment="split")
     assert query(path, "SELECT symbol, close, provisional, adjustment FROM bars ORDER BY 1") == [
@@ -156,7 +160,7 @@ def test_steps_apply_in_order_and_a_failed_step_rolls_back(
 
 
 def test_latest_close_view_returns_newest_daily_bar_per_symbol(tmp_path: Path) -> None:
-    """latest_close has one row per symbol: its newest daily bar, ignoring intraday bars."""
+    """latest_close has one row per symbol: its newest daily bar with its currency, no intraday."""
     path = tmp_path / "view.db"
     with Store(path) as store:
         bars = [
@@ -164,11 +168,11 @@ def test_latest_close_view_returns_newest_daily_bar_per_symbol(tmp_path: Path) -
             for d in (12, 10, 11)
         ]
         store.write_bars(bars, provider="a", fetched_at=NOW)
-        msft = Bar("MSFT", date(2025, 3, 7), None, None, None, 300.0, None, None)
+        msft = Bar("MSFT", date(2025, 3, 7), None, None, None, 300.0, None, None, currency="USD")
         store.write_bars([msft], provider="b", fetched_at=NOW)
         intraday = Bar("AAPL", NOW, None, None, None, 999.0, None, None, interval="5m")
         store.write_bars([intraday], provider="a", fetched_at=NOW)
     assert query(path, "SELECT * FROM latest_close ORDER BY symbol") == [
-        ("AAPL", "2025-03-12", 112.0, 111.0, "a"),
-        ("MSFT", "2025-03-07", 300.0, None, "b"),
+        ("AAPL", "2025-03-12", 112.0, 111.0, "a", None),
+        ("MSFT", "2025-03-07", 300.0, None, "b", "USD"),
     ]

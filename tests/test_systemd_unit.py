@@ -89,10 +89,15 @@ def test_unit_has_the_service_contract() -> None:
         "0750",
     )
     assert one("Service", "ConfigurationDirectory") == "finappd"
+    assert (one("Service", "RuntimeDirectory"), one("Service", "RuntimeDirectoryMode")) == (
+        "finappd",
+        "0750",
+    )
     assert one("Service", "UMask") == "0027"
     assert all(
-        re.fullmatch(r"\w+_api_key:finappd\.\w+_api_key", v) for v in service["LoadCredential"]
+        re.fullmatch(r"\w+_api_key:finappd\.\w+_api_key", v) for v in service["LoadCredential"][:-1]
     )
+    assert service["LoadCredential"][-1] == "api_token:finappd.api_token"
     stop = float(one("Service", "TimeoutStopSec").removesuffix("s"))
     assert stop > Settings().grace_period.total_seconds() + 30
 
@@ -178,6 +183,8 @@ class Scratch:
         self.credstore.mkdir(mode=0o700, parents=True)
         (self.credstore / "finappd.yahoo_api_key").write_text("S3CRET-KEY", encoding="utf-8")
         self.state.mkdir(mode=0o750, parents=True)
+        self.runtime = root / "run" / "finappd"  # RuntimeDirectory=: the API's socket
+        self.runtime.mkdir(mode=0o750, parents=True)
 
     def load_credentials(self) -> None:
         """Do what systemd does for each LoadCredential=ID:NAME (a missing NAME is skipped)."""
@@ -193,6 +200,7 @@ class Scratch:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FINAPPD_", "JOURNAL"))}
         env.update(
             STATE_DIRECTORY=str(self.state),
+            RUNTIME_DIRECTORY=str(self.runtime),
             CONFIGURATION_DIRECTORY=str(self.etc),
             CREDENTIALS_DIRECTORY=str(self.credentials),
         )
@@ -206,6 +214,7 @@ class Scratch:
             FINAPPD_VENV=str(VENV),
             FINAPPD_CONFIG=str(self.etc / "finappd.toml"),
             STATE_DIRECTORY=str(self.state),
+            RUNTIME_DIRECTORY=str(self.runtime),
         )
         return subprocess.run(
             [str(DEPLOY / "finappd-cli"), *args],
@@ -222,7 +231,8 @@ async def test_install_guide_in_a_scratch_root(
     tmp_path: Path, sim_server: MakeServer, notify_socket: socket.socket
 ) -> None:
     """The guide's steps work: config found via systemd's dirs, key from credentials, READY,
-    watchdog pings, journal priority prefixes, reload, status --check, snapshot, stop."""
+    watchdog pings, journal priority prefixes, reload, trigger through the API socket,
+    status --check, snapshot, stop."""
     sim = await sim_server()
     assert sim.url is not None
     scratch = Scratch(tmp_path / "root", sim.url)
@@ -280,6 +290,13 @@ async def test_install_guide_in_a_scratch_root(
             async with asyncio.timeout(10):
                 while "config.reloaded" not in stdout.read_text(encoding="utf-8"):
                     await asyncio.sleep(0.1)
+            # The API on its default socket: a run triggered through the daemon.
+            assert (scratch.runtime / "api.sock").is_socket()
+            # A thread: the simulator serving the run lives on this test's event loop.
+            triggered = await asyncio.to_thread(scratch.cli, "trigger", "eod", "--wait")
+            assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+            end = json.loads(triggered.stdout.splitlines()[-1])
+            assert (end["status"], end["trigger"], end["final"]) == ("ok", "api", True)
             status = scratch.cli("status", "--check")
             assert status.returncode == 0, status.stdout + status.stderr
             assert "eod: ok" in status.stdout

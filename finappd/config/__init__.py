@@ -2,7 +2,8 @@
 
 Precedence, highest first: environment (``FINAPPD_PROVIDERS__<NAME>__MAX_CONCURRENCY=2``),
 credential files in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``; a file
-named ``<provider>_api_key``), then the TOML file. Any problem becomes one
+named ``<provider>_api_key``, and ``api_token`` for the HTTP API), then the TOML file.
+Any problem becomes one
 :class:`~finappd.errors.ConfigError` naming the key, which the CLI turns into one
 line on stderr and exit code 78 (EX_CONFIG).
 
@@ -13,6 +14,7 @@ are put to use (the CLI, a reload, the runtime).
 
 from finappd.config.load import Settings, find_config_file, load_settings
 from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
+from finappd.config.service import ApiSettings, Listen, NotifySettings
 from finappd.config.values import (
     DAY,
     EX_CONFIG,
@@ -27,9 +29,12 @@ __all__ = [
     "DAY",
     "EX_CONFIG",
     "MONTH",
+    "ApiSettings",
     "Duration",
     "FlowSettings",
+    "Listen",
     "LoggingSettings",
+    "NotifySettings",
     "ProviderSettings",
     "Rate",
     "Settings",

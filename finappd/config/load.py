@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,9 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from finappd.config.instruments import DelistedSettings, InstrumentSettings, check_currency
 from finappd.config.sections import FlowSettings, LoggingSettings, ProviderSettings, StoreSettings
+from finappd.config.service import ApiSettings, NotifySettings
 from finappd.config.values import Duration
 from finappd.errors import ConfigError
 
@@ -31,7 +33,8 @@ __all__ = ["Settings", "find_config_file", "load_settings"]
 
 
 class _CredentialsSource(PydanticBaseSettingsSource):
-    """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files."""
+    """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files, the API's token
+    from ``$CREDENTIALS_DIRECTORY/api_token``."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this
@@ -43,15 +46,21 @@ class _CredentialsSource(PydanticBaseSettingsSource):
         providers: dict[str, Any] = {}
         for entry in sorted(Path(directory).glob("*_api_key")):
             name = entry.name.removesuffix("_api_key")
-            try:
-                providers[name] = {"api_key": entry.read_text(encoding="utf-8").strip()}
-            except (OSError, UnicodeDecodeError) as exc:
-                # Raised from a settings source, outside validation: say it the same way.
-                problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
-                raise ConfigError(
-                    f"providers.{name}.api_key", f"cannot read credential {str(entry)!r}: {problem}"
-                ) from exc
-        return {"providers": providers} if providers else {}
+            providers[name] = {"api_key": _credential(entry, f"providers.{name}.api_key")}
+        found: dict[str, Any] = {"providers": providers} if providers else {}
+        if (token := Path(directory) / "api_token").is_file():
+            found["api"] = {"token": _credential(token, "api.token")}
+        return found
+
+
+def _credential(entry: Path, key: str) -> str:
+    """The stripped text of credential file ``entry``, or a ConfigError naming ``key``."""
+    try:
+        return entry.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        # Raised from a settings source, outside validation: say it the same way.
+        problem = getattr(exc, "strerror", None) or getattr(exc, "reason", str(exc))
+        raise ConfigError(key, f"cannot read credential {str(entry)!r}: {problem}") from exc
 
 
 class Settings(BaseSettings):
@@ -68,7 +77,18 @@ class Settings(BaseSettings):
     grace_period: Duration = timedelta(seconds=30)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     flows: list[FlowSettings] = Field(default_factory=list)
+    #: ISO 4217 code the ``closes_in_base`` views convert into; None: no conversion.
+    base_currency: str | None = None
+    instruments: dict[str, InstrumentSettings] = Field(default_factory=dict)
+    delisted: DelistedSettings = DelistedSettings()
+    api: ApiSettings = ApiSettings()
+    notify: NotifySettings = NotifySettings()
     _implicit: set[str] = PrivateAttr(default_factory=set)
+
+    @field_validator("base_currency")
+    @classmethod
+    def _iso_currency(cls, value: str | None) -> str | None:
+        return check_currency(value, minor=False)
 
     @classmethod
     def settings_customise_sources(

@@ -122,7 +122,7 @@ async def dry_run(
 ) -> dict[str, Any]:
     """Plan a run of flow ``name`` at ``now`` from the store, sending nothing."""
     flow = settings.flow(name)
-    state = await bar_state(flow, store, writer, now)
+    state = await bar_state(flow, flow.tickers, store, writer, now)
     tickers = planned_tickers(flow, now, state)
     names = [flow.provider, *flow.fallback]
     usage: dict[str, int] = await writer.call(_usage_today, store, settings, names, now)

@@ -23,10 +23,13 @@ from typing import Any
 from workflows import Context, Workflow, step
 from workflows.events import Event, StartEvent, StopEvent
 
-__all__ = ["LaneEvent", "LaneWork", "LaneWorkflow", "fanout_workflow"]
+__all__ = ["LaneEvent", "LaneWork", "LaneWorkflow", "Publish", "fanout_workflow"]
 
-#: What one lane does: given its number, process tickers until none are left.
-LaneWork = Callable[[int], Awaitable[None]]
+#: Writes an event to the run's engine stream (the fetch step's ``ctx.write_event_to_stream``).
+Publish = Callable[[Event], None]
+#: What one lane does: given its number and its step's publisher, process tickers until
+#: none are left.
+LaneWork = Callable[[int, Publish], Awaitable[None]]
 
 
 class LaneEvent(Event):
@@ -60,9 +63,9 @@ def fanout_workflow(num_workers: int) -> type[LaneWorkflow]:
             return None
 
         @step(num_workers=num_workers)
-        async def fetch(self, ev: LaneEvent) -> StopEvent | None:
+        async def fetch(self, ctx: Context, ev: LaneEvent) -> StopEvent | None:
             """Run one lane to completion; the last lane to finish stops the workflow."""
-            await self.work(ev.lane)
+            await self.work(ev.lane, ctx.write_event_to_stream)
             self.running -= 1
             return StopEvent(result=self.lanes) if self.running == 0 else None
 

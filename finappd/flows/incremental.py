@@ -33,6 +33,7 @@ from finappd.calendar import (
 from finappd.config import FlowSettings
 from finappd.records import Bar
 from finappd.store import Store
+from finappd.units import unit_of
 
 __all__ = ["BarState", "Incremental", "load_state"]
 
@@ -134,13 +135,16 @@ class Incremental:
             if not self._closed(exchange, bar.ts):
                 bar = dataclasses.replace(bar, provisional=True)
             old = self.state.closes.get((symbol, bar.ts))
-            if old is not None and not old[1] and old[0] != bar.close:
+            # Stored closes are in major units, the answer's still as quoted (pence).
+            unit = unit_of(bar.currency)
+            close = bar.close if unit is None else unit.to_major(bar.close)
+            if old is not None and not old[1] and old[0] != close:
                 log.info(
                     "bar.revised",
                     symbol=symbol,
                     ts=bar.ts.isoformat(),
                     old_close=old[0],
-                    new_close=bar.close,
+                    new_close=close,
                 )
             out.append(bar)
         return out

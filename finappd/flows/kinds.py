@@ -68,6 +68,9 @@ class FlowKind:
     incremental: bool = False
     #: Whether a run asks each ticker's market if it is in session now.
     market_hours: bool = False
+    #: Whether its rows are currency rates, so it also fetches the pairs that convert
+    #: every instrument into ``base_currency``.
+    rates: bool = False
 
 
 def _daily_bars(
@@ -150,7 +153,7 @@ FLOW_KINDS: Mapping[str, FlowKind] = MappingProxyType(
                 incremental=True,
             ),
             FlowKind("quotes", Capability.QUOTE, _quotes, _plan_open, market_hours=True),
-            FlowKind("fx", Capability.FX, _fx, _plan_pairs, history=fx_fetch),
+            FlowKind("fx", Capability.FX, _fx, _plan_pairs, history=fx_fetch, rates=True),
             FlowKind(
                 "crypto",
                 Capability.CRYPTO,
@@ -174,10 +177,11 @@ def flow_kind(name: str) -> FlowKind:
 
 
 async def bar_state(
-    flow: FlowSettings, store: Store, writer: Writer, now: datetime
+    flow: FlowSettings, tickers: Sequence[str], store: Store, writer: Writer, now: datetime
 ) -> BarState | None:
-    """The stored bars a run of ``flow`` at ``now`` plans from; None: it fetches its lookback."""
+    """The stored bars of ``tickers`` a run of ``flow`` at ``now`` plans from; None: it
+    fetches its lookback."""
     if not (flow_kind(flow.kind).incremental and flow.incremental):
         return None
     since = window_since(now, flow.revision_days)
-    return await writer.call(load_state, store, flow.tickers, since)
+    return await writer.call(load_state, store, tickers, since)

@@ -49,7 +49,7 @@ from finappd.providers.base import (
     parse_retry_after,
 )
 from finappd.providers.spec import ProviderSpec
-from finappd.records import Bar, FxRate, Quote
+from finappd.records import Bar, FxRate, InstrumentInfo, Quote
 
 __all__ = [
     "TwelveDataProvider",
@@ -57,6 +57,7 @@ __all__ = [
     "parse_quote",
     "parse_time_series",
     "rates_of",
+    "series_info",
     "twelvedata_symbol",
 ]
 
@@ -88,6 +89,32 @@ def _number(row: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
+def _meta_text(meta: Mapping[str, Any], key: str) -> str | None:
+    value = meta.get(key)
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def series_info(payload: Mapping[str, Any]) -> InstrumentInfo | None:
+    """What a ``time_series`` ``meta`` says of the instrument (currency, venue, MIC, type).
+
+    A pair's ``meta`` names its currencies in words (``currency_quote: "US Dollar"``)
+    instead of a ``currency``: its prices are in the quote currency, the code after the
+    slash of its ``symbol`` (``EUR/USD``).
+    """
+    meta = payload.get("meta")
+    if not isinstance(meta, dict):
+        return None
+    symbol = _meta_text(meta, "symbol") or ""
+    quote = symbol.partition("/")[2] if "currency_quote" in meta else ""
+    return InstrumentInfo(
+        currency=_meta_text(meta, "currency") or (quote if len(quote) == 3 else None),
+        instrument_type=_meta_text(meta, "type"),
+        exchange=_meta_text(meta, "exchange"),
+        mic=_meta_text(meta, "mic_code"),
+        timezone=_meta_text(meta, "exchange_timezone"),
+    )
+
+
 def parse_time_series(payload: object, symbol: str, start: date, end: date) -> list[Bar]:
     """Daily bars of a ``time_series`` body in ``start..end``, ascending, one per date."""
     if not isinstance(payload, dict):
@@ -96,6 +123,7 @@ def parse_time_series(payload: object, symbol: str, start: date, end: date) -> l
     if not isinstance(values, list):
         raise TypeError(f"values: expected an array, got {values!r}")
     by_day: dict[date, Bar] = {}
+    info = series_info(payload)
     for row in values:
         if not isinstance(row, dict):
             raise TypeError(f"expected a row object, got {row!r}")
@@ -112,6 +140,8 @@ def parse_time_series(payload: object, symbol: str, start: date, end: date) -> l
             close=close,
             adj_close=None,
             volume=_number(row, "volume"),
+            currency=None if info is None else info.currency,
+            info=info,
         )
     return [by_day[day] for day in sorted(by_day)]
 

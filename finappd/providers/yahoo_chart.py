@@ -3,7 +3,9 @@
 Shapes from PROVIDERS.md section 1 (yfinance ``utils.parse_actions``, beanprice fixtures):
 parallel arrays under ``chart.result[0]`` with epoch-second ``timestamp``s of the session
 open; ``meta`` with ``exchangeTimezoneName``, ``regularMarketPrice``/``regularMarketTime``
-and ``currency``; ``events.dividends``/``events.splits`` objects keyed by epoch strings.
+and ``currency``; what ``meta`` says of the instrument (``currency``, ``exchangeName``,
+``instrumentType``, ``exchangeTimezoneName``, ``longName``/``shortName``) rides on each bar
+as its ``info``; ``events.dividends``/``events.splits`` objects keyed by epoch strings.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finappd.records import Bar, Dividend, Quote, Split
+from finappd.records import Bar, Dividend, InstrumentInfo, Quote, Split
 
 __all__ = [
     "MALFORMED",
+    "chart_info",
     "chart_window",
     "exchange_tz",
     "parse_chart",
@@ -73,6 +76,26 @@ def exchange_tz(meta: Mapping[str, Any]) -> tzinfo:
     raise ValueError("meta has neither exchangeTimezoneName nor gmtoffset")
 
 
+def _text(meta: Mapping[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` in ``meta`` holding a non-empty string."""
+    for key in keys:
+        value = meta.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+def chart_info(meta: Mapping[str, Any]) -> InstrumentInfo:
+    """What a chart ``meta`` says of the instrument: unit as sent (``GBp``), name, type, venue."""
+    return InstrumentInfo(
+        currency=_text(meta, "currency"),
+        name=_text(meta, "longName", "shortName"),
+        instrument_type=_text(meta, "instrumentType"),
+        exchange=_text(meta, "exchangeName", "fullExchangeName"),
+        timezone=_text(meta, "exchangeTimezoneName"),
+    )
+
+
 def _series(container: object, key: str) -> list[Any]:
     """``container[0][key]`` of Yahoo's ``[{key: [...]}]`` wrapping, or ``[]`` when absent."""
     if not isinstance(container, list) or not container or not isinstance(container[0], dict):
@@ -101,6 +124,7 @@ def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) 
     if not timestamps:  # no bars in the range: meta only
         return []
     tz = exchange_tz(result["meta"])
+    info = chart_info(result["meta"])
     indicators = result.get("indicators") or {}
     quotes = indicators.get("quote")
     opens, highs = _series(quotes, "open"), _series(quotes, "high")
@@ -125,6 +149,8 @@ def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) 
             close=close,
             adj_close=_at(adjcloses, i),
             volume=_at(volumes, i),
+            currency=info.currency,
+            info=info,
         )
     return [bars[day] for day in sorted(bars)]
 

@@ -4,8 +4,10 @@ The simulator's canonical symbols (every API maps its own spelling to them) carr
 the exchange in a suffix. A chart API stamps a daily bar with the session open in
 exchange-local time, so the simulator needs, per symbol, the exchange timezone, the
 opening time and whether it trades at weekends (crypto). The suffix rules: ``.T``
-Tokyo, ``.L`` London, ``.AX`` Sydney, ``.TO`` Toronto, ``-USD`` crypto (UTC days),
-``=X`` FX, everything else New York.
+Tokyo, ``.L`` London (quoted in pence, ``GBp``), ``.JO`` Johannesburg (in cents,
+``ZAc``), ``.PA`` Paris, ``.DE`` Xetra, ``.SW`` SIX, ``.HK`` Hong Kong, ``.AX`` Sydney,
+``.TO`` Toronto, ``-USD`` crypto (UTC days), ``=X`` FX, everything else New York.
+Currencies and ``exchangeName`` codes are the ones Yahoo's chart ``meta`` sends.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ _SUFFIXES: tuple[tuple[str, str, time, bool, str, str], ...] = (
     (".AX", "Australia/Sydney", time(10, 0), False, "ASX", "AUD"),
     (".T", "Asia/Tokyo", time(9, 0), False, "JPX", "JPY"),
     (".L", "Europe/London", time(8, 0), False, "LSE", "GBp"),
+    (".JO", "Africa/Johannesburg", time(9, 0), False, "JNB", "ZAc"),
+    (".PA", "Europe/Paris", time(9, 0), False, "PAR", "EUR"),
+    (".DE", "Europe/Berlin", time(9, 0), False, "GER", "EUR"),
+    (".SW", "Europe/Zurich", time(9, 0), False, "EBS", "CHF"),
+    (".HK", "Asia/Hong_Kong", time(9, 30), False, "HKG", "HKD"),
     ("-USD", "UTC", time(0, 0), True, "CCC", "USD"),
 )
 

@@ -136,6 +136,8 @@ def _meta(
     return {
         "currency": listing.currency,
         "symbol": symbol,
+        "longName": f"{symbol} Simulated",
+        "shortName": symbol,
         "exchangeName": listing.exchange_name,
         "instrumentType": listing.instrument_type,
         "firstTradeDate": EARLIEST,

@@ -15,20 +15,21 @@ __all__ = ["BarsMixin"]
 _UPSERT_BARS_INTO = """
 INSERT INTO bars (
     symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at,
-    provisional, adjustment
+    provisional, adjustment, currency
 ) VALUES """
-_UPSERT_BARS_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_UPSERT_BARS_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _UPSERT_BARS_ON_CONFLICT = """
 ON CONFLICT (symbol, interval, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     adj_close = excluded.adj_close, volume = excluded.volume,
     provider = excluded.provider, fetched_at = excluded.fetched_at,
-    provisional = excluded.provisional, adjustment = excluded.adjustment
+    provisional = excluded.provisional, adjustment = excluded.adjustment,
+    currency = excluded.currency
 """
 #: The single-row upsert (what ``bench/upsert.py`` runs raw, with ``executemany``).
 _UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + _UPSERT_BARS_ON_CONFLICT
-_BAR_PARAMS = 13
-#: Most rows one upsert statement carries (13 parameters each).
+_BAR_PARAMS = 14
+#: Most rows one upsert statement carries (14 parameters each).
 _UPSERT_CHUNK = 256
 
 
@@ -52,7 +53,9 @@ class BarsMixin(StorePart):
         """Upsert ``bars`` in one transaction, up to 256 rows per statement; return rows written.
 
         ``adjustment`` is the basis of the bars' OHLC (``bars.adjustment``, see
-        ``finappd.store.tables``); each bar's ``provisional`` flag is stored as 0/1.
+        ``finappd.store.tables``); each bar's ``provisional`` flag is stored as 0/1 and
+        its ``currency`` as given: bars must already be in a major unit
+        (``InstrumentBook.settle`` puts a run's bars there).
 
         Multi-row ``VALUES`` rather than ``executemany``: sqlite3 releases and retakes
         the GIL around every statement step, i.e. per row with ``executemany``, and on
@@ -65,6 +68,7 @@ class BarsMixin(StorePart):
         for b in bars:
             params += (b.symbol, b.interval, b.ts_text(), b.open, b.high, b.low, b.close)
             params += (b.adj_close, b.volume, provider, fetched, int(b.provisional), adjustment)
+            params.append(b.currency)
         count = len(bars)
         with self._write(f"write_bars of {count} rows from {provider}") as conn:
             done = 0

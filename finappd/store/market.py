@@ -1,4 +1,7 @@
-"""Writes and reads of the v3 market-data tables: dividends, splits, quotes, fx_rates, backfill.
+"""Writes and reads of the market-data tables: dividends, splits, quotes, fx_rates, backfill.
+
+Quote prices and dividend amounts are written in the major unit of their currency
+(``GBp`` pence become ``GBP``, ``finappd.units``).
 
 Each function takes the :class:`~finappd.store.Store` and runs in its own ``BEGIN
 IMMEDIATE`` transaction, or joins the one already open (a flow's batch transaction, so a
@@ -16,6 +19,7 @@ from datetime import UTC, date, datetime
 
 from finappd.records import Dividend, FxRate, Quote, Split
 from finappd.store.store import Store
+from finappd.units import dividend_in, quote_in
 
 __all__ = [
     "ChunkRow",
@@ -60,8 +64,9 @@ def _upsert(
 def write_dividends(
     store: Store, dividends: Sequence[Dividend], *, provider: str, fetched_at: datetime
 ) -> int:
-    """Upsert dividends by (symbol, ex_date); return rows written."""
-    rows = [(d.symbol, d.ex_date.isoformat(), d.amount, d.currency, provider) for d in dividends]
+    """Upsert dividends by (symbol, ex_date), amounts in major units; return rows written."""
+    major = [dividend_in(d) for d in dividends]
+    rows = [(d.symbol, d.ex_date.isoformat(), d.amount, d.currency, provider) for d in major]
     return _upsert(
         store,
         "dividends",
@@ -111,10 +116,9 @@ def first_bar_day(store: Store, symbol: str, provider: str) -> date | None:
 def write_quotes(
     store: Store, quotes: Sequence[Quote], *, provider: str, fetched_at: datetime
 ) -> int:
-    """Append quote snapshots (a repeat of the same (symbol, ts) is updated); return rows."""
-    rows = [
-        (q.symbol, _text(q.ts), q.price, q.currency, q.previous_close, provider) for q in quotes
-    ]
+    """Append quote snapshots in major units (a repeat of (symbol, ts) is updated); return rows."""
+    major = [quote_in(q) for q in quotes]
+    rows = [(q.symbol, _text(q.ts), q.price, q.currency, q.previous_close, provider) for q in major]
     return _upsert(
         store,
         "quotes",

@@ -10,7 +10,7 @@ from finappd.errors import RUN_KINDS, StoreError, kinds_in
 from finappd.store._mixin import StorePart
 from finappd.store.tables import RUN_STATUSES
 
-__all__ = ["RunRow", "RunsMixin", "utc_text"]
+__all__ = ["RunRow", "RunTotals", "RunsMixin", "utc_text"]
 
 # Newest first; within each flow only the newest ``limit`` runs.
 _LAST_RUNS = """
@@ -43,6 +43,28 @@ FROM (
 )
 WHERE n = 1
 """
+
+
+# Per flow and status: runs, tickers ok and failed, and the finished runs' count and seconds.
+_RUN_TOTALS = """
+SELECT flow, status, count(*), coalesce(sum(tickers_ok), 0), coalesce(sum(tickers_failed), 0),
+       count(finished_at),
+       coalesce(sum((julianday(finished_at) - julianday(started_at)) * 86400.0), 0.0)
+FROM runs GROUP BY flow, status ORDER BY flow, status
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RunTotals:
+    """What the ``runs`` rows of one flow and status add up to."""
+
+    flow: str
+    status: str
+    runs: int
+    tickers_ok: int
+    tickers_failed: int
+    finished: int
+    seconds: float
 
 
 _REFUSED = kinds_in("refused")
@@ -143,6 +165,11 @@ class RunsMixin(StorePart):
         with self._guard(f"run {run_id}") as conn:
             row = conn.execute(_RUN, (run_id,)).fetchone()
         return None if row is None else RunRow.from_row(row)
+
+    def run_totals(self) -> list[RunTotals]:
+        """Every flow's runs added up per status (the API's Prometheus counters)."""
+        with self._guard("run_totals") as conn:
+            return [RunTotals(*row) for row in conn.execute(_RUN_TOTALS)]
 
     def errors_for_run(self, run_id: int) -> list[tuple[str, str, str, str]]:
         """``(symbol, provider, kind, message)`` of each error of run ``run_id``, oldest first."""

@@ -5,7 +5,8 @@ its own ``BEGIN IMMEDIATE`` transaction together with the ``user_version`` bump,
 crash leaves the database at a whole version. Steps are append-only: a change to the
 table classes in ``tables.py`` needs a new step, never an edit of an old one. A step
 that changes a table an older step created from its class freezes that older step's
-DDL as text first (v1's ``bars``, since v3 added columns to ``BarTable``).
+DDL as text first (v1's ``bars``, since v3 added columns to ``BarTable``; v1's
+``latest_close``, since v4 added ``currency`` to it).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from finappd.errors import StoreError
 from finappd.store.tables import LATEST_QUOTE_DDL, VIEWS_DDL, tables_ddl
+from finappd.units import MINOR_UNITS
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
 
@@ -38,9 +40,21 @@ CREATE TABLE bars (
 """
 
 
+#: ``latest_close`` as version 1 created it (v4 added ``currency``).
+_LATEST_CLOSE_V1 = """
+    CREATE VIEW latest_close AS
+    SELECT b.symbol, b.ts, b.close, b.adj_close, b.provider
+    FROM bars AS b
+    WHERE b.interval = '1d'
+      AND b.ts = (
+        SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = b.symbol AND m.interval = '1d'
+      )
+    """
+
+
 def _create_v1(conn: sqlite3.Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
-    for statement in (_BARS_V1, *tables_ddl("runs", "fetch_errors"), *VIEWS_DDL):
+    for statement in (_BARS_V1, *tables_ddl("runs", "fetch_errors"), _LATEST_CLOSE_V1):
         conn.execute(statement)
 
 
@@ -59,11 +73,103 @@ def _add_market_data_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _minor_units_v4(conn: sqlite3.Connection) -> None:
+    """The provider's minor-unit codes as a temporary table ``_minor(code, currency, per)``."""
+    conn.execute("CREATE TEMP TABLE _minor (code TEXT PRIMARY KEY, currency TEXT, per REAL)")
+    conn.executemany(
+        "INSERT INTO _minor VALUES (?, ?, ?)",
+        [(code, currency, per) for code, (currency, per) in MINOR_UNITS.items()],
+    )
+
+
+#: Per (symbol, provider), the unit a v3 row's prices are in, as the newest quote or
+#: dividend of the same provider recorded it (v3 stored prices as quoted, with no unit).
+_UNIT_EVIDENCE_V4 = """
+CREATE TEMP TABLE _unit AS
+SELECT e.symbol, e.provider, e.code, COALESCE(m.currency, e.code) AS currency,
+       COALESCE(m.per, 1) AS per
+FROM (
+  SELECT symbol, provider, code,
+         ROW_NUMBER() OVER (PARTITION BY symbol, provider ORDER BY source, at DESC) AS n
+  FROM (
+    SELECT symbol, provider, currency AS code, 0 AS source, ts AS at
+    FROM quotes WHERE currency IS NOT NULL
+    UNION ALL
+    SELECT symbol, provider, currency, 1, ex_date FROM dividends WHERE currency IS NOT NULL
+  )
+) AS e
+LEFT JOIN _minor AS m ON m.code = e.code
+WHERE e.n = 1 AND (m.code IS NOT NULL OR e.code GLOB '[A-Z][A-Z][A-Z]')
+"""
+
+
+def _units_v4(conn: sqlite3.Connection) -> None:
+    """Version 4: instruments, settings, bars.currency; every price in a major unit.
+
+    v3 rows hold prices as the provider quoted them. Where a quote or dividend of the
+    same symbol and provider names the unit, bars are converted (pence / 100) and get
+    their currency here, once: a row with a currency is never converted again. Other
+    bars keep ``currency`` NULL until the first answer of that provider names the unit
+    (``finappd.instruments``). Quotes and dividends in a minor unit are converted.
+    """
+    conn.execute("ALTER TABLE bars ADD COLUMN currency TEXT")
+    for statement in tables_ddl("instruments", "settings"):
+        conn.execute(statement)
+    conn.execute("DROP VIEW latest_close")
+    for statement in VIEWS_DDL:
+        conn.execute(statement)
+    _minor_units_v4(conn)
+    conn.execute(_UNIT_EVIDENCE_V4)
+    conn.execute(
+        "UPDATE bars SET open = open / u.per, high = high / u.per, low = low / u.per, "
+        "close = close / u.per, adj_close = adj_close / u.per, currency = u.currency "
+        "FROM _unit AS u WHERE bars.symbol = u.symbol AND bars.provider = u.provider"
+    )
+    conn.execute(
+        "UPDATE quotes SET price = price / m.per, previous_close = previous_close / m.per, "
+        "currency = m.currency FROM _minor AS m WHERE quotes.currency = m.code"
+    )
+    conn.execute(
+        "UPDATE dividends SET amount = amount / m.per, currency = m.currency "
+        "FROM _minor AS m WHERE dividends.currency = m.code"
+    )
+    # One instruments row per symbol seen so far, first/last seen from the rows' fetch times.
+    conn.execute(
+        """
+        INSERT INTO instruments (symbol, currency, quoted_unit, provider, first_seen,
+                                 last_seen, not_found_runs, delisted, updated_at)
+        SELECT s.symbol,
+               COALESCE(
+                 (SELECT u.currency FROM _unit AS u
+                  WHERE u.symbol = s.symbol AND u.provider = s.provider),
+                 (SELECT u.currency FROM _unit AS u WHERE u.symbol = s.symbol
+                  ORDER BY u.provider LIMIT 1)),
+               COALESCE(
+                 (SELECT u.code FROM _unit AS u
+                  WHERE u.symbol = s.symbol AND u.provider = s.provider),
+                 (SELECT u.code FROM _unit AS u WHERE u.symbol = s.symbol
+                  ORDER BY u.provider LIMIT 1)),
+               s.provider, s.first_seen, s.last_seen, 0, 0, s.last_seen
+        FROM (
+          SELECT symbol, MIN(fetched_at) AS first_seen, MAX(fetched_at) AS last_seen,
+                 (SELECT x.provider FROM bars AS x WHERE x.symbol = a.symbol
+                  ORDER BY x.fetched_at DESC, x.ts DESC LIMIT 1) AS provider
+          FROM (SELECT symbol, fetched_at FROM bars
+                UNION ALL SELECT symbol, fetched_at FROM quotes) AS a
+          GROUP BY symbol
+        ) AS s
+        """
+    )
+    conn.execute("DROP TABLE _unit")
+    conn.execute("DROP TABLE _minor")
+
+
 #: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
     _create_v1,
     _add_provider_usage_v2,
     _add_market_data_v3,
+    _units_v4,
 )
 
 #: The schema version this code reads and writes.

@@ -17,6 +17,12 @@ provider has none. Never compare closes of two rows with different ``adjustment`
 the ``splits`` and ``dividends`` tables hold the events to convert between bases.
 ``bars.provisional`` is 1 for a bar of a session that was still open when it was
 fetched; the first run after the close replaces it with 0.
+
+Units (schema v4). Every price (``bars``, ``quotes``, ``dividends``) is in the major unit
+of the ISO 4217 currency in the row's ``currency`` (``GBP``, never a provider's pence
+``GBp``); ``NULL`` means unknown (a provider that names no currency, or a row written
+before v4 whose unit no answer has told yet). ``instruments`` holds one row per flow
+ticker; ``settings`` the values readers' views need (``base_currency``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "INSTRUMENT_TYPES",
     "LATEST_QUOTE_DDL",
     "RUN_STATUSES",
     "VIEWS_DDL",
@@ -36,9 +43,11 @@ __all__ = [
     "DividendTable",
     "FetchErrorTable",
     "FxRateTable",
+    "InstrumentTable",
     "ProviderUsageTable",
     "QuoteTable",
     "RunTable",
+    "SettingTable",
     "SplitTable",
     "StoreModel",
     "tables_ddl",
@@ -46,6 +55,9 @@ __all__ = [
 
 #: Every value ``runs.status`` may hold; ``running`` until the run finishes.
 RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled")
+
+#: Every value ``instruments.type`` may hold.
+INSTRUMENT_TYPES = ("equity", "etf", "fund", "index", "fx", "crypto", "future")
 
 
 class StoreModel(SQLModel, registry=registry()):
@@ -71,6 +83,8 @@ class BarTable(StoreModel, table=True):
     # v3: added by ALTER TABLE, so they come last in the table's column order.
     provisional: int = Field(default=0, sa_type=Integer, sa_column_kwargs={"server_default": "0"})
     adjustment: str | None = Field(default=None, sa_type=Text)
+    # v4: the ISO 4217 currency of the prices (added by ALTER TABLE as well).
+    currency: str | None = Field(default=None, sa_type=Text)
 
 
 class RunTable(StoreModel, table=True):
@@ -187,15 +201,96 @@ class BackfillChunkTable(StoreModel, table=True):
     updated_at: str = Field(sa_type=Text)
 
 
-#: Reader views. ``latest_close``'s subquery is answered from the bars primary key.
+class InstrumentTable(StoreModel, table=True):
+    """``instruments``: one row per flow ticker, what answers and the config say of it.
+
+    ``currency`` is ISO 4217 (``GBP``), ``quoted_unit`` what the provider quotes in
+    (``GBp``: pence), ``exchange`` an ISO 10383 MIC. ``not_found_runs`` counts the runs in
+    a row that found no such symbol; past the configured number the ticker is
+    ``delisted`` and asked again only at ``next_check``.
+    """
+
+    __tablename__ = "instruments"
+
+    symbol: str = Field(primary_key=True, sa_type=Text)
+    name: str | None = Field(default=None, sa_type=Text)
+    type: str | None = Field(default=None, sa_type=Text)
+    exchange: str | None = Field(default=None, sa_type=Text)
+    exchange_timezone: str | None = Field(default=None, sa_type=Text)
+    currency: str | None = Field(default=None, sa_type=Text)
+    quoted_unit: str | None = Field(default=None, sa_type=Text)
+    isin: str | None = Field(default=None, sa_type=Text)
+    provider: str | None = Field(default=None, sa_type=Text)
+    first_seen: str | None = Field(default=None, sa_type=Text)
+    last_seen: str | None = Field(default=None, sa_type=Text)
+    not_found_runs: int = Field(
+        default=0, sa_type=Integer, sa_column_kwargs={"server_default": "0"}
+    )
+    delisted: int = Field(default=0, sa_type=Integer, sa_column_kwargs={"server_default": "0"})
+    next_check: str | None = Field(default=None, sa_type=Text)
+    updated_at: str = Field(sa_type=Text)
+
+
+class SettingTable(StoreModel, table=True):
+    """``settings``: configuration the reader views use, e.g. ``('base_currency', 'EUR')``."""
+
+    __tablename__ = "settings"
+
+    key: str = Field(primary_key=True, sa_type=Text)
+    value: str = Field(sa_type=Text)
+    updated_at: str = Field(sa_type=Text)
+
+
+#: Reader views (v4). The ``latest_*`` views walk the distinct symbols of the bars primary
+#: key and look up each one's newest day in it: 0.4 s for 2,000 symbols x 500 days, where
+#: v1's ``latest_close`` (a MAX subquery per bar) took 7.8 s; one symbol takes < 1 ms.
+#: ``closes_in_base`` converts each daily close into ``settings.base_currency`` with the
+#: newest ``fx_rates`` row on or before the bar's day (the last known rate carries over
+#: weekends and holidays): the direct pair, else the inverse pair, else a cross through a
+#: currency both are quoted against on the same day (the ECB's EUR rates).
 VIEWS_DDL = (
     """
     CREATE VIEW latest_close AS
-    SELECT b.symbol, b.ts, b.close, b.adj_close, b.provider
-    FROM bars AS b
-    WHERE b.interval = '1d'
+    SELECT b.symbol, b.ts, b.close, b.adj_close, b.provider, b.currency
+    FROM (SELECT DISTINCT symbol FROM bars) AS s
+    JOIN bars AS b ON b.symbol = s.symbol AND b.interval = '1d'
       AND b.ts = (
-        SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = b.symbol AND m.interval = '1d'
+        SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = s.symbol AND m.interval = '1d'
+      )
+    """,
+    """
+    CREATE VIEW closes_in_base AS
+    SELECT c.symbol, c.ts, c.close, c.adj_close, c.currency, c.base_currency, c.fx_rate,
+           c.close * c.fx_rate AS close_in_base, c.adj_close * c.fx_rate AS adj_close_in_base
+    FROM (
+      SELECT b.symbol, b.ts, b.close, b.adj_close, b.currency, s.value AS base_currency,
+        CASE WHEN b.currency IS NULL OR s.value IS NULL THEN NULL
+             WHEN b.currency = s.value THEN 1.0
+             ELSE COALESCE(
+               (SELECT r.rate FROM fx_rates AS r
+                WHERE r.base = b.currency AND r.quote = s.value AND r.day <= b.ts
+                ORDER BY r.day DESC LIMIT 1),
+               (SELECT 1.0 / r.rate FROM fx_rates AS r
+                WHERE r.base = s.value AND r.quote = b.currency AND r.day <= b.ts
+                ORDER BY r.day DESC LIMIT 1),
+               (SELECT t.rate / f.rate FROM fx_rates AS t
+                JOIN fx_rates AS f ON f.base = t.base AND f.day = t.day AND f.quote = b.currency
+                WHERE t.quote = s.value AND t.day <= b.ts
+                ORDER BY t.day DESC LIMIT 1)
+             )
+        END AS fx_rate
+      FROM bars AS b
+      LEFT JOIN settings AS s ON s.key = 'base_currency'
+      WHERE b.interval = '1d'
+    ) AS c
+    """,
+    """
+    CREATE VIEW latest_close_in_base AS
+    SELECT c.symbol, c.ts, c.close, c.currency, c.base_currency, c.fx_rate, c.close_in_base
+    FROM (SELECT DISTINCT symbol FROM bars) AS s
+    JOIN closes_in_base AS c ON c.symbol = s.symbol
+      AND c.ts = (
+        SELECT MAX(m.ts) FROM bars AS m WHERE m.symbol = s.symbol AND m.interval = '1d'
       )
     """,
 )
