@@ -26,7 +26,7 @@ import structlog
 
 from finappd.calendar import EXCHANGES, provider_exchange
 from finappd.config.instruments import DelistedSettings, InstrumentSettings
-from finappd.providers.frankfurter import fx_pair
+from finappd.pairs import fx_pair
 from finappd.quality import settle_unit
 from finappd.records import Bar, InstrumentInfo
 from finappd.store import Store

@@ -111,3 +111,20 @@ def test_a_spec_without_its_class_is_refused(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(TypeError, match="exactly one provider class"):
         discover("broken_providers", [str(package)])
+
+
+#: The demo's provider and the ticker convention (``BRK-B``, ``^GSPC``) are Yahoo's, so
+#: its name stands in docstrings and the demo config; every other kind lives only in its
+#: own two modules.
+CONVENTION_KIND = "yahoo"
+
+
+@pytest.mark.parametrize("kind", sorted(set(PROVIDER_KINDS) - {CONVENTION_KIND}))
+def test_no_file_but_its_two_modules_names_a_provider(kind: str) -> None:
+    package = Path(importlib.import_module("finappd").__file__ or "").parent
+    naming = {
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if kind in path.read_text(encoding="utf-8").lower()
+    }
+    assert naming == {f"providers/{kind}.py", f"sim/{kind}.py"}
