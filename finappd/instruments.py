@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import structlog
 
-from finappd.calendar import EXCHANGES, provider_exchange
+from finappd.calendar import EXCHANGES, Exchange, provider_exchange
 from finappd.config.instruments import DelistedSettings, InstrumentSettings
 from finappd.pairs import fx_pair
 from finappd.quality import settle_unit
@@ -48,6 +48,7 @@ __all__ = [
     "fx_pairs_needed",
     "instrument_type",
     "merge",
+    "stored_exchanges",
 ]
 
 log = structlog.get_logger(__name__)
@@ -309,3 +310,18 @@ def fx_pairs_needed(tickers: Iterable[str], currencies: Iterable[str], base: str
         for currency in sorted(currencies)
         if currency != base and (currency, base) not in have
     ]
+
+
+def stored_exchanges(store: Store, symbols: Iterable[str]) -> dict[str, Exchange]:
+    """The exchange each of ``symbols`` trades on per its ``instruments`` row (the provider's
+    metadata or the config's ``[instruments]``), for those whose row names one.
+
+    Runs on the writer thread like every store call; the calendar then dates, plans and
+    judges gaps by the instrument's own exchange, not only by its ticker's suffix.
+    """
+    found: dict[str, Exchange] = {}
+    for symbol, row in read_instruments(store, symbols).items():
+        venue = provider_exchange(row.exchange, row.exchange_timezone)
+        if venue is not None:
+            found[symbol] = venue
+    return found

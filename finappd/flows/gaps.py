@@ -43,6 +43,7 @@ from finappd.flows.backfill import (
 from finappd.flows.daily_bars import lookback_range
 from finappd.flows.kinds import flow_kind
 from finappd.flows.run import RunSummary
+from finappd.instruments import stored_exchanges
 from finappd.providers import BaseProvider
 from finappd.store import Store, Writer
 
@@ -155,16 +156,24 @@ def load_days(store: Store, symbols: Sequence[str]) -> dict[str, set[date]]:
 
 
 def flow_gaps(
-    flow: FlowSettings, days: Mapping[str, set[date]], now: datetime
+    flow: FlowSettings,
+    days: Mapping[str, set[date]],
+    now: datetime,
+    exchanges: Mapping[str, Exchange] | None = None,
 ) -> dict[str, list[Gap]]:
-    """Each ticker's gaps in ``flow`` as of ``now``, from its stored days (:func:`load_days`)."""
+    """Each ticker's gaps in ``flow`` as of ``now``, from its stored days (:func:`load_days`),
+    judged on the calendar of the exchange its ``instruments`` row names (``exchanges``,
+    :func:`~finappd.instruments.stored_exchanges`), else its suffix's."""
+    exchanges = exchanges or {}
     settle = flow.at_close if flow.at_close is not None else SETTLE
     lookback_start, _ = lookback_range(flow, now)
     out: dict[str, list[Gap]] = {}
     for symbol in flow.tickers:
         stored = days.get(symbol, set())
         start = min(stored) if stored else lookback_start
-        out[symbol] = classify(symbol, flow.exchange_of(symbol), stored, start, now, settle)
+        out[symbol] = classify(
+            symbol, flow.exchange_of(symbol, exchanges.get(symbol)), stored, start, now, settle
+        )
     return out
 
 
@@ -228,7 +237,8 @@ async def run_gaps(
     async with Runtime(settings) as runtime:
         for flow in flows:
             days = await runtime.writer.call(load_days, runtime.store, flow.tickers)
-            gaps = flow_gaps(flow, days, now)
+            venues = await runtime.writer.call(stored_exchanges, runtime.store, flow.tickers)
+            gaps = flow_gaps(flow, days, now, venues)
             entry: dict[str, Any] = {
                 "flow": flow.name,
                 "tickers": {s: [g.as_dict() for g in _shown(v, show_all)] for s, v in gaps.items()},

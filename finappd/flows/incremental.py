@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import structlog
@@ -31,6 +31,7 @@ from finappd.calendar import (
     shift_trading_days,
 )
 from finappd.config import FlowSettings
+from finappd.instruments import stored_exchanges
 from finappd.records import Bar
 from finappd.store import Store
 from finappd.units import unit_of
@@ -48,6 +49,8 @@ class BarState:
     last: Mapping[str, tuple[date, bool]]
     #: (symbol, date) → (close, provisional) for the bars inside the revision window
     closes: Mapping[tuple[str, date], tuple[float, bool]]
+    #: symbol → the exchange its ``instruments`` row names (provider metadata or config)
+    exchanges: Mapping[str, Exchange] = field(default_factory=dict)
 
 
 def window_since(now: datetime, revision_days: int) -> date:
@@ -74,7 +77,7 @@ def load_state(store: Store, symbols: Sequence[str], since: date) -> BarState:
     closes = {
         (s, date.fromisoformat(ts[:10])): (c, bool(p)) for s, ts, c, p in window if s in wanted
     }
-    return BarState(last, closes)
+    return BarState(last, closes, stored_exchanges(store, symbols))
 
 
 class Incremental:
@@ -105,7 +108,7 @@ class Incremental:
             now,
             lookback_days=flow.lookback_days,
             revision_days=flow.revision_days,
-            exchange_of=flow.exchange_of,
+            exchange_of=lambda symbol: flow.exchange_of(symbol, state.exchanges.get(symbol)),
         )
 
     def range_for(self, symbol: str) -> tuple[date, date] | None:
