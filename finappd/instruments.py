@@ -39,6 +39,7 @@ from finappd.store.instruments import (
     record_found,
     record_not_found,
     record_seen,
+    unitless_bars,
 )
 from finappd.units import bars_in, unit_of
 
@@ -199,19 +200,28 @@ class InstrumentBook:
     ) -> list[list[Bar]]:
         """Each ``(symbol, provider, bars)``'s bars in major units; their rows upserted.
 
-        Two reads and one write per batch, whatever its size (a per-ticker statement
+        Three reads and one write per batch, whatever its size (a per-ticker statement
         each made a run's writer ~10x slower).
         """
         symbols = [symbol for symbol, _, _ in items]
         stored = read_instruments(store, symbols)
         closes = last_closes(store, stored)
+        # Only tickers stored before v4 with no unit yet can have unitless bars to convert.
+        pending = [s for s in symbols if (row := stored.get(s)) and row.quoted_unit is None]
+        unitless = unitless_bars(store, pending) if pending else set()
         changed: dict[str, Instrument] = {}
         same: list[str] = []
         settled: list[list[Bar]] = []
         for symbol, provider, bars in items:
             before = stored.get(symbol)
             row, converted = self._settle_one(
-                store, symbol, provider, bars, before, closes.get(symbol)
+                store,
+                symbol,
+                provider,
+                bars,
+                before,
+                closes.get(symbol),
+                unitless=(symbol, provider) in unitless,
             )
             if row == before:
                 same.append(symbol)
@@ -230,6 +240,8 @@ class InstrumentBook:
         bars: Sequence[Bar],
         stored: Instrument | None,
         reference: float | None,
+        *,
+        unitless: bool,
     ) -> tuple[Instrument, list[Bar]]:
         """One ticker's instrument row and its bars in major units (rule 8 applied)."""
         info = next((b.info for b in reversed(bars) if b.info is not None), None)
@@ -244,9 +256,8 @@ class InstrumentBook:
         # The first unit met for a ticker stored before v4: its unitless rows from this
         # provider are in it (v3 stored prices as quoted). Converted once, here.
         if (
-            answered is not None
-            and stored is not None
-            and stored.quoted_unit is None
+            unitless
+            and answered is not None
             and convert_unitless_bars(store, symbol, provider, answered)
         ):
             reference = last_closes(store, [symbol]).get(symbol)

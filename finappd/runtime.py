@@ -10,6 +10,7 @@ the runtime closes, before the writer thread stops.
 from __future__ import annotations
 
 import asyncio
+import gc
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -74,6 +75,9 @@ class Runtime:
             name: self._make_provider(name, provider)
             for name, provider in self.settings.providers.items()
         }
+        # What start-up built (modules, classes, settings, calendars) lives as long as the
+        # process: frozen, the collector stops walking it on every older-generation pass.
+        gc.freeze()
         return self
 
     async def __aexit__(

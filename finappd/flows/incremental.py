@@ -99,6 +99,10 @@ class Incremental:
         self.lookback_days = lookback_days
         self.revision_days = revision_days
         self.exchange_of = exchange_of
+        # (exchange, day) → whether that session has closed at ``now``: the same few days
+        # for every ticker of a run, so each is looked up in the calendar once.
+        self._closed_at: dict[tuple[Exchange, date], bool] = {}
+        self._newest: dict[Exchange, date] = {}  # exchange → its latest session at ``now``
 
     @classmethod
     def for_flow(cls, flow: FlowSettings, state: BarState, now: datetime) -> Incremental:
@@ -114,7 +118,9 @@ class Incremental:
     def range_for(self, symbol: str) -> tuple[date, date] | None:
         """The inclusive dates to request for ``symbol``, or ``None``: nothing can be new."""
         exchange = self.exchange_of(symbol)
-        newest = latest_session(exchange, self.now)
+        newest = self._newest.get(exchange)
+        if newest is None:
+            newest = self._newest[exchange] = latest_session(exchange, self.now)
         stored = self.state.last.get(symbol)
         if stored is None:
             return newest - timedelta(days=self.lookback_days), newest
@@ -124,8 +130,12 @@ class Incremental:
         return shift_trading_days(exchange, min(last, newest), self.revision_days), newest
 
     def _closed(self, exchange: Exchange, day: date) -> bool:
-        bounds = session_bounds(exchange, day)
-        return bounds is None or bounds[1] <= self.now
+        key = (exchange, day)
+        closed = self._closed_at.get(key)
+        if closed is None:
+            bounds = session_bounds(exchange, day)
+            closed = self._closed_at[key] = bounds is None or bounds[1] <= self.now
+        return closed
 
     def finish(self, symbol: str, bars: list[Bar]) -> list[Bar]:
         """Mark bars of still-open sessions provisional; log stored final closes that changed."""
@@ -138,10 +148,13 @@ class Incremental:
             if not self._closed(exchange, bar.ts):
                 bar = dataclasses.replace(bar, provisional=True)
             old = self.state.closes.get((symbol, bar.ts))
+            if old is None or old[1]:
+                out.append(bar)  # nothing final stored for that day: nothing was revised
+                continue
             # Stored closes are in major units, the answer's still as quoted (pence).
             unit = unit_of(bar.currency)
             close = bar.close if unit is None else unit.to_major(bar.close)
-            if old is not None and not old[1] and old[0] != close:
+            if old[0] != close:
                 log.info(
                     "bar.revised",
                     symbol=symbol,

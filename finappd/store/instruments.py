@@ -226,6 +226,20 @@ def not_found_streaks(store: Store) -> list[Streak]:
     return [Streak(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
 
 
+def unitless_bars(store: Store, symbols: Iterable[str]) -> set[tuple[str, str]]:
+    """The ``(symbol, provider)`` pairs of ``symbols`` with bars written before v4 (no unit)."""
+    found: set[tuple[str, str]] = set()
+    with _read(store, "unitless_bars") as conn:
+        for chunk in _chunks(symbols):
+            rows = conn.execute(
+                "SELECT DISTINCT symbol, provider FROM bars "  # noqa: S608 (only ?s)
+                f"WHERE currency IS NULL AND symbol IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            )
+            found.update((symbol, provider) for symbol, provider in rows)
+    return found
+
+
 def convert_unitless_bars(store: Store, symbol: str, provider: str, unit: Unit) -> int:
     """Bars of ``symbol`` from ``provider`` written before v4 with no unit: now in ``unit``.
 
