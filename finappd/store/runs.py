@@ -8,7 +8,6 @@ from typing import Any
 
 from finappd.errors import RUN_KINDS, StoreError, kinds_in
 from finappd.store._mixin import StorePart
-from finappd.store.tables import RUN_STATUSES
 
 __all__ = ["RunRow", "RunTotals", "RunsMixin", "utc_text"]
 
@@ -43,6 +42,9 @@ FROM (
 )
 WHERE n = 1
 """
+
+#: Every value ``runs.status`` may hold; ``running`` until the run finishes.
+RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled")
 
 
 # Per flow and status: runs, tickers ok and failed, and the finished runs' count and seconds.

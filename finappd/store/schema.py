@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from types import ModuleType
 
 from finappd.errors import StoreError
-from finappd.store.tables import LATEST_QUOTE_DDL, VIEWS_DDL, tables_ddl
 from finappd.units import MINOR_UNITS
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
+
+
+def _tables() -> ModuleType:
+    """The table models, imported only when a step runs: SQLModel and SQLAlchemy take about
+    0.45 s to import, which a start on an up-to-date database (every restart) never pays."""
+    from finappd.store import tables
+
+    return tables
 
 
 #: ``bars`` as version 1 created it (v3 added ``provisional`` and ``adjustment``).
@@ -54,13 +62,13 @@ _LATEST_CLOSE_V1 = """
 
 def _create_v1(conn: sqlite3.Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
-    for statement in (_BARS_V1, *tables_ddl("runs", "fetch_errors"), _LATEST_CLOSE_V1):
+    for statement in (_BARS_V1, *_tables().tables_ddl("runs", "fetch_errors"), _LATEST_CLOSE_V1):
         conn.execute(statement)
 
 
 def _add_provider_usage_v2(conn: sqlite3.Connection) -> None:
     """Version 2: provider_usage, the quota ledger (requests per provider per quota day)."""
-    for statement in tables_ddl("provider_usage"):
+    for statement in _tables().tables_ddl("provider_usage"):
         conn.execute(statement)
 
 
@@ -69,7 +77,7 @@ def _add_market_data_v3(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE bars ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE bars ADD COLUMN adjustment TEXT")
     names = ("dividends", "splits", "quotes", "fx_rates", "backfill_chunks")
-    for statement in (*tables_ddl(*names), LATEST_QUOTE_DDL):
+    for statement in (*_tables().tables_ddl(*names), _tables().LATEST_QUOTE_DDL):
         conn.execute(statement)
 
 
@@ -113,10 +121,10 @@ def _units_v4(conn: sqlite3.Connection) -> None:
     (``finappd.instruments``). Quotes and dividends in a minor unit are converted.
     """
     conn.execute("ALTER TABLE bars ADD COLUMN currency TEXT")
-    for statement in tables_ddl("instruments", "settings"):
+    for statement in _tables().tables_ddl("instruments", "settings"):
         conn.execute(statement)
     conn.execute("DROP VIEW latest_close")
-    for statement in VIEWS_DDL:
+    for statement in _tables().VIEWS_DDL:
         conn.execute(statement)
     _minor_units_v4(conn)
     conn.execute(_UNIT_EVIDENCE_V4)

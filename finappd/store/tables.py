@@ -36,7 +36,6 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "INSTRUMENT_TYPES",
     "LATEST_QUOTE_DDL",
-    "RUN_STATUSES",
     "VIEWS_DDL",
     "BackfillChunkTable",
     "BarTable",
@@ -52,9 +51,6 @@ __all__ = [
     "StoreModel",
     "tables_ddl",
 ]
-
-#: Every value ``runs.status`` may hold; ``running`` until the run finishes.
-RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled")
 
 #: Every value ``instruments.type`` may hold.
 INSTRUMENT_TYPES = ("equity", "etf", "fund", "index", "fx", "crypto", "future")
@@ -88,7 +84,7 @@ class BarTable(StoreModel, table=True):
 
 
 class RunTable(StoreModel, table=True):
-    """``runs``: one row per flow run, ``status`` one of ``RUN_STATUSES``."""
+    """``runs``: one row per flow run, ``status`` one of ``store.runs.RUN_STATUSES``."""
 
     __tablename__ = "runs"
     # AUTOINCREMENT so an id is never reused after the newest run is deleted.
