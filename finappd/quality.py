@@ -155,13 +155,41 @@ def check_bars(bars: Sequence[Bar], today: date) -> Checked:
     # Keyed by ts itself: tz-aware datetimes are equal (and hash alike) when the instant
     # is, as their UTC text is; a date never equals a datetime, nor do their texts.
     kept: dict[tuple[str, str, date | datetime], Bar] = {}
+    inf = math.inf
     for bar in bars:
-        fixed, reasons = _check_one(bar, today, latest)
-        if fixed is None:
-            checked.rejected.append((bar, reasons[0]))
-            continue
-        if reasons:
-            checked.repaired.extend((fixed, reason) for reason in reasons)
+        ts, close, open_, high, low = bar.ts, bar.close, bar.open, bar.high, bar.low
+        volume = bar.volume
+        # Nearly every bar: a daily bar that rules 1-5 keep as it is, in one expression
+        # whose every test is the one _check_one makes, in its order; anything else (an
+        # intraday bar, a missing high or low, any value a rule acts on) takes _check_one.
+        if (
+            type(ts) is date
+            and ts <= latest
+            and type(close) is float
+            and 0 < close < inf
+            and (open_ is None or 0 < open_ < inf)
+            and high is not None
+            and 0 < high < inf
+            and low is not None
+            and 0 < low < inf
+            and ((adj := bar.adj_close) is None or 0 < adj < inf)
+            and not high < low
+            and low * (1 - RANGE_TOLERANCE) <= close <= high * (1 + RANGE_TOLERANCE)
+            and (
+                open_ is None
+                or low * (1 - RANGE_TOLERANCE) <= open_ <= high * (1 + RANGE_TOLERANCE)
+            )
+            and (volume is None or (type(volume) is float and 0 <= volume <= MAX_VOLUME))
+        ):
+            fixed = bar
+        else:
+            checked_one, reasons = _check_one(bar, today, latest)
+            if checked_one is None:
+                checked.rejected.append((bar, reasons[0]))
+                continue
+            fixed = checked_one
+            if reasons:
+                checked.repaired.extend((fixed, reason) for reason in reasons)
         key = (fixed.symbol, fixed.interval, fixed.ts)
         if (earlier := kept.pop(key, None)) is not None:
             checked.rejected.append((earlier, "duplicate: a later bar has the same ts"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -12,7 +13,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from finappd.errors import BadResponseError
-from finappd.quality import MAX_VOLUME, check_bars, screen
+from finappd.quality import MAX_VOLUME, _check_one, check_bars, screen
 from finappd.records import Bar
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig, synthetic_bars
@@ -115,6 +116,29 @@ def test_bar_from_the_future_is_rejected(ts: date | datetime, kept: bool) -> Non
     assert bool(checked.good) is kept
     if not kept:
         assert checked.rejected[0][1].startswith("future_date:")
+
+
+_VALUES = [None, NAN, INF, -INF, 0.0, -1.0, 98.0, 99.0, 100.5, 102.0, 104.0, 2e12, 101]
+_FIELDS = ["open", "high", "low", "close", "adj_close", "volume"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(a, b) for i, a in enumerate(_FIELDS) for b in _FIELDS[i + 1 :]],
+)
+def test_every_bar_gets_the_rules_verdict_whatever_path_checks_it(first: str, second: str) -> None:
+    """check_bars keeps the common bar through a shortcut: for any two fields set to any
+    values (placeholders, bounds, out of range, ints) its verdict on a bar is the one
+    rules 1-5 give that bar (``_check_one``)."""
+    for a, b in itertools.product(_VALUES, repeat=2):
+        one = bar(**{first: a, second: b})
+        if one.close is None:
+            continue
+        fixed, reasons = _check_one(one, TODAY, TODAY + timedelta(days=1))
+        checked = check_bars([one], TODAY)
+        assert checked.good == ([] if fixed is None else [fixed])
+        assert checked.rejected == ([] if fixed is not None else [(one, reasons[0])])
+        assert checked.repaired == ([(fixed, r) for r in reasons] if fixed is not None else [])
 
 
 def test_duplicate_days_keep_the_last_bar() -> None:

@@ -133,6 +133,52 @@ def test_duplicate_day_keeps_the_later_row() -> None:
     assert [(b.close, b.volume) for b in bars] == [(1.6, 12.0)]
 
 
+def _columns_chart(**columns: list[Any]) -> dict[str, Any]:
+    """A New York chart result of three sessions with the given columns as sent."""
+    stamps = [at("America/New_York", 2024, 3, d, 9, 30) for d in (4, 5, 6)]
+    quote = {"open": [1.0] * 3, "high": [2.0] * 3, "low": [0.5] * 3, "close": [1.5] * 3}
+    quote["volume"] = [10, 11, 12]
+    adjclose = columns.pop("adjclose", [1.4] * 3)
+    quote.update(columns)
+    return {
+        "meta": {"currency": "USD", "exchangeTimezoneName": "America/New_York"},
+        "timestamp": stamps,
+        "indicators": {"quote": [quote], "adjclose": [{"adjclose": adjclose}]},
+    }
+
+
+def _parsed(result: dict[str, Any]) -> list[tuple[Any, ...]]:
+    bars = parse_chart(result, "AAPL", date(2024, 3, 1), date(2024, 3, 8))
+    return [(b.ts, b.open, b.high, b.low, b.close, b.adj_close, b.volume) for b in bars]
+
+
+def test_columns_read_as_floats_whatever_json_number_they_were() -> None:
+    """Integers (volumes, whole prices) read as floats, nulls as None, a short column's
+    missing values as None, a long column's extra values are ignored."""
+    result = _columns_chart(
+        open=[1, None, 3.5], high=[2.0, 2.0], low=[0.5, 0.5, 0.5, 0.5], adjclose=[]
+    )
+    rows = _parsed(result)
+    assert rows == [
+        (date(2024, 3, 4), 1.0, 2.0, 0.5, 1.5, None, 10.0),
+        (date(2024, 3, 5), None, 2.0, 0.5, 1.5, None, 11.0),
+        (date(2024, 3, 6), 3.5, None, 0.5, 1.5, None, 12.0),
+    ]
+    assert all(type(value) is float for row in rows for value in row[1:] if value is not None)
+
+
+def test_a_column_with_a_non_number_is_read_value_by_value() -> None:
+    """A bool or string in a row that is skipped (null close) is never looked at; the same
+    column otherwise reads as a clean one; in a row that is kept it is malformed."""
+    skipped = _columns_chart(open=[1.0, True, "x"], close=[1.5, None, None])
+    clean = _columns_chart(open=[1.0, None, None], close=[1.5, None, None])
+    assert _parsed(skipped) == _parsed(clean) == [(date(2024, 3, 4), 1.0, 2.0, 0.5, 1.5, 1.4, 10.0)]
+    with pytest.raises(TypeError, match="expected a number, got True"):
+        _parsed(_columns_chart(volume=[10, True, 12]))
+    with pytest.raises(TypeError, match="expected a number, got 'x'"):
+        _parsed(_columns_chart(close=[1.5, "x", 1.5]))
+
+
 @pytest.mark.parametrize(
     ("stamp", "tz", "expected"),
     [

@@ -118,6 +118,28 @@ def _at(values: list[Any], index: int) -> float | None:
     return float(value)
 
 
+_NONE = type(None)
+#: A column holding only these is used as it is.
+_AS_IS = frozenset({float, _NONE})
+#: A column holding only these reads as floats (an int is a float, null stays None).
+_NUMBERS = frozenset({float, int, _NONE})
+
+
+def _column(values: list[Any], n: int) -> list[float | None] | None:
+    """``values`` as ``n`` floats or None (missing ones at the end None), or None when it
+    holds anything but numbers and nulls (a bool, a string: read value by value instead).
+
+    One look at the column's types instead of one per value: what ``_at`` returns for each
+    index below ``n``, for every column ``_at`` cannot raise on."""
+    types = set(map(type, values))
+    if not types <= _AS_IS:
+        if not types <= _NUMBERS:
+            return None
+        values = [None if v is None else float(v) for v in values]
+    short = n - len(values)
+    return values + [None] * short if short > 0 else values
+
+
 def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) -> list[Bar]:
     """Bars of one chart ``result`` whose local trading date is in ``start..end``, ascending."""
     timestamps = result.get("timestamp")
@@ -127,19 +149,53 @@ def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) 
     info = chart_info(result["meta"])
     indicators = result.get("indicators") or {}
     quotes = indicators.get("quote")
-    opens, highs = _series(quotes, "open"), _series(quotes, "high")
-    lows, closes = _series(quotes, "low"), _series(quotes, "close")
-    volumes = _series(quotes, "volume")
-    adjcloses = _series(indicators.get("adjclose"), "adjclose")
+    series = (
+        _series(quotes, "open"),
+        _series(quotes, "high"),
+        _series(quotes, "low"),
+        _series(quotes, "close"),
+        _series(indicators.get("adjclose"), "adjclose"),
+        _series(quotes, "volume"),
+    )
     bars: dict[date, Bar] = {}
+    columns = None
+    if type(timestamps) is list:
+        n = len(timestamps)
+        columns = [c for c in (_column(values, n) for values in series) if c is not None]
+    if columns is not None and len(columns) == len(series):
+        # Every column is numbers and nulls: one pass over the rows, no check per value.
+        currency = info.currency
+        for stamp, open_, high, low, close, adj_close, volume in zip(
+            timestamps, *columns, strict=False
+        ):
+            if close is None or stamp is None:  # halted day, fund, or the in-progress bar
+                continue
+            day = trading_date(stamp, tz)
+            if start <= day <= end:
+                # Yahoo sometimes repeats a day (yfinance#573); the later row is the fresher.
+                bars[day] = Bar(
+                    symbol,
+                    day,
+                    open_,
+                    high,
+                    low,
+                    close,
+                    adj_close,
+                    volume,
+                    "1d",
+                    False,
+                    currency,
+                    info,
+                )
+        return [bars[day] for day in sorted(bars)]
+    opens, highs, lows, closes, adjcloses, volumes = series
     for i, stamp in enumerate(timestamps):
         close = _at(closes, i)
-        if close is None or stamp is None:  # halted day, fund, or the in-progress bar
+        if close is None or stamp is None:
             continue
         day = trading_date(stamp, tz)
         if not start <= day <= end:
             continue
-        # Yahoo sometimes repeats a day (yfinance#573); the later row is the fresher one.
         bars[day] = Bar(
             symbol=symbol,
             ts=day,
