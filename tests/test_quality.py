@@ -131,7 +131,8 @@ def test_every_bar_gets_the_rules_verdict_whatever_path_checks_it(first: str, se
     values (placeholders, bounds, out of range, ints) its verdict on a bar is the one
     rules 1-5 give that bar (``_check_one``)."""
     for a, b in itertools.product(_VALUES, repeat=2):
-        one = bar(**{first: a, second: b})
+        fields: dict[str, Any] = {first: a, second: b}
+        one = bar(**fields)
         if one.close is None:
             continue
         fixed, reasons = _check_one(one, TODAY, TODAY + timedelta(days=1))
