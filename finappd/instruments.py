@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 
 import structlog
 
@@ -144,15 +145,20 @@ def merge(
 def _layered(
     symbol: str, stored: Instrument | None, answer: Instrument | None, config: Instrument | None
 ) -> Instrument:
-    values: dict[str, str] = {}
-    for layer in (from_ticker(symbol), stored, answer, config):
+    merged: tuple[str | None, ...] = _values(from_ticker(symbol))
+    for layer in (stored, answer, config):
         if layer is not None:
-            values.update((name, v) for name in _FIELDS if (v := getattr(layer, name)) is not None)
-    return Instrument(symbol, **values)
+            # Field by field, a layer's value wins over the layers below unless it is None.
+            merged = tuple(
+                below if v is None else v for v, below in zip(_values(layer), merged, strict=True)
+            )
+    return Instrument(symbol, *merged)
 
 
-#: The fields of an instrument row after ``symbol``.
+#: The fields of an instrument row after ``symbol``, in order.
 _FIELDS = tuple(f.name for f in dataclasses.fields(Instrument))[1:]
+#: An instrument's values of ``_FIELDS``, as a tuple.
+_values: Callable[[Instrument], tuple[str | None, ...]] = attrgetter(*_FIELDS)
 
 
 class InstrumentBook:

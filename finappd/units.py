@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from finappd.records import Bar, Dividend, Quote
 
@@ -58,6 +59,12 @@ def unit_of(code: str | None) -> Unit | None:
     """The unit a provider's currency code means, or None when unknown or not a currency."""
     if code is None:
         return None
+    return _unit_of(code)
+
+
+@lru_cache(maxsize=1024)
+def _unit_of(code: str) -> Unit | None:
+    # Cached (a Unit is frozen, so one object serves every bar and ticker quoted in it).
     code = code.strip()
     if code in MINOR_UNITS:
         currency, per_major = MINOR_UNITS[code]

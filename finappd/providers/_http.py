@@ -40,8 +40,12 @@ def _secret_query(names: frozenset[str]) -> re.Pattern[str]:
 
 def redact_url(url: str | yarl.URL) -> str:
     """``url`` with the values of every provider's ``secret_params`` and passwords as REDACTED."""
-    text = _secret_query(secret_params()).sub(r"\1REDACTED", str(url))
-    return _USERINFO_PASSWORD.sub(r"\1REDACTED@", text)
+    text = str(url)
+    if "=" in text:  # a secret parameter has a value
+        text = _secret_query(secret_params()).sub(r"\1REDACTED", text)
+    if "@" in text:  # only userinfo can hold a password
+        text = _USERINFO_PASSWORD.sub(r"\1REDACTED@", text)
+    return text
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:

@@ -21,6 +21,7 @@ import asyncio
 import re
 import time
 from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -58,6 +59,12 @@ def _quoted(text: str) -> str:
     return text if _PLAIN.fullmatch(text) else quote(text, safe=_QUERY_SAFE)
 
 
+@lru_cache(maxsize=4096)
+def _query_string(pairs: tuple[tuple[str, str], ...]) -> str:
+    """``k=v&k=v`` of ``pairs``, percent-encoded; cached, as a run's tickers share a query."""
+    return "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in pairs)
+
+
 def with_query(url: str, query: Mapping[str, str]) -> str:
     """``url`` (already encoded) with ``query`` appended, each key and value percent-encoded.
 
@@ -68,8 +75,7 @@ def with_query(url: str, query: Mapping[str, str]) -> str:
         return url
     if "?" in url:
         return str(yarl.URL(url, encoded=True).update_query(query))
-    pairs = "&".join(f"{_quoted(k)}={_quoted(v)}" for k, v in query.items())
-    return f"{url}?{pairs}"
+    return f"{url}?{_query_string(tuple(query.items()))}"
 
 
 class PoliteClient:

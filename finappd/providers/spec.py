@@ -22,7 +22,8 @@ __all__ = ["Adjustment", "ProviderSpec", "secret_params"]
 #: ``bars.adjustment`` of a provider's OHLC: as traded, or split-adjusted (store/tables.py).
 Adjustment = Literal["none", "split"]
 
-_SECRET_PARAMS: set[str] = set()
+#: Grown by each spec made; a frozenset, so every URL redaction finds its pattern cached.
+_SECRET_PARAMS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,9 +51,10 @@ class ProviderSpec:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _SECRET_PARAMS.update(p.lower() for p in self.secret_params)
+        global _SECRET_PARAMS
+        _SECRET_PARAMS = _SECRET_PARAMS | {p.lower() for p in self.secret_params}
 
 
 def secret_params() -> frozenset[str]:
     """Every query parameter a provider spec declares secret (lowercase)."""
-    return frozenset(_SECRET_PARAMS)
+    return _SECRET_PARAMS

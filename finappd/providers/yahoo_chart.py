@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,16 +55,22 @@ def trading_date(timestamp: float, tz: tzinfo) -> date:
     return local.date()
 
 
-def range_params(start: date, end: date, *, events: str) -> dict[str, str]:
-    """The chart query for local trading dates ``start..end``."""
+@lru_cache(maxsize=1024)
+def range_params(start: date, end: date, *, events: str) -> Mapping[str, str]:
+    """The chart query for local trading dates ``start..end`` (read-only: it is shared).
+
+    Cached: a run asks every ticker for the same few windows.
+    """
     period1, period2 = chart_window(start, end)
-    return {
-        "period1": str(period1),
-        "period2": str(period2),
-        "interval": "1d",
-        "events": events,
-        "includePrePost": "false",
-    }
+    return MappingProxyType(
+        {
+            "period1": str(period1),
+            "period2": str(period2),
+            "interval": "1d",
+            "events": events,
+            "includePrePost": "false",
+        }
+    )
 
 
 def exchange_tz(meta: Mapping[str, Any]) -> tzinfo:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from functools import cache
+from datetime import date, datetime
+from functools import cache, lru_cache
 
 from finappd.records import Bar
 from finappd.store._mixin import StorePart
@@ -31,6 +31,11 @@ _UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + _UPSERT_BARS_ON_CONFLICT
 _BAR_PARAMS = 14
 #: Most rows one upsert statement carries (14 parameters each).
 _UPSERT_CHUNK = 256
+
+
+@lru_cache(maxsize=4096)
+def _day_text(day: date) -> str:
+    return day.isoformat()
 
 
 @cache
@@ -66,9 +71,14 @@ class BarsMixin(StorePart):
         fetched = utc_text(fetched_at)
         params: list[object] = []
         for b in bars:
-            params += (b.symbol, b.interval, b.ts_text(), b.open, b.high, b.low, b.close)
-            params += (b.adj_close, b.volume, provider, fetched, int(b.provisional), adjustment)
-            params.append(b.currency)
+            ts = b.ts
+            # A daily bar's ``ts_text`` is its date's isoformat, the same few days for
+            # every ticker of a batch: cached, as formatting a date costs more than a row.
+            day = _day_text(ts) if type(ts) is date else b.ts_text()
+            params += (
+                b.symbol, b.interval, day, b.open, b.high, b.low, b.close, b.adj_close,
+                b.volume, provider, fetched, int(b.provisional), adjustment, b.currency,
+            )  # fmt: skip
         count = len(bars)
         with self._write(f"write_bars of {count} rows from {provider}") as conn:
             done = 0
