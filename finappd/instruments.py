@@ -145,13 +145,12 @@ def merge(
 def _layered(
     symbol: str, stored: Instrument | None, answer: Instrument | None, config: Instrument | None
 ) -> Instrument:
-    merged: tuple[str | None, ...] = _values(from_ticker(symbol))
+    merged: Sequence[str | None] = _values(from_ticker(symbol))
     for layer in (stored, answer, config):
         if layer is not None:
             # Field by field, a layer's value wins over the layers below unless it is None.
-            merged = tuple(
-                below if v is None else v for v, below in zip(_values(layer), merged, strict=True)
-            )
+            values = _values(layer)
+            merged = [below if v is None else v for v, below in zip(values, merged, strict=True)]
     return Instrument(symbol, *merged)
 
 
@@ -250,7 +249,11 @@ class InstrumentBook:
         unitless: bool,
     ) -> tuple[Instrument, list[Bar]]:
         """One ticker's instrument row and its bars in major units (rule 8 applied)."""
-        info = next((b.info for b in reversed(bars) if b.info is not None), None)
+        info = None
+        for bar in reversed(bars):  # the newest answer's (a loop: this runs per ticker)
+            if bar.info is not None:
+                info = bar.info
+                break
         answer = None if info is None else _answered(symbol, provider, info)
         declared = self.declared.get(symbol)
         answered = unit_of(bars[-1].currency) if bars else None

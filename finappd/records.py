@@ -14,10 +14,10 @@ in comparisons.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 
-__all__ = ["Bar", "Dividend", "FxRate", "InstrumentInfo", "Quote", "Split"]
+__all__ = ["Bar", "Dividend", "FxRate", "InstrumentInfo", "Quote", "Split", "make_bar"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +65,47 @@ class Bar:
         if isinstance(self.ts, datetime):
             return self.ts.astimezone(UTC).isoformat()
         return self.ts.isoformat()
+
+
+# Each field's slot setter. A frozen dataclass's __init__ sets every field through
+# object.__setattr__, i.e. a type lookup per field; the slot's own setter skips it.
+(
+    _set_symbol, _set_ts, _set_open, _set_high, _set_low, _set_close, _set_adj_close,
+    _set_volume, _set_interval, _set_provisional, _set_currency, _set_info,
+) = (Bar.__dict__[f.name].__set__ for f in fields(Bar))  # fmt: skip
+_new = object.__new__
+
+
+def make_bar(
+    symbol: str,
+    ts: date | datetime,
+    open: float | None,
+    high: float | None,
+    low: float | None,
+    close: float,
+    adj_close: float | None,
+    volume: float | None,
+    interval: str,
+    provisional: bool,
+    currency: str | None,
+    info: InstrumentInfo | None,
+) -> Bar:
+    """``Bar(...)`` with every field given, in order: the same frozen object, built in
+    half the time (parsers make one per row of every answer; Bar has no __post_init__)."""
+    bar: Bar = _new(Bar)
+    _set_symbol(bar, symbol)
+    _set_ts(bar, ts)
+    _set_open(bar, open)
+    _set_high(bar, high)
+    _set_low(bar, low)
+    _set_close(bar, close)
+    _set_adj_close(bar, adj_close)
+    _set_volume(bar, volume)
+    _set_interval(bar, interval)
+    _set_provisional(bar, provisional)
+    _set_currency(bar, currency)
+    _set_info(bar, info)
+    return bar
 
 
 @dataclass(frozen=True, slots=True)

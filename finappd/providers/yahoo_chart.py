@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from finappd.records import Bar, Dividend, InstrumentInfo, Quote, Split
+from finappd.records import Bar, Dividend, InstrumentInfo, Quote, Split, make_bar
 
 __all__ = [
     "MALFORMED",
@@ -180,7 +180,7 @@ def parse_chart(result: Mapping[str, Any], symbol: str, start: date, end: date) 
             day = trading_date(stamp, tz)
             if start <= day <= end:
                 # Yahoo sometimes repeats a day (yfinance#573); the later row is the fresher.
-                bars[day] = Bar(
+                bars[day] = make_bar(
                     symbol,
                     day,
                     open_,

@@ -7,10 +7,11 @@ runs on the writer thread, and joins the transaction already open (a flow's batc
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 
 from finappd.store.store import Store
 from finappd.units import Unit
@@ -57,6 +58,8 @@ class NotFound:
 
 
 _COLUMNS = tuple(f.name for f in fields(Instrument))
+#: An instrument's values of ``_COLUMNS``, in order, as a tuple (one C call per row).
+_row: Callable[[Instrument], tuple[str | None, ...]] = attrgetter(*_COLUMNS)
 
 
 def _text(moment: datetime) -> str:
@@ -142,7 +145,7 @@ def record_found(store: Store, instruments: Sequence[Instrument], now: datetime)
             "first_seen = COALESCE(instruments.first_seen, excluded.first_seen), "
             "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
             "next_check = NULL, updated_at = excluded.updated_at",
-            [(*(getattr(i, name) for name in _COLUMNS), at, at, at) for i in instruments],
+            [(*_row(i), at, at, at) for i in instruments],
         )
 
 
@@ -155,7 +158,7 @@ def record_described(store: Store, instruments: Sequence[Instrument], now: datet
             f"INSERT INTO instruments ({', '.join(_COLUMNS)}, not_found_runs, delisted, "  # noqa: S608
             f"updated_at) VALUES ({', '.join('?' * len(_COLUMNS))}, 0, 0, ?) "
             f"ON CONFLICT (symbol) DO UPDATE SET {updates}, updated_at = excluded.updated_at",
-            [(*(getattr(i, name) for name in _COLUMNS), at) for i in instruments],
+            [(*_row(i), at) for i in instruments],
         )
 
 
