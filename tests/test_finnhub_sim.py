@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -97,7 +98,7 @@ async def test_quote_matches_the_synthetic_close(
     sim = await sim_server()
     provider = make_finnhub(sim)
     quote = await provider.quote("AAPL")
-    today = datetime.now(UTC).date()
+    today = datetime.now(ZoneInfo("America/New_York")).date()  # the exchange's date
     [*_, last] = synthetic_bars("AAPL", today - timedelta(days=7), today)
     assert quote.price == last.close
     assert quote.ts <= datetime.now(UTC)

@@ -95,15 +95,18 @@ print(json.dumps({
 
 
 def allowed_counts(symbol: str, since: float, until: float) -> set[int]:
-    """Rows one whole fetch of ``symbol`` may hold for a UTC flow run between the two times."""
+    """Rows one whole fetch of ``symbol`` may hold when fetched between the two times.
+
+    A first fetch asks for ``LOOKBACK`` days back from the newest session that has opened
+    (the exchange's day, not the UTC one: before New York's open it is yesterday's).
+    """
     listing = listing_of(symbol)
+    today = datetime.fromtimestamp(until, UTC).date()
+    days = [b.day for b in synthetic_bars(symbol, today - timedelta(days=LOOKBACK + 7), today)]
     allowed: set[int] = set()
     for moment in (since, until):
-        end = datetime.fromtimestamp(moment, UTC).date()
-        bars = synthetic_bars(symbol, end - timedelta(days=LOOKBACK), end)
-        opened = [session_open(b.day, listing) for b in bars]
-        sure = sum(t <= since for t in opened)
-        allowed.update(range(sure, sum(t <= until for t in opened) + 1))
+        end = max(d for d in days if session_open(d, listing) <= moment)
+        allowed.add(sum(end - timedelta(days=LOOKBACK) <= d for d in days if d <= end))
     return allowed
 
 

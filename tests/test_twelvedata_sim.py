@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -131,7 +132,7 @@ async def test_quote_is_the_latest_synthetic_close(tmp_path: Path, sim_server: M
         quote = await provider.quote("AAPL")
         with pytest.raises(SymbolNotFoundError):
             await provider.quote("ZZZNOPE")
-    today = datetime.now(UTC).date()
+    today = datetime.now(ZoneInfo("America/New_York")).date()  # the exchange's date
     *_, previous, last = synthetic_bars("AAPL", today - timedelta(days=7), today)
     assert (quote.price, quote.previous_close) == (last.close, previous.close)
     assert quote.ts <= datetime.now(UTC)
