@@ -34,7 +34,7 @@ __all__ = ["Settings", "find_config_file", "load_settings"]
 
 class _CredentialsSource(PydanticBaseSettingsSource):
     """API keys from ``$CREDENTIALS_DIRECTORY/<provider>_api_key`` files, the API's token
-    from ``$CREDENTIALS_DIRECTORY/api_token``."""
+    from ``$CREDENTIALS_DIRECTORY/api_token``, the store's password from ``store_password``."""
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         raise NotImplementedError  # __call__ is overridden; pydantic-settings never calls this
@@ -50,6 +50,8 @@ class _CredentialsSource(PydanticBaseSettingsSource):
         found: dict[str, Any] = {"providers": providers} if providers else {}
         if (token := Path(directory) / "api_token").is_file():
             found["api"] = {"token": _credential(token, "api.token")}
+        if (password := Path(directory) / "store_password").is_file():
+            found["store"] = {"password": _credential(password, "store.password")}
         return found
 
 
@@ -182,6 +184,12 @@ def load_settings(path: Path | None) -> Settings:
             raise ConfigError("config", f"TOML syntax error in {str(path)!r}: {exc}") from exc
         except UnicodeDecodeError as exc:
             raise ConfigError("config", f"{str(path)!r} is not UTF-8 text: {exc.reason}") from exc
+    if isinstance(data.get("store"), dict) and "password" in data["store"]:
+        raise ConfigError(
+            "store.password",
+            "must not be in the config file: put it in $CREDENTIALS_DIRECTORY/store_password "
+            "or FINAPPD_STORE__PASSWORD",
+        )
     try:
         return Settings(**data)
     except SettingsError as exc:

@@ -27,11 +27,41 @@ class _Model(BaseModel):
 
 
 class StoreSettings(_Model):
-    """Where the SQLite file lives and how durable its commits are."""
+    """Where the data lives: a SQLite file (``path``, the default) or PostgreSQL (``url``).
+
+    ``url`` is a libpq URL without a password (``postgresql://finappd@db.example/finance``);
+    the password comes from ``$CREDENTIALS_DIRECTORY/store_password`` or
+    ``FINAPPD_STORE__PASSWORD``, never from the config file.
+    """
 
     path: Path = Path("finappd.sqlite3")
+    url: str | None = None
+    password: SecretStr | None = None
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     busy_timeout: Duration = timedelta(seconds=10)
+    connect_timeout: Duration = timedelta(seconds=10)
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL")
+        userinfo, at, _ = rest.rpartition("@")
+        if (at and ":" in userinfo) or re.search(r"[?&]password=", rest):
+            # Say so without echoing the URL: it holds the password.
+            raise ValueError(
+                "must not hold a password: put it in $CREDENTIALS_DIRECTORY/store_password "
+                "or FINAPPD_STORE__PASSWORD"
+            )
+        return value
+
+    @property
+    def backend(self) -> Literal["sqlite", "postgresql"]:
+        """Which database the store is: PostgreSQL when ``url`` is set, else SQLite."""
+        return "sqlite" if self.url is None else "postgresql"
 
     def resolved_path(self) -> Path:
         """The path, relative to ``$STATE_DIRECTORY`` (systemd) or the working directory."""
