@@ -39,8 +39,9 @@ import yarl
 
 from finappd.config import NotifySettings, Settings
 from finappd.flows.run import RunProgress
-from finappd.status import flow_health, open_readonly, provider_health
+from finappd.status import flow_health, provider_health
 from finappd.store import Store
+from finappd.store.backend import database_exists, open_readonly
 from finappd.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
@@ -217,12 +218,11 @@ class Notifier:
     async def check(self) -> list[Change]:
         """Read the conditions now and queue a message for each change."""
         settings = self.source.settings
-        path = settings.store.resolved_path()
-        if not path.exists():
+        if not database_exists(settings.store):
             return []
 
         def read() -> dict[str, str | None]:
-            store = open_readonly(path)
+            store = open_readonly(settings.store)
             try:
                 return conditions(settings, store, datetime.now(UTC))
             finally:

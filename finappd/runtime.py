@@ -28,7 +28,8 @@ from finappd.instruments import InstrumentBook, fx_pairs_needed
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
 from finappd.providers.usage import StoreUsage
-from finappd.store import Store, Writer
+from finappd.store import Writer
+from finappd.store.backend import store_for
 from finappd.store.instruments import delisted_until, write_setting
 from finappd.validate import check_settings
 
@@ -45,12 +46,7 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = check_settings(settings)  # a ConfigError before anything opens
-        store = settings.store
-        self.store = Store(
-            store.resolved_path(),
-            synchronous=store.synchronous,
-            busy_timeout=store.busy_timeout.total_seconds(),
-        )
+        self.store = store_for(settings.store)
         self.writer = Writer(self.store)
         # The providers' quota ledgers persist through the one writer thread.
         self.usage = StoreUsage(self.store, self.writer)

@@ -18,18 +18,17 @@ marked delisted with the time they will be asked again.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from finappd.calendar import describe
 from finappd.config import FlowSettings, Settings
-from finappd.errors import REFUSAL_STATES, StoreError
+from finappd.errors import REFUSAL_STATES
 from finappd.providers.usage import format_usage, usage_report
 from finappd.store import RunRow, Store
+from finappd.store.backend import database_exists, open_readonly
 from finappd.store.instruments import Streak, not_found_streaks
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "FlowHealth",
     "good_run_cutoff",
     "next_fire",
-    "open_readonly",
     "previous_fires",
     "print_status",
     "status_line",
@@ -293,7 +291,7 @@ def _print_report(
     health = flow_health(settings, store, now, max_age)
     runs = store.last_runs(limit=5)
     counts = store.bar_counts()
-    print(f"store: {store.path}  symbols: {len(counts)}  bars: {sum(counts.values())}")
+    print(f"store: {store.where}  symbols: {len(counts)}  bars: {sum(counts.values())}")
     _print_text(
         health, provider_health(settings, store, runs), settings, now, not_found_streaks(store)
     )
@@ -310,7 +308,7 @@ def status_report(
     runs = store.last_runs(limit=5)
     counts = store.bar_counts()
     return {
-        "store": str(store.path),
+        "store": store.where,
         "now": _utc(now),
         "healthy": all(h.problem is None for h in health),
         "flows": [h.as_dict() for h in health],
@@ -320,21 +318,6 @@ def status_report(
         "bars": {"symbols": len(counts), "rows": sum(counts.values())},
         "not_found": [asdict(s) for s in not_found_streaks(store)],
     }
-
-
-def open_readonly(path: Path) -> Store:
-    """The database at ``path`` opened read-only, with a hint when the daemon's WAL is out of
-    reach."""
-    try:
-        return Store(path).open(readonly=True)
-    except StoreError as exc:
-        if "readonly" not in str(exc) or os.access(path.parent, os.W_OK):
-            raise
-        # SQLite needs the -wal/-shm files the running daemon keeps; see the README.
-        raise StoreError(
-            f"{exc}: is the daemon running? Without write access to {path.parent}, "
-            "the database can be read only while the daemon has it open"
-        ) from exc
 
 
 def print_status(
@@ -350,12 +333,12 @@ def print_status(
     Without ``check``: 0, or 1 when there is no database yet.
     """
     now = now or datetime.now(UTC)
-    path = settings.store.resolved_path()
-    if not path.exists():
+    if not database_exists(settings.store):
+        path = settings.store.resolved_path()
         hint = "" if path.is_absolute() else " (a relative store.path is under $STATE_DIRECTORY)"
         print(f"finappd: no database at {path} yet{hint}")
         return EXIT_STALE if check else 1
-    store = open_readonly(path)
+    store = open_readonly(settings.store)
     try:
         if as_json:
             data = status_report(settings, store, now, max_age)

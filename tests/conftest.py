@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import structlog
@@ -16,9 +16,13 @@ from structlog._config import BoundLoggerLazyProxy
 
 from finappd.config import Settings
 from finappd.sim import SimConfig, SimServer
+from finappd.store import Store
+from finappd.store.pg import PgStore
+from tests.pg import PgServer, pg_server_or_skip
 from tests.test_provider_support import mock_http
 
 MakeServer = Callable[..., Awaitable[SimServer]]
+MakeStore = Callable[..., Store]
 
 
 def one_flow(
@@ -102,3 +106,50 @@ def mocked() -> Iterator[aioresponses]:
     """Intercept aiohttp requests."""
     with mock_http() as mock:
         yield mock
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server for this test process (see tests/pg.py); skips without one."""
+    with pg_server_or_skip() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each store test runs on SQLite and on PostgreSQL."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def make_store(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> Iterator[MakeStore]:
+    """Open stores of ``backend`` (one database per ``name``), all closed at teardown.
+
+    On SQLite ``name`` is a file under tmp_path; on PostgreSQL a database made for this test.
+    """
+    opened: list[Store] = []
+    databases: dict[str, str] = {}
+
+    def make(
+        name: str = "finappd.db",
+        *,
+        readonly: bool = False,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        busy_timeout: float = 10.0,
+    ) -> Store:
+        store: Store
+        if backend == "sqlite":
+            store = Store(tmp_path / name, synchronous=synchronous, busy_timeout=busy_timeout)
+        else:
+            if name not in databases:
+                server: PgServer = request.getfixturevalue("pg_server")
+                databases[name] = server.create()
+            store = PgStore(databases[name], busy_timeout=busy_timeout)
+        store.open(readonly=readonly)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()

@@ -1,14 +1,16 @@
-"""Tests for finappd.store.Store against real SQLite files."""
+"""Tests for finappd.store.Store against real SQLite files and a real PostgreSQL server.
+
+Every test taking ``make_store`` runs on both backends (``backend`` in tests/conftest.py).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Literal
 
+import psycopg
 import pytest
 from structlog.testing import capture_logs
 
@@ -17,32 +19,10 @@ from finappd.errors import StoreError
 from finappd.records import Bar
 from finappd.store import RUN_STATUSES, SCHEMA_VERSION, RunRow, Store
 from finappd.store.market import first_bar_day
+from tests.conftest import MakeStore
+from tests.pg import raw
 
 NOW = datetime(2025, 3, 14, 21, 30, tzinfo=UTC)
-
-MakeStore = Callable[..., Store]
-
-
-@pytest.fixture
-def make_store(tmp_path: Path) -> Iterator[MakeStore]:
-    """Open stores under tmp_path and close every one at teardown."""
-    opened: list[Store] = []
-
-    def make(
-        name: str = "finappd.db",
-        *,
-        readonly: bool = False,
-        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
-        busy_timeout: float = 10.0,
-    ) -> Store:
-        store = Store(tmp_path / name, synchronous=synchronous, busy_timeout=busy_timeout)
-        store.open(readonly=readonly)
-        opened.append(store)
-        return store
-
-    yield make
-    for store in opened:
-        store.close()
 
 
 def daily(symbol: str, day: int, close: float = 100.0) -> Bar:
@@ -50,12 +30,10 @@ def daily(symbol: str, day: int, close: float = 100.0) -> Bar:
     return Bar(symbol, date(2025, 3, day), close - 1, close + 1, close - 2, close, close, 1e6)
 
 
-def raw(store: Store, sql: str, *params: object) -> list[tuple[object, ...]]:
-    """Rows of ``sql`` read through a separate plain sqlite3 connection, as a reader would."""
-    with sqlite3.connect(store.path) as conn:
-        rows: list[tuple[object, ...]] = conn.execute(sql, params).fetchall()
-    conn.close()
-    return rows
+def sqlite_only(backend: str, why: str) -> None:
+    """Skip on PostgreSQL: what the test checks is SQLite's own (``why``)."""
+    if backend != "sqlite":
+        pytest.skip(f"SQLite only: {why}")
 
 
 def test_public_surface_is_exactly_all() -> None:
@@ -71,8 +49,9 @@ def test_public_surface_is_exactly_all() -> None:
     assert RUN_STATUSES == ("running", "ok", "partial", "failed", "interrupted", "cancelled")
 
 
-def test_pragmas_are_in_effect(make_store: MakeStore) -> None:
+def test_pragmas_are_in_effect(make_store: MakeStore, backend: str) -> None:
     """An opened store runs in WAL with foreign keys on and the configured busy timeout."""
+    sqlite_only(backend, "PRAGMAs")
     store = make_store(busy_timeout=2.5, synchronous="FULL")
     assert store.pragmas() == {
         "journal_mode": "wal",
@@ -144,9 +123,9 @@ def test_batch_lands_whole_or_not_at_all(make_store: MakeStore) -> None:
     # close=None breaks the Bar type on purpose to reach SQLite's NOT NULL constraint.
     bad = Bar("AAPL", date(2025, 3, 12), None, None, None, None, None, None)  # type: ignore[arg-type]
     batch = [daily("AAPL", 10, 555.0), daily("AAPL", 11), bad, daily("AAPL", 13)]
-    with pytest.raises(StoreError, match=r"write_bars of 4 rows .*NOT NULL") as info:
+    with pytest.raises(StoreError, match=r"(?i)write_bars of 4 rows .*not.null") as info:
         store.write_bars(batch, provider="sim", fetched_at=NOW)
-    assert isinstance(info.value.__cause__, sqlite3.IntegrityError)
+    assert isinstance(info.value.__cause__, sqlite3.IntegrityError | psycopg.IntegrityError)
     assert raw(store, "SELECT ts, close FROM bars") == [("2025-03-10", 100.0)]
 
 
@@ -219,7 +198,7 @@ def test_finish_run_rejects_bad_status_and_unknown_run(make_store: MakeStore) ->
 def test_error_for_unknown_run_violates_foreign_key(make_store: MakeStore) -> None:
     """fetch_errors.run_id must name an existing run because foreign keys are on."""
     store = make_store()
-    with pytest.raises(StoreError, match="FOREIGN KEY"):
+    with pytest.raises(StoreError, match=r"(?i)foreign key"):
         store.record_error(42, "AAPL", "sim", "auth", "bad key", NOW)
 
 
@@ -239,6 +218,21 @@ def test_crash_left_running_run_is_marked_interrupted(make_store: MakeStore) -> 
     assert row is not None
     assert (row.status, row.finished_at) == ("interrupted", restart)
     assert store.mark_interrupted(restart) == 0
+
+
+def test_a_live_run_of_another_process_is_never_marked_interrupted(
+    make_store: MakeStore,
+) -> None:
+    """While another store has the database open, its running run is alive: left alone."""
+    daemon = make_store()
+    live = daemon.start_run("daily", "schedule", 5, NOW)
+    by_hand = make_store()
+    assert by_hand.mark_interrupted(NOW + timedelta(minutes=1)) == 0
+    row = by_hand.run(live)
+    assert row is not None
+    assert row.status == "running"
+    daemon.close()
+    assert by_hand.mark_interrupted(NOW + timedelta(minutes=2)) == 1
 
 
 def test_last_runs_keeps_newest_per_flow(make_store: MakeStore) -> None:
@@ -264,7 +258,7 @@ def test_readonly_store_reads_but_cannot_write(make_store: MakeStore) -> None:
     reader = make_store(readonly=True)
     assert "read-only" in repr(reader)
     assert reader.bar_counts() == {"AAPL": 1}
-    with pytest.raises(StoreError, match="readonly"):
+    with pytest.raises(StoreError, match=r"readonly|read-only"):
         reader.write_bars([daily("AAPL", 11)], provider="sim", fetched_at=NOW)
 
 
@@ -284,8 +278,9 @@ def test_reader_sees_no_partial_batch(make_store: MakeStore) -> None:
     assert raw(store, "SELECT COUNT(*) FROM bars") == [(2,)]
 
 
-def test_second_writer_waits_for_busy_timeout(make_store: MakeStore) -> None:
+def test_second_writer_waits_for_busy_timeout(make_store: MakeStore, backend: str) -> None:
     """A second writer waits for the first one's transaction instead of failing."""
+    sqlite_only(backend, "one writer at a time (PostgreSQL locks rows: see the next test)")
     first = make_store()
     second = make_store(busy_timeout=10.0)
     impatient = make_store(busy_timeout=0.05)
@@ -305,6 +300,29 @@ def test_second_writer_waits_for_busy_timeout(make_store: MakeStore) -> None:
     waiter.join(5)
     assert result == [1]
     assert first.bar_counts() == {"AAPL": 1, "MSFT": 1}
+
+
+def test_writers_of_the_same_rows_wait_for_each_other(make_store: MakeStore) -> None:
+    """A writer of rows another transaction is writing waits (up to its busy timeout)."""
+    first = make_store()
+    second = make_store(busy_timeout=10.0)
+    impatient = make_store(busy_timeout=0.05)
+    result: list[int] = []
+    with first.transaction():
+        first.write_bars([daily("AAPL", 10)], provider="sim", fetched_at=NOW)
+        with pytest.raises(StoreError, match=r"locked|lock timeout"):
+            impatient.write_bars([daily("AAPL", 10, 99.0)], provider="sim", fetched_at=NOW)
+        waiter = threading.Thread(
+            target=lambda: result.append(
+                second.write_bars([daily("AAPL", 10, 98.0)], provider="sim", fetched_at=NOW)
+            )
+        )
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive()
+    waiter.join(5)
+    assert result == [1]
+    assert raw(first, "SELECT close FROM bars") == [(98.0,)]
 
 
 def test_close_survives_optimize_blocked_by_another_writer(tmp_path: Path) -> None:

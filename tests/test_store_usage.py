@@ -8,6 +8,8 @@ from pathlib import Path
 
 from finappd.records import Bar
 from finappd.store import SCHEMA_VERSION, Store, schema
+from tests.conftest import MakeStore
+from tests.pg import raw
 
 NOW = datetime(2026, 3, 14, 21, 30, tzinfo=UTC)
 
@@ -31,34 +33,30 @@ def test_v1_database_gains_provider_usage_and_keeps_its_bars(tmp_path: Path) -> 
         assert store.usage("yahoo", "2026-03-14") == (0, 0)
 
 
-def test_add_usage_accumulates_per_day_and_sums_the_month(tmp_path: Path) -> None:
+def test_add_usage_accumulates_per_day_and_sums_the_month(make_store: MakeStore) -> None:
     """Increments add up per (provider, day); usage() gives the day and month-to-day totals."""
-    with Store(tmp_path / "u.db") as store:
-        store.add_usage("av", {"2026-02-28": 7})
-        store.add_usage("av", {"2026-03-01": 3, "2026-03-14": 2})
-        store.add_usage("av", {"2026-03-14": 5})
-        store.add_usage("av", {"2026-03-15": 100})  # after the day asked about
-        store.add_usage("other", {"2026-03-14": 9})
-        assert store.usage("av", "2026-03-14") == (7, 10)
-        assert store.usage("av", "2026-03-01") == (3, 3)
-        assert store.usage("nobody", "2026-03-14") == (0, 0)
+    store = make_store()
+    store.add_usage("av", {"2026-02-28": 7})
+    store.add_usage("av", {"2026-03-01": 3, "2026-03-14": 2})
+    store.add_usage("av", {"2026-03-14": 5})
+    store.add_usage("av", {"2026-03-15": 100})  # after the day asked about
+    store.add_usage("other", {"2026-03-14": 9})
+    assert store.usage("av", "2026-03-14") == (7, 10)
+    assert store.usage("av", "2026-03-01") == (3, 3)
+    assert store.usage("nobody", "2026-03-14") == (0, 0)
 
 
-def test_usage_is_readable_by_plain_sql_and_read_only_stores(tmp_path: Path) -> None:
-    """provider_usage is a public table: sqlite3 and a read-only Store both read it."""
-    path = tmp_path / "r.db"
-    with Store(path) as store:
-        store.add_usage("yahoo", {"2026-03-14": 4})
-        store.write_bars(
-            [Bar("X", date(2026, 3, 13), None, None, None, 1.0, None, None)],
-            provider="yahoo",
-            fetched_at=NOW,
-        )
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT provider, day, requests FROM provider_usage").fetchall()
-    assert rows == [("yahoo", "2026-03-14", 4)]
-    reader = Store(path).open(readonly=True)
-    try:
-        assert reader.usage("yahoo", "2026-03-14") == (4, 4)
-    finally:
-        reader.close()
+def test_usage_is_readable_by_plain_sql_and_read_only_stores(make_store: MakeStore) -> None:
+    """provider_usage is a public table: another program and a read-only Store both read it."""
+    store = make_store()
+    store.add_usage("yahoo", {"2026-03-14": 4})
+    store.write_bars(
+        [Bar("X", date(2026, 3, 13), None, None, None, 1.0, None, None)],
+        provider="yahoo",
+        fetched_at=NOW,
+    )
+    store.close()
+    assert raw(store, "SELECT provider, day, requests FROM provider_usage") == [
+        ("yahoo", "2026-03-14", 4)
+    ]
+    assert make_store(readonly=True).usage("yahoo", "2026-03-14") == (4, 4)

@@ -1,4 +1,4 @@
-"""Tests for finappd.store.Writer: one thread, in order, errors delivered."""
+"""Tests for finappd.store.Writer: one thread, in order, errors delivered (both backends)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,22 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from finappd.errors import StoreError
-from finappd.store import Store, Writer
+from finappd.store import Writer
+from tests.conftest import MakeStore
 
 NOW = datetime(2025, 3, 14, 21, 30, tzinfo=UTC)
 
 
 @pytest.fixture
-def writer(tmp_path: Path) -> Iterator[Writer]:
-    """A Writer over an open store; both closed at teardown."""
-    store = Store(tmp_path / "finappd.db").open()
-    writer = Writer(store)
+def writer(make_store: MakeStore) -> Iterator[Writer]:
+    """A Writer over an open store (SQLite, then PostgreSQL); closed at teardown."""
+    writer = Writer(make_store())
     yield writer
     writer.close()
-    store.close()
 
 
 async def test_writer_runs_calls_in_order_on_one_thread(writer: Writer) -> None:
@@ -53,14 +51,15 @@ async def test_writer_keeps_submission_order_when_calls_overlap(writer: Writer) 
 
 async def test_writer_propagates_store_errors(writer: Writer) -> None:
     """A StoreError raised on the writer thread reaches the awaiting caller."""
-    with pytest.raises(StoreError, match="FOREIGN KEY"):
+    with pytest.raises(StoreError, match=r"(?i)foreign key"):
         await writer.call(writer.store.record_error, 7, "AAPL", "sim", "auth", "x", NOW)
 
 
 async def test_writer_repr_counts_calls_and_close_drains(writer: Writer) -> None:
     """repr shows submitted and pending calls; close() waits for queued ones."""
     await writer.call(int)
-    assert repr(writer).startswith("<Writer open submitted=1 pending=0 store=<Store open")
+    assert repr(writer).startswith("<Writer open submitted=1 pending=0 store=<")
+    assert f"{writer.store!r}".split()[1] == "open"
     gate = threading.Event()
     blocked = asyncio.ensure_future(writer.call(gate.wait, 5))
     await asyncio.sleep(0)

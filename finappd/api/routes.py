@@ -30,8 +30,9 @@ from finappd.api import sse
 from finappd.api.control import Control
 from finappd.config import Settings
 from finappd.errors import ConfigError, StoreError
-from finappd.status import flow_health, open_readonly, status_report
+from finappd.status import flow_health, status_report
 from finappd.store import Store
+from finappd.store.backend import database_exists, open_readonly
 
 __all__ = ["OPEN_PATHS", "build_app"]
 
@@ -100,10 +101,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _read(request: web.Request, read: Callable[[Store], _T]) -> _T:
     """``read(store)`` over a read-only connection, in a thread, within the API's timeout."""
     settings = request.app[CONTROL].settings
-    path = settings.store.resolved_path()
 
     def work() -> _T:
-        store = open_readonly(path)
+        store = open_readonly(settings.store)
         try:
             return read(store)
         finally:
@@ -119,7 +119,7 @@ async def healthz(request: web.Request) -> web.Response:
     if not control.alive():
         return web.json_response({"status": "stopping"}, status=503)
     settings = control.settings
-    if not settings.store.resolved_path().exists():
+    if not database_exists(settings.store):
         return web.json_response({"status": "stale", "flows": {}}, status=503)
     health = await _read(request, lambda store: flow_health(settings, store, datetime.now(UTC)))
     stale = {h.flow: h.problem for h in health if h.problem is not None}

@@ -64,9 +64,11 @@ def load_state(store: Store, symbols: Sequence[str], since: date) -> BarState:
     """
     wanted = set(symbols)
     with store._guard("load bar state") as conn:
-        # SQLite returns the other bare columns from the row holding MAX(ts).
+        # Each symbol's newest daily bar, found through the primary key (both backends).
         rows = conn.execute(
-            "SELECT symbol, MAX(ts), provisional FROM bars WHERE interval = '1d' GROUP BY symbol"
+            "SELECT b.symbol, b.ts, b.provisional FROM bars AS b JOIN ("
+            "SELECT symbol, MAX(ts) AS ts FROM bars WHERE interval = '1d' GROUP BY symbol"
+            ") AS m ON b.symbol = m.symbol AND b.interval = '1d' AND b.ts = m.ts"
         ).fetchall()
         last = {s: (date.fromisoformat(ts[:10]), bool(p)) for s, ts, p in rows if s in wanted}
         window = conn.execute(

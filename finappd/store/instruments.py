@@ -6,13 +6,13 @@ runs on the writer thread, and joins the transaction already open (a flow's batc
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter
 
+from finappd.store._mixin import Connection
 from finappd.store.store import Store
 from finappd.units import Unit
 
@@ -67,14 +67,14 @@ def _text(moment: datetime) -> str:
 
 
 @contextmanager
-def _conn(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
+def _conn(store: Store, operation: str) -> Iterator[Connection]:
     # Store._write is the store's one transaction primitive (join-or-begin, StoreError).
     with store._write(operation) as conn:
         yield conn
 
 
 @contextmanager
-def _read(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
+def _read(store: Store, operation: str) -> Iterator[Connection]:
     # Reads need no write lock, so they work on a read-only store (``finappd status``).
     with store._guard(operation) as conn:
         yield conn

@@ -11,13 +11,13 @@ on the writer thread only.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from finappd.records import Dividend, FxRate, Quote, Split
+from finappd.store._mixin import Connection
 from finappd.store.store import Store
 from finappd.units import dividend_in, quote_in
 
@@ -43,7 +43,7 @@ def _text(moment: datetime) -> str:
 
 
 @contextmanager
-def _conn(store: Store, operation: str) -> Iterator[sqlite3.Connection]:
+def _conn(store: Store, operation: str) -> Iterator[Connection]:
     # Store._write is the store's one transaction primitive (join-or-begin, StoreError on
     # failure); these tables live in their own module to keep store.py one concept.
     with store._write(operation) as conn:

@@ -18,7 +18,7 @@ SELECT id, flow, "trigger", started_at, finished_at, status,
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
     FROM runs
-)
+) AS r
 WHERE n <= ?
 ORDER BY started_at DESC, id DESC
 """
@@ -39,7 +39,7 @@ FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
     FROM runs
     WHERE status IN ('ok', 'partial') AND "trigger" IN ('schedule', 'manual', 'api')
-)
+) AS r
 WHERE n = 1
 """
 
@@ -50,10 +50,14 @@ RUN_STATUSES = ("running", "ok", "partial", "failed", "interrupted", "cancelled"
 # Per flow and status: runs, tickers ok and failed, and the finished runs' count and seconds.
 _RUN_TOTALS = """
 SELECT flow, status, count(*), coalesce(sum(tickers_ok), 0), coalesce(sum(tickers_failed), 0),
-       count(finished_at),
-       coalesce(sum((julianday(finished_at) - julianday(started_at)) * 86400.0), 0.0)
+       count(finished_at), coalesce(sum({seconds}), 0.0)
 FROM runs GROUP BY flow, status ORDER BY flow, status
 """
+#: A finished run's seconds, from its ISO-8601 UTC texts, in each dialect.
+_RUN_SECONDS = {
+    "sqlite": "(julianday(finished_at) - julianday(started_at)) * 86400.0",
+    "postgresql": "extract(epoch FROM finished_at::timestamptz - started_at::timestamptz)::float8",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +148,7 @@ class RunsMixin(StorePart):
                 (status, utc_text(now), tickers_ok, tickers_failed, rows_written, error, run_id),
             )
             if cursor.rowcount != 1:
-                raise StoreError(f"finish_run on {self.path}: no run with id {run_id}")
+                raise StoreError(f"finish_run on {self.where}: no run with id {run_id}")
 
     def record_error(
         self, run_id: int, symbol: str, provider: str, kind: str, message: str, now: datetime
@@ -171,7 +175,8 @@ class RunsMixin(StorePart):
     def run_totals(self) -> list[RunTotals]:
         """Every flow's runs added up per status (the API's Prometheus counters)."""
         with self._guard("run_totals") as conn:
-            return [RunTotals(*row) for row in conn.execute(_RUN_TOTALS)]
+            sql = _RUN_TOTALS.format(seconds=_RUN_SECONDS[self.dialect])
+            return [RunTotals(*row) for row in conn.execute(sql)]
 
     def errors_for_run(self, run_id: int) -> list[tuple[str, str, str, str]]:
         """``(symbol, provider, kind, message)`` of each error of run ``run_id``, oldest first."""
@@ -215,6 +220,8 @@ class RunsMixin(StorePart):
                     (flow, runs),
                 )
             ]
+            if not ids:
+                return []
             marks = ", ".join("?" * len(ids))
             run_marks = ", ".join("?" * len(RUN_KINDS))
             errors = conn.execute(

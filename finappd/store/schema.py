@@ -7,18 +7,23 @@ table classes in ``tables.py`` needs a new step, never an edit of an old one. A 
 that changes a table an older step created from its class freezes that older step's
 DDL as text first (v1's ``bars``, since v3 added columns to ``BarTable``; v1's
 ``latest_close``, since v4 added ``currency`` to it).
+
+PostgreSQL (``store.url``) keeps its version in a one-row ``schema_version`` table. A new
+PostgreSQL database starts at version 4 (``PG_BASE_VERSION``, the first with PostgreSQL
+support), created in one transaction from the same table classes and view DDL the SQLite
+steps reach; every step after it runs on both backends.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from types import ModuleType
 
 from finappd.errors import StoreError
+from finappd.store._mixin import Connection, Dialect
 from finappd.units import MINOR_UNITS
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "migrate", "read_version"]
+__all__ = ["MIGRATIONS", "PG_BASE_VERSION", "SCHEMA_VERSION", "migrate", "read_version"]
 
 
 def _tables() -> ModuleType:
@@ -60,19 +65,19 @@ _LATEST_CLOSE_V1 = """
     """
 
 
-def _create_v1(conn: sqlite3.Connection) -> None:
+def _create_v1(conn: Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
     for statement in (_BARS_V1, *_tables().tables_ddl("runs", "fetch_errors"), _LATEST_CLOSE_V1):
         conn.execute(statement)
 
 
-def _add_provider_usage_v2(conn: sqlite3.Connection) -> None:
+def _add_provider_usage_v2(conn: Connection) -> None:
     """Version 2: provider_usage, the quota ledger (requests per provider per quota day)."""
     for statement in _tables().tables_ddl("provider_usage"):
         conn.execute(statement)
 
 
-def _add_market_data_v3(conn: sqlite3.Connection) -> None:
+def _add_market_data_v3(conn: Connection) -> None:
     """Version 3: bars.provisional and bars.adjustment, corporate actions, quotes, FX, backfill."""
     conn.execute("ALTER TABLE bars ADD COLUMN provisional INTEGER NOT NULL DEFAULT 0")
     conn.execute("ALTER TABLE bars ADD COLUMN adjustment TEXT")
@@ -81,7 +86,7 @@ def _add_market_data_v3(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-def _minor_units_v4(conn: sqlite3.Connection) -> None:
+def _minor_units_v4(conn: Connection) -> None:
     """The provider's minor-unit codes as a temporary table ``_minor(code, currency, per)``."""
     conn.execute("CREATE TEMP TABLE _minor (code TEXT PRIMARY KEY, currency TEXT, per REAL)")
     conn.executemany(
@@ -111,7 +116,7 @@ WHERE e.n = 1 AND (m.code IS NOT NULL OR e.code GLOB '[A-Z][A-Z][A-Z]')
 """
 
 
-def _units_v4(conn: sqlite3.Connection) -> None:
+def _units_v4(conn: Connection) -> None:
     """Version 4: instruments, settings, bars.currency; every price in a major unit.
 
     v3 rows hold prices as the provider quoted them. Where a quote or dividend of the
@@ -173,7 +178,7 @@ def _units_v4(conn: sqlite3.Connection) -> None:
 
 
 #: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_v1,
     _add_provider_usage_v2,
     _add_market_data_v3,
@@ -183,11 +188,44 @@ MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: The version a new PostgreSQL database is created at (see the module docstring).
+PG_BASE_VERSION = 4
 
-def read_version(conn: sqlite3.Connection) -> int:
-    """The database's ``PRAGMA user_version``."""
-    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
-    return version
+#: Any number, the same in every finappd: migrations of one PostgreSQL database queue on it.
+_PG_MIGRATION_LOCK = 0x66696E617070
+
+
+def _create_pg_base(conn: Connection) -> None:
+    """Every table, index and view of version ``PG_BASE_VERSION``, on PostgreSQL."""
+    tables = _tables()
+    for statement in (
+        *tables.tables_ddl(*tables.TABLE_NAMES, dialect="postgresql"),
+        *tables.VIEWS_DDL,
+        tables.LATEST_QUOTE_DDL,
+    ):
+        conn.execute(statement)
+
+
+def read_version(conn: Connection, dialect: Dialect = "sqlite") -> int:
+    """The database's schema version: ``PRAGMA user_version``, or PostgreSQL's
+    ``schema_version`` row (0 when there is none yet)."""
+    if dialect == "sqlite":
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version
+    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _set_version(conn: Connection, dialect: Dialect, version: int) -> None:
+    if dialect == "sqlite":
+        # PRAGMA takes no parameters; version is an int we computed.
+        conn.execute(f"PRAGMA user_version = {version:d}")
+        return
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
 
 
 def _check_not_newer(version: int, where: str) -> None:
@@ -198,26 +236,32 @@ def _check_not_newer(version: int, where: str) -> None:
         )
 
 
-def migrate(conn: sqlite3.Connection, where: str) -> int:
+def migrate(conn: Connection, where: str, dialect: Dialect = "sqlite") -> int:
     """Apply the missing steps to an autocommit connection; return how many ran.
 
     ``where`` names the database in error messages. Raises ``StoreError`` for a
-    database newer than ``SCHEMA_VERSION``; ``sqlite3.Error`` propagates.
+    database newer than ``SCHEMA_VERSION``; the driver's errors propagate.
     """
-    version = read_version(conn)
+    version = read_version(conn, dialect)
     _check_not_newer(version, where)
     applied = 0
     while version < SCHEMA_VERSION:
-        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("BEGIN IMMEDIATE" if dialect == "sqlite" else "BEGIN")
         try:
+            if dialect == "postgresql":
+                # PostgreSQL's DDL is transactional; the lock queues other daemons' starts.
+                conn.execute("SELECT pg_advisory_xact_lock(?)", (_PG_MIGRATION_LOCK,))
             # Re-read under the write lock: another process may have migrated meanwhile.
-            version = read_version(conn)
+            version = read_version(conn, dialect)
             _check_not_newer(version, where)
             if version < SCHEMA_VERSION:
-                MIGRATIONS[version](conn)
-                version += 1
-                # PRAGMA takes no parameters; version is an int we computed.
-                conn.execute(f"PRAGMA user_version = {version:d}")
+                if dialect == "postgresql" and version < PG_BASE_VERSION:
+                    _create_pg_base(conn)
+                    version = PG_BASE_VERSION
+                else:
+                    MIGRATIONS[version](conn)
+                    version += 1
+                _set_version(conn, dialect, version)
                 applied += 1
             conn.execute("COMMIT")
         except BaseException:

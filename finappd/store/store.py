@@ -26,6 +26,7 @@ from typing import IO, Literal, Self
 import structlog
 
 from finappd.errors import StoreError
+from finappd.store._mixin import Connection, Dialect
 from finappd.store.bars import BarsMixin
 from finappd.store.runs import RunRow, RunsMixin, utc_text
 from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
@@ -50,6 +51,8 @@ _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user
 class Store(RunsMixin, BarsMixin, UsageMixin):
     """The finappd SQLite database: open, migrate, write runs, bars and errors, read status."""
 
+    dialect: Dialect = "sqlite"
+
     def __init__(
         self,
         path: Path,
@@ -60,6 +63,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
+        self.where = str(path)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.readonly = False
@@ -150,7 +154,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
             conn.close()
 
     @contextmanager
-    def _guard(self, operation: str) -> Iterator[sqlite3.Connection]:
+    def _guard(self, operation: str) -> Iterator[Connection]:
         """Yield the connection; re-raise any ``sqlite3.Error`` as ``StoreError``."""
         if self._conn is None:
             raise StoreError(f"{operation} on {self.path}: the store is not open")
@@ -160,7 +164,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
             raise StoreError(f"{operation} on {self.path} failed: {exc}") from exc
 
     @contextmanager
-    def _write(self, operation: str) -> Iterator[sqlite3.Connection]:
+    def _write(self, operation: str) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
         with self._guard(operation) as conn:
             if conn.in_transaction:
@@ -177,7 +181,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
                 raise
             self._bound_wal(conn)
 
-    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+    def _bound_wal(self, conn: Connection) -> None:
         """After a commit, checkpoint and truncate a WAL file grown past ``WAL_LIMIT``.
 
         SQLite's own (passive) checkpoint can only rewind the WAL at a moment when no

@@ -27,15 +27,19 @@ ticker; ``settings`` the values readers' views need (``base_currency``).
 
 from __future__ import annotations
 
-from sqlalchemy import REAL, Index, Integer, Text
-from sqlalchemy.dialects import sqlite
+from typing import Any
+
+from sqlalchemy import REAL, Dialect, Index, Integer, Text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import registry
 from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.types import DOUBLE_PRECISION, TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 __all__ = [
     "INSTRUMENT_TYPES",
     "LATEST_QUOTE_DDL",
+    "TABLE_NAMES",
     "VIEWS_DDL",
     "BackfillChunkTable",
     "BarTable",
@@ -56,6 +60,20 @@ __all__ = [
 INSTRUMENT_TYPES = ("equity", "etf", "fund", "index", "fx", "crypto", "future")
 
 
+class Real(TypeDecorator[float]):
+    """A price: SQLite's ``REAL`` (8 bytes), PostgreSQL's ``DOUBLE PRECISION`` (its ``REAL``
+    has 4 bytes, about 7 digits: not enough for a price)."""
+
+    impl = REAL
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        """``DOUBLE PRECISION`` on PostgreSQL, ``REAL`` elsewhere."""
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(DOUBLE_PRECISION())
+        return dialect.type_descriptor(REAL())
+
+
 class StoreModel(SQLModel, registry=registry()):
     """Base of the store's tables, with its own metadata so other modules' tables stay out."""
 
@@ -68,12 +86,12 @@ class BarTable(StoreModel, table=True):
     symbol: str = Field(primary_key=True, sa_type=Text)
     interval: str = Field(primary_key=True, sa_type=Text)
     ts: str = Field(primary_key=True, sa_type=Text)
-    open: float | None = Field(default=None, sa_type=REAL)
-    high: float | None = Field(default=None, sa_type=REAL)
-    low: float | None = Field(default=None, sa_type=REAL)
-    close: float = Field(sa_type=REAL)
-    adj_close: float | None = Field(default=None, sa_type=REAL)
-    volume: float | None = Field(default=None, sa_type=REAL)
+    open: float | None = Field(default=None, sa_type=Real)
+    high: float | None = Field(default=None, sa_type=Real)
+    low: float | None = Field(default=None, sa_type=Real)
+    close: float = Field(sa_type=Real)
+    adj_close: float | None = Field(default=None, sa_type=Real)
+    volume: float | None = Field(default=None, sa_type=Real)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
     # v3: added by ALTER TABLE, so they come last in the table's column order.
@@ -137,7 +155,7 @@ class DividendTable(StoreModel, table=True):
 
     symbol: str = Field(primary_key=True, sa_type=Text)
     ex_date: str = Field(primary_key=True, sa_type=Text)
-    amount: float = Field(sa_type=REAL)
+    amount: float = Field(sa_type=Real)
     currency: str | None = Field(default=None, sa_type=Text)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
@@ -150,8 +168,8 @@ class SplitTable(StoreModel, table=True):
 
     symbol: str = Field(primary_key=True, sa_type=Text)
     ex_date: str = Field(primary_key=True, sa_type=Text)
-    numerator: float = Field(sa_type=REAL)
-    denominator: float = Field(sa_type=REAL)
+    numerator: float = Field(sa_type=Real)
+    denominator: float = Field(sa_type=Real)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
 
@@ -163,9 +181,9 @@ class QuoteTable(StoreModel, table=True):
 
     symbol: str = Field(primary_key=True, sa_type=Text)
     ts: str = Field(primary_key=True, sa_type=Text)
-    price: float = Field(sa_type=REAL)
+    price: float = Field(sa_type=Real)
     currency: str | None = Field(default=None, sa_type=Text)
-    previous_close: float | None = Field(default=None, sa_type=REAL)
+    previous_close: float | None = Field(default=None, sa_type=Real)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
 
@@ -178,7 +196,7 @@ class FxRateTable(StoreModel, table=True):
     base: str = Field(primary_key=True, sa_type=Text)
     quote: str = Field(primary_key=True, sa_type=Text)
     day: str = Field(primary_key=True, sa_type=Text)
-    rate: float = Field(sa_type=REAL)
+    rate: float = Field(sa_type=Real)
     provider: str = Field(sa_type=Text)
     fetched_at: str = Field(sa_type=Text)
 
@@ -301,15 +319,21 @@ WHERE q.ts = (SELECT MAX(m.ts) FROM quotes AS m WHERE m.symbol = q.symbol)
 """
 
 
-def tables_ddl(*names: str) -> list[str]:
+#: Every table, in the order ``tables_ddl`` creates them.
+TABLE_NAMES = tuple(table.name for table in StoreModel.metadata.sorted_tables)
+
+_DIALECTS = {"sqlite": sqlite.dialect, "postgresql": postgresql.dialect}
+
+
+def tables_ddl(*names: str, dialect: str = "sqlite") -> list[str]:
     """``CREATE TABLE``/``CREATE INDEX`` statements for the tables ``names``, in FK order."""
-    dialect = sqlite.dialect()
+    compiler = _DIALECTS[dialect]()
     statements: list[str] = []
     for table in StoreModel.metadata.sorted_tables:
         if table.name not in names:
             continue
-        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements.append(str(CreateTable(table).compile(dialect=compiler)))
         statements.extend(
-            str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes
+            str(CreateIndex(index).compile(dialect=compiler)) for index in table.indexes
         )
     return statements

@@ -10,7 +10,7 @@ __all__ = ["UsageMixin"]
 
 _ADD_USAGE = """
 INSERT INTO provider_usage (provider, day, requests) VALUES (?, ?, ?)
-ON CONFLICT (provider, day) DO UPDATE SET requests = requests + excluded.requests
+ON CONFLICT (provider, day) DO UPDATE SET requests = provider_usage.requests + excluded.requests
 """
 
 # Day and month-to-day totals; ``day`` is ISO text, so the month is a string range.

@@ -1,0 +1,207 @@
+"""The PostgreSQL store (``store.url``): the same tables, views, methods and transactions.
+
+:class:`PgStore` is a :class:`~finappd.store.Store` whose connection is PostgreSQL's,
+through psycopg 3: the mixins' SQL runs unchanged (:class:`PgConnection` turns ``?``
+into ``%s``), and every write method is one transaction, so a reader of the database
+sees a ticker's rows all or none, as on SQLite. What is SQLite's alone has its
+PostgreSQL counterpart here: the schema version (``schema.read_version``), the
+lock that tells a crashed run from a live one (a session advisory lock in place of
+the ``flock``), and no WAL to bound.
+
+psycopg is imported when a PostgreSQL store opens: a SQLite-only daemon never loads it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Self
+
+from finappd.errors import StoreError
+from finappd.store._mixin import Connection, Cursor, Dialect
+from finappd.store.runs import utc_text
+from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
+from finappd.store.store import Store
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["PgConnection", "PgStore", "redact_url"]
+
+#: The session lock every read-write PgStore holds shared while open (any fixed number).
+_OPEN_LOCK = 0x66696E617071
+
+
+@functools.lru_cache(maxsize=1024)
+def _pg_sql(sql: str) -> str:
+    """``sql`` with psycopg's placeholders: ``%`` doubled, each ``?`` a ``%s``."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def redact_url(url: str) -> str:
+    """``url`` as messages show it: without a password, should one have slipped in."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if at and ":" in userinfo:
+        rest = f"{userinfo.partition(':')[0]}:***@{host}"
+    return f"{scheme}{sep}{rest}"
+
+
+class PgConnection:
+    """A psycopg connection as the store's :class:`~finappd.store._mixin.Connection`."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.raw = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (or failed and not yet rolled back)."""
+        from psycopg import pq
+
+        return self.raw.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> Cursor:
+        """Run one statement with ``?`` parameters."""
+        return self.raw.execute(_pg_sql(sql), parameters, prepare=False)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor:
+        """Run one statement once per parameter row (pipelined by psycopg)."""
+        cursor = self.raw.cursor()
+        cursor.executemany(_pg_sql(sql), parameters)
+        return cursor
+
+
+class PgStore(Store):
+    """The finappd database on a PostgreSQL server."""
+
+    dialect: Dialect = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        password: str | None = None,
+        connect_timeout: float = 10.0,
+        busy_timeout: float = 10.0,
+    ) -> None:
+        # Store.__init__ is SQLite's (a path, its PRAGMAs): this sets what PgStore uses.
+        self.readonly = False
+        self.schema_version: int | None = None
+        self.busy_timeout = busy_timeout
+        self.url = url
+        self.where = redact_url(url)
+        self.password = password
+        self.connect_timeout = connect_timeout
+        self._pg: PgConnection | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._pg is None else "read-only" if self.readonly else "open"
+        return f"<PgStore {state} url={self.where!r} schema_version={self.schema_version}>"
+
+    def open(self, *, readonly: bool = False) -> Self:
+        """Connect; read-write migrates and takes the open lock, read-only never writes."""
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreError(
+                f"store.url {self.where} needs psycopg: pip install 'finappd[postgresql]'"
+            ) from exc
+
+        if self._pg is not None:
+            raise StoreError(f"store {self.where} is already open")
+        extra: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout))}
+        if self.password is not None:
+            extra["password"] = self.password
+        try:
+            raw = psycopg.connect(self.url, autocommit=True, **extra)
+        except psycopg.Error as exc:
+            raise StoreError(f"open of {self.where} failed: {_reason(exc)}") from exc
+        conn = PgConnection(raw)
+        try:
+            # A statement blocked on a lock (another writer) gives up like SQLite's busy wait.
+            conn.execute(f"SET lock_timeout = {round(self.busy_timeout * 1000):d}")
+            if readonly:
+                conn.execute("SET default_transaction_read_only = on")
+                version = read_version(conn, "postgresql")
+                if version != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self.where} has schema version {version}, this finappd reads "
+                        f"{SCHEMA_VERSION}; start the daemon once to migrate it"
+                    )
+            else:
+                migrate(conn, self.where, "postgresql")
+                conn.execute("SELECT pg_advisory_lock_shared(?)", (_OPEN_LOCK,))
+        except psycopg.Error as exc:
+            raw.close()
+            raise StoreError(f"open of {self.where} failed: {_reason(exc)}") from exc
+        except BaseException:
+            raw.close()
+            raise
+        self._pg, self.readonly, self.schema_version = conn, readonly, SCHEMA_VERSION
+        return self
+
+    def close(self) -> None:
+        """Close the connection (which drops its locks); closing twice is harmless."""
+        conn, self._pg = self._pg, None
+        if conn is not None:
+            conn.raw.close()
+
+    @contextmanager
+    def _guard(self, operation: str) -> Iterator[Connection]:
+        """Yield the connection; re-raise any ``psycopg.Error`` as ``StoreError``."""
+        import psycopg
+
+        if self._pg is None:
+            raise StoreError(f"{operation} on {self.where}: the store is not open")
+        try:
+            yield self._pg
+        except psycopg.Error as exc:
+            raise StoreError(f"{operation} on {self.where} failed: {_reason(exc)}") from exc
+
+    @contextmanager
+    def _write(self, operation: str) -> Iterator[Connection]:
+        """``BEGIN`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
+        with self._guard(operation) as conn:
+            if conn.in_transaction:
+                yield conn
+                return
+            conn.execute("BEGIN")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def pragmas(self) -> dict[str, str | int]:
+        """SQLite's alone: a PostgreSQL store has none."""
+        raise StoreError(f"pragmas on {self.where}: PostgreSQL has no PRAGMAs")
+
+    def mark_interrupted(self, now: datetime) -> int:
+        """Mark runs a crashed process left ``running`` as ``interrupted``; return how many.
+
+        Nothing is marked while another finappd has the database open read-write: a
+        session lock is held by every open store, and the server drops a dead client's.
+        """
+        with self._guard("mark_interrupted") as conn:
+            alone = conn.execute("SELECT pg_try_advisory_lock(?)", (_OPEN_LOCK,)).fetchone()[0]
+            if not alone:
+                return 0
+            try:
+                with self._write("mark_interrupted") as tx:
+                    cursor = tx.execute(
+                        "UPDATE runs SET status = 'interrupted', finished_at = ? "
+                        "WHERE status = 'running'",
+                        (utc_text(now),),
+                    )
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(?)", (_OPEN_LOCK,))
+        return cursor.rowcount
+
+
+def _reason(exc: BaseException) -> str:
+    """The server's or libpq's message, first line only (no URL, no password)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

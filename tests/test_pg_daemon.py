@@ -1,0 +1,98 @@
+"""The daemon on PostgreSQL (``store.url``): a flow run lands every ticker whole, a second run
+is incremental, ``status`` reads it back, and the password never shows."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from finappd.config import Settings
+from finappd.errors import StoreError
+from finappd.runtime import Runtime
+from finappd.sim import SimConfig
+from finappd.status import status_report
+from finappd.store.backend import open_readonly
+from tests.conftest import MakeServer
+from tests.pg import PgServer
+
+TICKERS = [f"T{i:03d}" for i in range(40)] + ["^GSPC", "VOD.L", "7203.T"]
+
+
+def settings_for(url: str, sim_url: str, password: str | None = None) -> Settings:
+    """One hourly yahoo flow of TICKERS on the simulator, stored in PostgreSQL at ``url``."""
+    store: dict[str, object] = {"url": url}
+    if password is not None:
+        store["password"] = password
+    return Settings.model_validate(
+        {
+            "store": store,
+            "providers": {
+                "yahoo": {"base_url": sim_url, "max_concurrency": 4, "rate": "10000/minute"}
+            },
+            "flows": [
+                {"name": "eod", "provider": "yahoo", "tickers": TICKERS, "every": "1h"},
+            ],
+        }
+    )
+
+
+async def test_a_run_lands_in_postgresql_and_status_reads_it(
+    pg_server: PgServer, sim_server: MakeServer
+) -> None:
+    sim = await sim_server(SimConfig())
+    assert sim.url is not None
+    url = pg_server.create()
+    settings = settings_for(url, sim.url)
+    async with Runtime(settings) as runtime:
+        first = await runtime.run_flow("eod", "manual")
+        served = sim.stats.requests
+        second = await runtime.run_flow("eod", "manual")
+    assert (first.status, first.tickers_ok, first.tickers_failed) == ("ok", len(TICKERS), 0)
+    assert second.status == "ok"
+    assert sim.stats.requests - served <= len(TICKERS)  # incremental: nothing asked twice over
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        symbols = {r[0] for r in conn.execute("SELECT DISTINCT symbol FROM bars")}
+        runs = conn.execute("SELECT status, tickers_ok FROM runs ORDER BY id").fetchall()
+        pence = conn.execute("SELECT currency FROM latest_close WHERE symbol = 'VOD.L'").fetchone()
+        instruments = conn.execute("SELECT count(*) FROM instruments").fetchone()
+    assert symbols == set(TICKERS)
+    assert runs == [("ok", len(TICKERS)), ("ok", len(TICKERS))]
+    assert pence == ("GBP",)  # stored in the major unit, as on SQLite
+    assert instruments == (len(TICKERS),)
+    reader = open_readonly(settings.store)
+    try:
+        report = status_report(settings, reader, datetime.now(UTC))
+    finally:
+        reader.close()
+    assert report["store"] == url
+    assert report["bars"]["symbols"] == len(TICKERS)
+    assert [f["flow"] for f in report["flows"]] == ["eod"]
+
+
+async def test_the_password_is_used_and_never_shown(
+    pg_server: PgServer, sim_server: MakeServer
+) -> None:
+    """A role with a password connects with store.password; no log line or error holds it."""
+    sim = await sim_server(SimConfig())
+    assert sim.url is not None
+    url = pg_server.create()
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("DROP ROLE IF EXISTS finappd_pw")
+        conn.execute("CREATE ROLE finappd_pw LOGIN PASSWORD 'sentinel-pw-42'")
+        conn.execute(f'ALTER DATABASE "{database}" OWNER TO finappd_pw')
+    host = url.split("@", 1)[1]
+    role_url = f"postgresql://finappd_pw@{host}"
+    with capture_logs() as logs:
+        async with Runtime(settings_for(role_url, sim.url, "sentinel-pw-42")) as runtime:
+            summary = await runtime.run_flow("eod", "manual")
+    assert summary.status == "ok"
+    assert "sentinel-pw-42" not in json.dumps(logs, default=str)
+    with pytest.raises(StoreError, match="password authentication failed") as caught:
+        async with Runtime(settings_for(role_url, sim.url, "wrong-pw")):
+            pass
+    assert "wrong-pw" not in str(caught.value)
