@@ -197,11 +197,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings, path: Path | None) -
     if args.command == "export-snapshot":
         from finappd.snapshot import export_snapshot
 
-        snapshot = export_snapshot(
-            settings.store.resolved_path(),
-            args.path,
-            busy_timeout=settings.store.busy_timeout.total_seconds(),
-        )
+        snapshot = export_snapshot(settings.store, args.path)
         print(
             json.dumps(
                 {

@@ -4,7 +4,9 @@ is incremental, ``status`` reads it back, and the password never shows."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,7 +16,9 @@ from finappd.config import Settings
 from finappd.errors import StoreError
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
+from finappd.snapshot import export_snapshot
 from finappd.status import status_report
+from finappd.store import Store
 from finappd.store.backend import open_readonly
 from tests.conftest import MakeServer
 from tests.pg import PgServer
@@ -96,3 +100,35 @@ async def test_the_password_is_used_and_never_shown(
         async with Runtime(settings_for(role_url, sim.url, "wrong-pw")):
             pass
     assert "wrong-pw" not in str(caught.value)
+
+
+async def test_export_snapshot_from_postgresql_writes_a_sqlite_file_to_open(
+    pg_server: PgServer, sim_server: MakeServer, tmp_path: Path
+) -> None:
+    """`finappd export-snapshot` with store.url: a SQLite file of the same schema and rows."""
+    sim = await sim_server(SimConfig())
+    assert sim.url is not None
+    url = pg_server.create()
+    settings = settings_for(url, sim.url)
+    async with Runtime(settings) as runtime:
+        await runtime.run_flow("eod", "manual")
+    target = tmp_path / "copy.sqlite3"
+    snapshot = export_snapshot(settings.store, target)
+    assert snapshot.path == target
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.sqlite3"]  # noqa: ASYNC240
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        want = {
+            table: sorted(map(tuple, conn.execute(f"SELECT * FROM {table}")))  # noqa: S608
+            for table in ("bars", "runs", "instruments", "latest_close")
+        }
+    with sqlite3.connect(f"file:{target}?mode=ro", uri=True) as copy:
+        got = {
+            table: sorted(copy.execute(f"SELECT * FROM {table}"))  # noqa: S608
+            for table in want
+        }
+        mode = copy.execute("PRAGMA journal_mode").fetchone()
+    assert got == want
+    assert len(got["bars"]) > len(TICKERS)
+    assert mode == ("delete",)
+    with Store(target).open(readonly=True) as reader:
+        assert reader.bar_counts().keys() == set(TICKERS)

@@ -13,7 +13,7 @@ import pytest
 from finappd.cli import main
 from finappd.errors import StoreError
 from finappd.records import Bar
-from finappd.snapshot import export_snapshot
+from finappd.snapshot import export_sqlite_snapshot
 from finappd.store import Store
 
 BARS_PER_SYMBOL = 20
@@ -60,7 +60,7 @@ def test_snapshots_taken_during_writes_are_consistent(tmp_path: Path) -> None:
     try:
         sizes = []
         for _ in range(5):
-            snapshot = export_snapshot(db, target)
+            snapshot = export_sqlite_snapshot(db, target)
             assert snapshot.path == target
             sizes.append(snapshot.bytes)
             counts = read(target, "SELECT symbol, COUNT(*) FROM bars GROUP BY symbol")
@@ -79,10 +79,10 @@ def test_snapshot_replaces_the_target_atomically(tmp_path: Path) -> None:
     db, target = tmp_path / "live.sqlite3", tmp_path / "snap.sqlite3"
     with Store(db) as store:
         store.write_bars(bars("OLD"), provider="sim", fetched_at=datetime.now(UTC))
-        export_snapshot(db, target)
+        export_sqlite_snapshot(db, target)
         old_reader = sqlite3.connect(f"file:{target}?mode=ro", uri=True)
         store.write_bars(bars("NEW"), provider="sim", fetched_at=datetime.now(UTC))
-        export_snapshot(db, target)
+        export_sqlite_snapshot(db, target)
     try:
         assert old_reader.execute("SELECT DISTINCT symbol FROM bars").fetchall() == [("OLD",)]
     finally:
@@ -102,7 +102,7 @@ def test_bad_targets_are_refused(tmp_path: Path, target: str, message: str) -> N
     db = tmp_path / "live.sqlite3"
     Store(db).open().close()
     with pytest.raises(StoreError, match=message):
-        export_snapshot(db, tmp_path / target)
+        export_sqlite_snapshot(db, tmp_path / target)
 
 
 def test_cli_prints_the_snapshot_and_fails_cleanly(

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from finappd.errors import StoreError
 from finappd.records import Bar
 from finappd.store import SCHEMA_VERSION, Store, schema
+from finappd.store.pg import PgStore
+from tests.pg import PgServer
 
 NOW = datetime(2025, 3, 14, 21, 30, tzinfo=UTC)
 
@@ -176,3 +180,84 @@ def test_latest_close_view_returns_newest_daily_bar_per_symbol(tmp_path: Path) -
         ("AAPL", "2025-03-12", 112.0, 111.0, "a", None),
         ("MSFT", "2025-03-07", 300.0, None, "b", "USD"),
     ]
+
+
+def _pg_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+
+def test_postgresql_gets_the_same_tables_columns_and_views(
+    tmp_path: Path, pg_server: PgServer
+) -> None:
+    """One schema: a new PostgreSQL database has SQLite's tables and views with the same
+    columns in the same order, prices in double precision, and its version in schema_version."""
+    path = tmp_path / "s.db"
+    Store(path).open().close()
+    url = pg_server.create()
+    PgStore(url).open().close()
+    sqlite_tables = {
+        name: [c[1] for c in query(path, f"PRAGMA table_info({name})")]
+        for (kind, name) in objects(path)
+        if kind in ("table", "view")
+    }
+    pg_columns: dict[str, list[object]] = {}
+    for table, column in _pg_rows(
+        url,
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position",
+    ):
+        pg_columns.setdefault(str(table), []).append(column)
+    views = _pg_rows(
+        url,
+        "SELECT table_name FROM information_schema.views WHERE table_schema = 'public' ORDER BY 1",
+    )
+    assert pg_columns.pop("schema_version") == ["version"]
+    assert pg_columns == sqlite_tables
+    assert [v for (v,) in views] == [n for (k, n) in objects(path) if k == "view"]
+    assert _pg_rows(url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    assert _pg_rows(
+        url,
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'bars' AND column_name = 'close'",
+    ) == [("double precision",)]
+
+
+def test_postgresql_refuses_a_newer_or_unmigrated_database(pg_server: PgServer) -> None:
+    """As on SQLite: a newer schema is refused, a read-only open never migrates."""
+    url = pg_server.create()
+    with pytest.raises(StoreError, match="start the daemon once to migrate"):
+        PgStore(url).open(readonly=True)
+    PgStore(url).open().close()
+    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError, match="newer than"):
+        PgStore(url).open()
+
+
+def test_daemons_starting_together_migrate_a_postgresql_database_once(
+    pg_server: PgServer,
+) -> None:
+    """Three stores opening one new database at once: one creates it, all open it."""
+    url = pg_server.create()
+    stores = [PgStore(url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def open_one(store: PgStore) -> None:
+        try:
+            store.open()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert errors == []
+        assert all(s.schema_version == SCHEMA_VERSION for s in stores)
+        assert _pg_rows(url, "SELECT count(*) FROM schema_version") == [(1,)]
+    finally:
+        for store in stores:
+            store.close()

@@ -14,10 +14,10 @@ psycopg is imported when a PostgreSQL store opens: a SQLite-only daemon never lo
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from finappd.errors import StoreError
 from finappd.store._mixin import Connection, Cursor, Dialect
@@ -175,6 +175,27 @@ class PgStore(Store):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+
+    @contextmanager
+    def snapshot_cursor(
+        self, batch: int = 10_000
+    ) -> Iterator[Callable[[str], Iterator[list[tuple[Any, ...]]]]]:
+        """Yield ``read(table)``: each table's rows in batches, every table as of one moment
+        (one ``REPEATABLE READ`` read-only transaction)."""
+        with self._guard("export-snapshot") as conn:
+            raw = cast(PgConnection, conn).raw
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+
+                def read(table: str) -> Iterator[list[tuple[Any, ...]]]:
+                    with raw.cursor(name=f"snapshot_{table}") as cursor:
+                        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 (our names)
+                        while rows := cursor.fetchmany(batch):
+                            yield [tuple(row) for row in rows]
+
+                yield read
+            finally:
+                conn.execute("ROLLBACK")
 
     def pragmas(self) -> dict[str, str | int]:
         """SQLite's alone: a PostgreSQL store has none."""

@@ -212,7 +212,14 @@ def read_version(conn: Connection, dialect: Dialect = "sqlite") -> int:
     if dialect == "sqlite":
         version: int = conn.execute("PRAGMA user_version").fetchone()[0]
         return version
-    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+    # A query of the catalog, not to_regclass(): after waiting for the migration lock, the
+    # statement's fresh snapshot sees the table another daemon just created; the backend's
+    # relation cache may not yet.
+    exists = conn.execute(
+        "SELECT count(*) FROM pg_catalog.pg_tables "
+        "WHERE schemaname = current_schema() AND tablename = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
         return 0
     row = conn.execute("SELECT version FROM schema_version").fetchone()
     return 0 if row is None else int(row[0])
