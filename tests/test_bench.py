@@ -19,6 +19,7 @@ import pytest
 
 from finappd.sim import SimConfig
 from finappd.sim.yahoo import chart_body, chart_response
+from tests.pg import PgServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,6 +68,27 @@ def test_bench_script_exits_zero_and_prints_its_figures(
     lines = out.splitlines()
     for prefix in FIGURES[name]:
         assert any(line.startswith(prefix) for line in lines), f"no {prefix!r} line in:\n{out}"
+
+
+def test_upsert_bench_runs_its_postgresql_paths(pg_server: PgServer) -> None:
+    """``bench/upsert.py --pg-url`` adds the three paths on PostgreSQL."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "upsert.py"),
+            "--quick",
+            "--pg-url",
+            pg_server.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for path in ("raw", "write_bars", "run-writer"):
+        assert f"upsert backend=postgresql path={path} rows=2000 " in proc.stdout, proc.stdout
 
 
 def test_every_bench_script_is_covered() -> None:

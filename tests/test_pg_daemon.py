@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -132,3 +133,41 @@ async def test_export_snapshot_from_postgresql_writes_a_sqlite_file_to_open(
     assert mode == ("delete",)
     with Store(target).open(readonly=True) as reader:
         assert reader.bar_counts().keys() == set(TICKERS)
+
+
+async def test_a_reader_of_postgresql_sees_whole_tickers_only(
+    pg_server: PgServer, sim_server: MakeServer
+) -> None:
+    """While a run writes 600 tickers, a reader querying in a loop never sees a ticker with
+    fewer rows than one fetch has: a ticker's rows land in one transaction."""
+    sim = await sim_server(SimConfig(latency=0.002))
+    assert sim.url is not None
+    url = pg_server.create()
+    tickers = [f"W{i:03d}" for i in range(600)]
+    settings = settings_for(url, sim.url)
+    settings.flows[0].tickers = tickers
+    stop = threading.Event()
+    seen: set[int] = set()
+    snapshots = [0]
+
+    def read() -> None:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            while not stop.is_set():
+                rows = conn.execute("SELECT symbol, count(*) FROM bars GROUP BY symbol")
+                seen.update(n for _, n in rows)
+                snapshots[0] += 1
+
+    reader = threading.Thread(target=read)
+    async with Runtime(settings) as runtime:
+        reader.start()
+        try:
+            summary = await runtime.run_flow("eod", "manual")
+        finally:
+            stop.set()
+            reader.join(10)
+    assert summary.status == "ok"
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        final = {n for _, n in conn.execute("SELECT symbol, count(*) FROM bars GROUP BY symbol")}
+    assert len(final) == 1  # every ticker of this listing has the same days
+    assert snapshots[0] > 5
+    assert seen <= final, (seen, final)

@@ -7,18 +7,20 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 
 from finappd.records import Bar
-from finappd.store._mixin import StorePart
+from finappd.store._mixin import Connection, StorePart
 from finappd.store.runs import utc_text
 
-__all__ = ["BarsMixin"]
+__all__ = ["BAR_COLUMNS", "UPSERT_BARS_ON_CONFLICT", "BarsMixin"]
 
-_UPSERT_BARS_INTO = """
-INSERT INTO bars (
-    symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at,
-    provisional, adjustment, currency
-) VALUES """
+#: The columns ``write_bars`` writes, in the order of its parameters.
+BAR_COLUMNS = (
+    "symbol, interval, ts, open, high, low, close, adj_close, volume, provider, fetched_at, "
+    "provisional, adjustment, currency"
+)
+_UPSERT_BARS_INTO = f"INSERT INTO bars ({BAR_COLUMNS}) VALUES "  # noqa: S608 (constants)
 _UPSERT_BARS_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_UPSERT_BARS_ON_CONFLICT = """
+#: What an upsert of a bar that is there already updates (both backends).
+UPSERT_BARS_ON_CONFLICT = """
 ON CONFLICT (symbol, interval, ts) DO UPDATE SET
     open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,
     adj_close = excluded.adj_close, volume = excluded.volume,
@@ -27,7 +29,7 @@ ON CONFLICT (symbol, interval, ts) DO UPDATE SET
     currency = excluded.currency
 """
 #: The single-row upsert (what ``bench/upsert.py`` runs raw, with ``executemany``).
-_UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + _UPSERT_BARS_ON_CONFLICT
+_UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + UPSERT_BARS_ON_CONFLICT
 _BAR_PARAMS = 14
 #: Most rows one upsert statement carries (14 parameters each).
 _UPSERT_CHUNK = 256
@@ -41,7 +43,7 @@ def _day_text(day: date) -> str:
 @cache
 def _upsert_bars_sql(rows: int) -> str:
     """The upsert of ``rows`` rows in one multi-row ``VALUES`` statement."""
-    return _UPSERT_BARS_INTO + ", ".join([_UPSERT_BARS_ROW] * rows) + _UPSERT_BARS_ON_CONFLICT
+    return _UPSERT_BARS_INTO + ", ".join([_UPSERT_BARS_ROW] * rows) + UPSERT_BARS_ON_CONFLICT
 
 
 class BarsMixin(StorePart):
@@ -81,17 +83,21 @@ class BarsMixin(StorePart):
             )  # fmt: skip
         count = len(bars)
         with self._write(f"write_bars of {count} rows from {provider}") as conn:
-            done = 0
-            while done < count:
-                # Power-of-two chunks: at most 9 distinct statements, all kept in
-                # sqlite3's statement cache instead of compiled afresh per size.
-                size = 1 << (min(count - done, _UPSERT_CHUNK).bit_length() - 1)
-                conn.execute(
-                    _upsert_bars_sql(size),
-                    params[done * _BAR_PARAMS : (done + size) * _BAR_PARAMS],
-                )
-                done += size
+            self._upsert_bar_params(conn, params, count)
         return count
+
+    def _upsert_bar_params(self, conn: Connection, params: list[object], count: int) -> None:
+        """Upsert ``count`` rows whose 14 parameters each follow one another in ``params``."""
+        done = 0
+        while done < count:
+            # Power-of-two chunks: at most 9 distinct statements, all kept in
+            # sqlite3's statement cache instead of compiled afresh per size.
+            size = 1 << (min(count - done, _UPSERT_CHUNK).bit_length() - 1)
+            conn.execute(
+                _upsert_bars_sql(size),
+                params[done * _BAR_PARAMS : (done + size) * _BAR_PARAMS],
+            )
+            done += size
 
     def bar_counts(self) -> dict[str, int]:
         """Number of bars stored per symbol, all intervals together."""
