@@ -19,6 +19,7 @@ import structlog
 
 from finappd.calendar import prepare
 from finappd.config import ProviderSettings, Settings
+from finappd.coord import coord_link, shared_admission
 from finappd.errors import FinappdError
 from finappd.flows import RunSummary, SplitWatch, build_fetch, run_flow_once
 from finappd.flows.backfill import refetch_splits
@@ -27,7 +28,7 @@ from finappd.flows.run import RunEvents
 from finappd.instruments import InstrumentBook, fx_pairs_needed
 from finappd.providers import BaseProvider, make_provider, make_session
 from finappd.providers.quota import QuotaLedger
-from finappd.providers.usage import StoreUsage
+from finappd.providers.usage import SharedUsage, StoreUsage
 from finappd.store import Writer
 from finappd.store.backend import store_for
 from finappd.store.instruments import delisted_until, write_setting
@@ -48,8 +49,12 @@ class Runtime:
         self.settings = check_settings(settings)  # a ConfigError before anything opens
         self.store = store_for(settings.store)
         self.writer = Writer(self.store)
-        # The providers' quota ledgers persist through the one writer thread.
-        self.usage = StoreUsage(self.store, self.writer)
+        #: The daemons sharing a PostgreSQL store (fires, quotas, windows); None on SQLite.
+        self.coord = coord_link(settings)
+        # The providers' quota ledgers persist through the one writer thread (on a shared
+        # store the coordinator counts each request as it admits it).
+        usage = StoreUsage if self.coord is None else SharedUsage
+        self.usage = usage(self.store, self.writer)
         self.ledgers: dict[str, QuotaLedger] = {}
         self._session: aiohttp.ClientSession | None = None
         self.providers: dict[str, BaseProvider] = {}
@@ -62,6 +67,9 @@ class Runtime:
         marked = await self.writer.call(self.store.mark_interrupted, datetime.now(UTC))
         if marked:
             log.warning("store.runs_interrupted", runs=marked)
+        if self.coord is not None:
+            await self.coord.open()
+            await self.coord.interrupt_dead()
         settings = self.settings
         if settings.base_currency and not any(flow_kind(f.kind).rates for f in settings.flows):
             # The views can only convert with rates something fetches.
@@ -87,6 +95,8 @@ class Runtime:
         finally:
             if self._session is not None:
                 await self._session.close()
+            if self.coord is not None:
+                await self.coord.close()
             await self.writer.call(self.store.close)
         self.writer.close()
 
@@ -105,7 +115,10 @@ class Runtime:
         if ledger is None:
             ledger = QuotaLedger(name, daily=None, monthly=None, backend=self.usage)
             self.ledgers[name] = ledger
-        return make_provider(name, settings, self._session, usage=self.usage, ledger=ledger)
+        provider = make_provider(name, settings, self._session, usage=self.usage, ledger=ledger)
+        if self.coord is not None:
+            provider.http.admission.shared = shared_admission(self.coord, provider.http)
+        return provider
 
     async def drain_usage(self) -> None:
         """Write every quota ledger's unwritten increments now (the runtime's shutdown)."""
@@ -127,9 +140,11 @@ class Runtime:
         *,
         now: datetime | None = None,
         events: RunEvents | None = None,
+        fire_at: datetime | None = None,
     ) -> RunSummary:
         """Run the flow called ``name`` once, as of ``now`` (default: the clock's now);
-        ``events`` receives its progress (:class:`~finappd.flows.run.RunProgress`).
+        ``events`` receives its progress (:class:`~finappd.flows.run.RunProgress`);
+        ``fire_at`` is the scheduled fire it runs for (None: started by hand).
 
         New splits met on the way have their older stored history re-fetched afterwards
         (a second run, trigger ``split-refetch``); the flow's own summary is returned.
@@ -166,6 +181,8 @@ class Runtime:
                 writer=self.writer,
                 instruments=book,
                 events=events,
+                daemon=self.settings.daemon_name,
+                fire_at=fire_at,
             )
             await refetch_splits(
                 flow=flow.name,

@@ -68,6 +68,15 @@ log = structlog.get_logger(__name__)
 LATE_AFTER = timedelta(seconds=1)
 
 
+#: Where interval fires are counted from when daemons share a store (any fixed instant).
+SLOT_EPOCH = datetime(2000, 1, 3, tzinfo=UTC)
+
+
+def current_slot(every: timedelta, now: datetime) -> datetime:
+    """The latest fire at or before ``now`` of an interval ``every`` counted from SLOT_EPOCH."""
+    return SLOT_EPOCH + every * ((now - SLOT_EPOCH) // every)
+
+
 def late_by(due: datetime, now: datetime) -> timedelta | None:
     """How late a fire due at ``due`` is at ``now``, or None within :data:`LATE_AFTER`."""
     late = now - due
@@ -98,6 +107,7 @@ class Daemon:
         self._reload_lock = asyncio.Lock()
         self.tasks = BackgroundTasks()
         self._due: dict[str, datetime] = {}  # flow -> its job's next fire, as last submitted
+        self._fire_at: dict[str, datetime] = {}  # flow -> the fire its job was submitted for
         self._scheduler: AsyncIOScheduler | None = None
         self._runtime: Runtime | None = None
         self.board = RunBoard()
@@ -152,7 +162,7 @@ class Daemon:
                 log.info(
                     "daemon.ready",
                     flows=[f.name for f in self.settings.flows],
-                    store=str(runtime.store.path),
+                    store=runtime.store.where,
                     config=None if self.config_path is None else str(self.config_path),
                     watchdog_s=interval,
                 )
@@ -182,9 +192,19 @@ class Daemon:
         # Only ever pass a real time: APScheduler 3 adds a job with next_run_time=None *paused*.
         first: dict[str, datetime] = {}
         if isinstance(trigger, timedelta):
-            if at_start:
-                first["next_run_time"] = datetime.now(UTC)
-            trigger = IntervalTrigger(seconds=trigger.total_seconds(), timezone=UTC)
+            every = trigger
+            if self.settings.store.url is None:
+                if at_start:
+                    first["next_run_time"] = datetime.now(UTC)
+                trigger = IntervalTrigger(seconds=every.total_seconds(), timezone=UTC)
+            else:
+                # Daemons sharing a store must agree on the fire times: multiples of the
+                # interval since a fixed epoch; the run at start is the current one's.
+                if at_start:
+                    first["next_run_time"] = current_slot(every, datetime.now(UTC))
+                trigger = IntervalTrigger(
+                    seconds=every.total_seconds(), timezone=UTC, start_date=SLOT_EPOCH
+                )
         self._scheduler.add_job(
             self._fire,
             trigger,
@@ -209,6 +229,7 @@ class Daemon:
         job = self._scheduler.get_job(event.job_id)
         if job is not None and job.next_run_time is not None:
             self._due[event.job_id] = job.next_run_time
+        self._fire_at[event.job_id] = scheduled
         late = late_by(due, datetime.now(UTC))
         if late is not None:
             log.warning(
@@ -227,9 +248,19 @@ class Daemon:
             log.warning("flow.skipped", flow=name, reason="previous run still in progress")
             return
         assert self._runtime is not None
+        fire_at = self._fire_at.pop(name, None) if trigger == "schedule" else None
+        if fire_at is not None and self._runtime.coord is not None:
+            # Several daemons share the store: the one that claims the fire runs it.
+            await self._runtime.coord.interrupt_dead()
+            holder = await self._runtime.coord.claim_fire(name, fire_at)
+            if holder is not None:
+                log.info("flow.claimed", flow=name, fire_at=fire_at.isoformat(), daemon=holder)
+                return
+            if name in self.running or self.stopping.is_set():
+                return  # it started, or the daemon began to stop, while the claim was made
         self._swap_idle_providers()
         task = self.tasks.start(
-            self._runtime.run_flow(name, trigger, events=self.board.publish),
+            self._runtime.run_flow(name, trigger, events=self.board.publish, fire_at=fire_at),
             name=f"run-{name}",
             kind="run",
             failure="flow.crashed",

@@ -237,7 +237,7 @@ def _run_text(run: RunRow, now: datetime) -> str:
     return (
         f"#{run.id} {run.status} {run.tickers_ok or 0}/{run.tickers_total or 0} "
         f"rows {run.rows_written or 0}, started {_utc(run.started_at)} "
-        f"({_ago(run.started_at, now)})"
+        f"({_ago(run.started_at, now)})" + ("" if run.daemon is None else f" by {run.daemon}")
     )
 
 

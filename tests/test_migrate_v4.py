@@ -133,7 +133,7 @@ def test_every_row_is_kept_and_minor_units_converted_once(v3: Path) -> None:
     """After v4 every table has its rows; Yahoo's pence are pounds, with currency, once."""
     before = _counts(v3)
     with Store(v3) as store:
-        assert store.schema_version == SCHEMA_VERSION == 4
+        assert store.schema_version == SCHEMA_VERSION == 5
     assert _counts(v3) == before
     # Opening again migrates nothing: nothing is divided twice.
     with Store(v3):

@@ -76,6 +76,7 @@ async def test_a_run_lands_in_postgresql_and_status_reads_it(
     assert report["store"] == url
     assert report["bars"]["symbols"] == len(TICKERS)
     assert [f["flow"] for f in report["flows"]] == ["eod"]
+    assert report["flows"][0]["last_run"]["daemon"] == settings.daemon_name  # who ran it
 
 
 async def test_the_password_is_used_and_never_shown(

@@ -46,7 +46,7 @@ def test_public_surface_is_exactly_all() -> None:
         "Store",
         "Writer",
     ]
-    assert SCHEMA_VERSION == 4
+    assert SCHEMA_VERSION == 5
     assert RUN_STATUSES == ("running", "ok", "partial", "failed", "interrupted", "cancelled")
 
 
@@ -69,7 +69,7 @@ def test_open_creates_parent_directory_and_repr_shows_state(tmp_path: Path) -> N
     assert "closed" in repr(store)
     with store:
         assert (tmp_path / "a" / "b" / "x.db").exists()
-        assert repr(store) == f"<Store open path='{store.path}' schema_version=4>"
+        assert repr(store) == f"<Store open path='{store.path}' schema_version=5>"
     assert repr(store).startswith("<Store closed")
 
 

@@ -261,3 +261,47 @@ def test_daemons_starting_together_migrate_a_postgresql_database_once(
     finally:
         for store in stores:
             store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_v4_database_gains_the_run_owner_columns(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """v5 runs on both backends: a v4 database's runs gain ``daemon`` and ``fire_at``."""
+    if backend == "sqlite":
+        path = tmp_path / "v4.db"
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            for step in schema.MIGRATIONS[:4]:
+                step(conn)
+            conn.execute(
+                'INSERT INTO runs (flow, "trigger", started_at, status) '
+                "VALUES ('eod', 'schedule', '2026-01-02T00:00:00+00:00', 'ok')"
+            )
+            conn.execute("PRAGMA user_version = 4")
+        finally:
+            conn.close()
+        store: Store = Store(path)
+    else:
+        server: PgServer = request.getfixturevalue("pg_server")
+        url = server.create()
+        PgStore(url).open().close()
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as pg:
+            pg.execute("ALTER TABLE runs DROP COLUMN daemon")
+            pg.execute("ALTER TABLE runs DROP COLUMN fire_at")
+            pg.execute("UPDATE schema_version SET version = 4")
+            pg.execute(
+                'INSERT INTO runs (flow, "trigger", started_at, status) '
+                "VALUES ('eod', 'schedule', '2026-01-02T00:00:00+00:00', 'ok')"
+            )
+        store = PgStore(url)
+    with store:
+        assert store.schema_version == SCHEMA_VERSION
+        [old] = store.last_runs()
+        assert (old.flow, old.daemon) == ("eod", None)
+        run_id = store.start_run(
+            "eod", "schedule", 1, NOW, daemon="alpha", fire_at=datetime(2026, 1, 2, tzinfo=UTC)
+        )
+        new = store.run(run_id)
+        assert new is not None
+        assert new.daemon == "alpha"

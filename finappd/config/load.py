@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +76,9 @@ class Settings(BaseSettings):
     )
 
     store: StoreSettings = StoreSettings()
+    #: This daemon's name in ``runs.daemon`` and, on PostgreSQL, among the daemons sharing
+    #: the database (each needs its own). Default: the host name.
+    daemon_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
     logging: LoggingSettings = LoggingSettings()
     grace_period: Duration = timedelta(seconds=30)
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)

@@ -395,8 +395,12 @@ async def run_flow_once(
     writer: Writer,
     instruments: InstrumentBook | None = None,
     events: RunEvents | None = None,
+    daemon: str | None = None,
+    fire_at: datetime | None = None,
 ) -> RunSummary:
     """Run one flow over ``tickers`` within ``deadline`` seconds and record it.
+
+    ``daemon`` and ``fire_at`` go into its ``runs`` row: who ran it, for which scheduled fire.
 
     ``instruments`` carries the config's ``[instruments]`` declarations and delisting
     policy to the writer (default: none declared, no not-found streak counted).
@@ -404,7 +408,9 @@ async def run_flow_once(
     """
     started = time.monotonic()
     try:
-        run_id = await writer.call(store.start_run, flow, trigger, len(tickers), _now())
+        run_id = await writer.call(
+            store.start_run, flow, trigger, len(tickers), _now(), daemon=daemon, fire_at=fire_at
+        )
     except FinappdError as exc:
         # No run row, so nothing else can record it: the log line is the record.
         log.error("store.write_failed", flow=flow, operation="start_run", error=str(exc))

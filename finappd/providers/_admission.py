@@ -82,6 +82,9 @@ class Admission:
         self.ledger = ledger
         self.windows = windows
         self.semaphore = asyncio.Semaphore(max_concurrency)
+        #: The limits shared with other daemons (``finappd.coord``), taken after this
+        #: daemon's own: waits for the shared windows, counts the shared quota.
+        self.shared: Callable[[], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"<Admission {self.semaphore!r} {self.windows!r} {self.pause!r}>"
@@ -108,6 +111,7 @@ class Admission:
                 if counted:
                     while True:
                         await self.windows.acquire()
+                        await self._shared()
                         if self.pause.remaining() <= 0:
                             return
                         # A 429 arrived while this caller waited: sleep it out, then queue
@@ -119,6 +123,17 @@ class Admission:
                 raise
             # The quota day turned while this caller waited: read it outside the semaphore.
             self.semaphore.release()
+
+    async def _shared(self) -> None:
+        """The shared limits' admission; a quota all daemons spent parks this provider."""
+        if self.shared is None:
+            return
+        try:
+            await self.shared()
+        except QuotaExhaustedError as exc:
+            which = "monthly" if "monthly quota" in str(exc) else "daily"
+            self.refusals.park_until_reset(which, str(exc))
+            raise
 
     def release(self) -> None:
         """Free the semaphore slot :meth:`acquire` took."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # only annotations: the registry imports this module while di
     from finappd.store import Store, Writer
 
 __all__ = [
+    "SharedUsage",
     "StoreUsage",
     "effective_limits_report",
     "format_usage",
@@ -49,6 +50,15 @@ class StoreUsage:
         """Add ``counts`` (requests per quota day) to ``provider``'s usage."""
         by_day = {day.isoformat(): n for day, n in counts.items()}
         await self.writer.call(self.store.add_usage, provider, by_day)
+
+
+class SharedUsage(StoreUsage):
+    """The ledger's persistence when daemons share a PostgreSQL store: reads as
+    :class:`StoreUsage`, writes nothing, since the coordinator counted every request in
+    ``provider_usage`` as it admitted it (``finappd.coord``)."""
+
+    async def add(self, provider: str, counts: Mapping[date, int]) -> None:
+        """Nothing to add: each request was counted when it was admitted."""
 
 
 def provider_limits(name: str, settings: ProviderSettings) -> Limits:

@@ -14,7 +14,7 @@ __all__ = ["RunRow", "RunTotals", "RunsMixin", "utc_text"]
 # Newest first; within each flow only the newest ``limit`` runs.
 _LAST_RUNS = """
 SELECT id, flow, "trigger", started_at, finished_at, status,
-       tickers_total, tickers_ok, tickers_failed, rows_written, error
+       tickers_total, tickers_ok, tickers_failed, rows_written, error, daemon
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
     FROM runs
@@ -25,7 +25,7 @@ ORDER BY started_at DESC, id DESC
 
 _RUN = """
 SELECT id, flow, "trigger", started_at, finished_at, status,
-       tickers_total, tickers_ok, tickers_failed, rows_written, error
+       tickers_total, tickers_ok, tickers_failed, rows_written, error, daemon
 FROM runs WHERE id = ?
 """
 
@@ -34,7 +34,7 @@ FROM runs WHERE id = ?
 # up, so only the flow's own triggers count.
 _LAST_GOOD_RUNS = """
 SELECT id, flow, "trigger", started_at, finished_at, status,
-       tickers_total, tickers_ok, tickers_failed, rows_written, error
+       tickers_total, tickers_ok, tickers_failed, rows_written, error, daemon
 FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY flow ORDER BY started_at DESC, id DESC) AS n
     FROM runs
@@ -106,6 +106,8 @@ class RunRow:
     tickers_failed: int | None
     rows_written: int | None
     error: str | None
+    #: The ``daemon_name`` of the daemon that ran it (v5; None for older rows).
+    daemon: str | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:
@@ -117,13 +119,23 @@ class RunRow:
 class RunsMixin(StorePart):
     """``Store``'s runs and fetch_errors: write a run's life, read runs back for status."""
 
-    def start_run(self, flow: str, trigger: str, tickers_total: int, now: datetime) -> int:
-        """Insert a ``running`` run and return its id."""
+    def start_run(
+        self,
+        flow: str,
+        trigger: str,
+        tickers_total: int,
+        now: datetime,
+        *,
+        daemon: str | None = None,
+        fire_at: datetime | None = None,
+    ) -> int:
+        """Insert a ``running`` run (by ``daemon``, for the scheduled ``fire_at``); its id."""
+        fire = None if fire_at is None else utc_text(fire_at)
         with self._write(f"start_run of {flow}") as conn:
             run_id: int = conn.execute(
-                'INSERT INTO runs (flow, "trigger", started_at, status, tickers_total) '
-                "VALUES (?, ?, ?, 'running', ?) RETURNING id",
-                (flow, trigger, utc_text(now), tickers_total),
+                'INSERT INTO runs (flow, "trigger", started_at, status, tickers_total, daemon, '
+                "fire_at) VALUES (?, ?, ?, 'running', ?, ?, ?) RETURNING id",
+                (flow, trigger, utc_text(now), tickers_total, daemon, fire),
             ).fetchone()[0]
         return run_id
 

@@ -9,9 +9,10 @@ DDL as text first (v1's ``bars``, since v3 added columns to ``BarTable``; v1's
 ``latest_close``, since v4 added ``currency`` to it).
 
 PostgreSQL (``store.url``) keeps its version in a one-row ``schema_version`` table. A new
-PostgreSQL database starts at version 4 (``PG_BASE_VERSION``, the first with PostgreSQL
-support), created in one transaction from the same table classes and view DDL the SQLite
-steps reach; every step after it runs on both backends.
+PostgreSQL database is created at ``SCHEMA_VERSION`` in one transaction, from the same
+table classes and view DDL the SQLite steps reach; one created by an older finappd (at
+``PG_BASE_VERSION``, the first with PostgreSQL support, or later) takes the steps after
+its version, which therefore run on both backends.
 """
 
 from __future__ import annotations
@@ -65,9 +66,21 @@ _LATEST_CLOSE_V1 = """
     """
 
 
+#: ``runs`` as version 1 created it (v5 added ``daemon`` and ``fire_at``), byte for byte.
+_RUNS_V1 = (
+    "\nCREATE TABLE runs (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n"
+    "\tflow TEXT NOT NULL, \n\t\"trigger\" TEXT NOT NULL, \n\tstarted_at TEXT NOT NULL, \n"
+    "\tfinished_at TEXT, \n\tstatus TEXT NOT NULL, \n\ttickers_total INTEGER, \n"
+    "\ttickers_ok INTEGER, \n\ttickers_failed INTEGER, \n\trows_written INTEGER, \n"
+    "\terror TEXT\n)\n\n",
+    "CREATE INDEX ix_runs_flow_started_at ON runs (flow, started_at)",
+)
+
+
 def _create_v1(conn: Connection) -> None:
     """Version 1: bars, runs, fetch_errors and the latest_close view."""
-    for statement in (_BARS_V1, *_tables().tables_ddl("runs", "fetch_errors"), _LATEST_CLOSE_V1):
+    statements = (_BARS_V1, *_RUNS_V1, *_tables().tables_ddl("fetch_errors"), _LATEST_CLOSE_V1)
+    for statement in statements:
         conn.execute(statement)
 
 
@@ -177,26 +190,34 @@ def _units_v4(conn: Connection) -> None:
     conn.execute("DROP TABLE _minor")
 
 
+def _run_owner_v5(conn: Connection) -> None:
+    """Version 5 (both backends): ``runs.daemon`` (which daemon ran it, ``daemon_name``) and
+    ``runs.fire_at`` (the scheduled fire it ran for; NULL for runs started by hand)."""
+    conn.execute("ALTER TABLE runs ADD COLUMN daemon TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN fire_at TEXT")
+
+
 #: Ordered steps; ``MIGRATIONS[n]`` migrates version ``n`` to ``n + 1``.
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
     _create_v1,
     _add_provider_usage_v2,
     _add_market_data_v3,
     _units_v4,
+    _run_owner_v5,
 )
 
 #: The schema version this code reads and writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
-#: The version a new PostgreSQL database is created at (see the module docstring).
+#: The oldest version a PostgreSQL database can be at (see the module docstring).
 PG_BASE_VERSION = 4
 
 #: Any number, the same in every finappd: migrations of one PostgreSQL database queue on it.
 _PG_MIGRATION_LOCK = 0x66696E617070
 
 
-def _create_pg_base(conn: Connection) -> None:
-    """Every table, index and view of version ``PG_BASE_VERSION``, on PostgreSQL."""
+def _create_pg(conn: Connection) -> None:
+    """Every table, index and view of ``SCHEMA_VERSION``, on PostgreSQL."""
     tables = _tables()
     for statement in (
         *tables.tables_ddl(*tables.TABLE_NAMES, dialect="postgresql"),
@@ -263,8 +284,8 @@ def migrate(conn: Connection, where: str, dialect: Dialect = "sqlite") -> int:
             _check_not_newer(version, where)
             if version < SCHEMA_VERSION:
                 if dialect == "postgresql" and version < PG_BASE_VERSION:
-                    _create_pg_base(conn)
-                    version = PG_BASE_VERSION
+                    _create_pg(conn)
+                    version = SCHEMA_VERSION
                 else:
                     MIGRATIONS[version](conn)
                     version += 1

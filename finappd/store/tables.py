@@ -122,6 +122,9 @@ class RunTable(StoreModel, table=True):
     tickers_failed: int | None = Field(default=None, sa_type=Integer)
     rows_written: int | None = Field(default=None, sa_type=Integer)
     error: str | None = Field(default=None, sa_type=Text)
+    # v5: added by ALTER TABLE (both backends).
+    daemon: str | None = Field(default=None, sa_type=Text)
+    fire_at: str | None = Field(default=None, sa_type=Text)
 
 
 class FetchErrorTable(StoreModel, table=True):
