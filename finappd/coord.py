@@ -36,9 +36,10 @@ from finappd.store.pg import PgConnection, redact_url
 from finappd.store.runs import utc_text
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from finappd.config import Settings
+    from finappd.providers._admission import SharedAdmission
     from finappd.providers._polite import PoliteClient
 
 __all__ = ["CoordLink", "Coordinator", "coord_link", "shared_admission"]
@@ -60,6 +61,8 @@ _TABLES = (
 )
 #: Sends older than this are pruned (longer than any rate window, which is at most an hour).
 _KEEP_SENDS_S = 2 * 3600
+#: How often a request waiting for a shared concurrency slot looks again (seconds).
+_SLOT_POLL_S = 0.05
 #: Fire claims older than this are pruned.
 _KEEP_FIRES_DAYS = 30
 
@@ -80,6 +83,7 @@ class Coordinator:
         self.password = password
         self.connect_timeout = connect_timeout
         self._conn: PgConnection | None = None
+        self._slots: dict[str, set[int]] = {}  # provider -> the concurrency slots held
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
@@ -221,6 +225,26 @@ class Coordinator:
             raise
         return 0.0
 
+    def take_slot(self, provider: str, total: int) -> bool:
+        """Hold one of ``provider``'s ``total`` request slots shared by every daemon (a session
+        lock each, which the server frees if this daemon dies); False when all are taken."""
+        conn = self._db()
+        held = self._slots.setdefault(provider, set())
+        for slot in range(total):
+            if slot in held:
+                continue  # a session may take its own lock twice: skip the ones it has
+            if conn.execute("SELECT pg_try_advisory_lock(?, ?)", (_key(provider), slot)).fetchone()[
+                0
+            ]:
+                held.add(slot)
+                return True
+        return False
+
+    def give_slot(self, provider: str) -> None:
+        """Free one request slot of ``provider`` this daemon holds."""
+        slot = self._slots[provider].pop()
+        self._db().execute("SELECT pg_advisory_unlock(?, ?)", (_key(provider), slot))
+
     def interrupt_dead(self, now: datetime) -> int:
         """Mark ``running`` runs of daemons that hold no name lock ``interrupted``; how many.
 
@@ -265,6 +289,7 @@ class CoordLink:
     def __init__(self, coordinator: Coordinator) -> None:
         self.coordinator = coordinator
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finappd-coord")
+        self._giving: set[asyncio.Future[None]] = set()
 
     def __repr__(self) -> str:
         return f"<CoordLink {self.coordinator!r}>"
@@ -280,6 +305,8 @@ class CoordLink:
 
     async def close(self) -> None:
         """Disconnect and stop the thread."""
+        if self._giving:
+            await asyncio.gather(*self._giving, return_exceptions=True)
         await self.call(self.coordinator.close)
         self._executor.shutdown(wait=True)
 
@@ -290,6 +317,18 @@ class CoordLink:
     async def interrupt_dead(self) -> int:
         """:meth:`Coordinator.interrupt_dead` as of now, off the loop."""
         return await self.call(self.coordinator.interrupt_dead, datetime.now(UTC))
+
+    async def take_slot(self, provider: str, total: int) -> None:
+        """Wait for one of ``provider``'s ``total`` shared request slots."""
+        # Another daemon frees a slot: nothing in this process can signal it, so look again.
+        while not await self.call(self.coordinator.take_slot, provider, total):  # noqa: ASYNC110
+            await asyncio.sleep(_SLOT_POLL_S)
+
+    def give_slot(self, provider: str) -> None:
+        """Free a slot taken by :meth:`take_slot` (queued on the coordination thread)."""
+        task = asyncio.ensure_future(self.call(self.coordinator.give_slot, provider))
+        self._giving.add(task)
+        task.add_done_callback(self._giving.discard)
 
     async def admit(
         self,
@@ -326,19 +365,27 @@ def coord_link(settings: Settings) -> CoordLink | None:
     )
 
 
-def shared_admission(link: CoordLink, client: PoliteClient) -> Callable[[], Awaitable[None]] | None:
-    """The shared admission of ``client``'s provider, or None: it has no quota nor windows."""
+def shared_admission(link: CoordLink, client: PoliteClient) -> SharedAdmission | None:
+    """The limits ``client``'s provider shares with other daemons, or None: none to share."""
+    from finappd.providers._admission import SharedAdmission
     from finappd.providers.limits import HEADROOM
 
     limits = client.limits
     windows = [(rate.count, rate.period * HEADROOM) for rate in limits.windows()]
-    daily, monthly = limits.daily(), limits.monthly()
-    if not windows and daily is None and monthly is None:
+    daily, monthly, total = limits.daily(), limits.monthly(), client.max_concurrency_total
+    if not windows and daily is None and monthly is None and total is None:
         return None
 
     async def admit() -> None:
-        await link.admit(
-            client.name, windows, daily=daily, monthly=monthly, day=client.ledger.today()
-        )
+        if windows or daily is not None or monthly is not None:
+            await link.admit(
+                client.name, windows, daily=daily, monthly=monthly, day=client.ledger.today()
+            )
 
-    return admit
+    if total is None:
+        return SharedAdmission(admit)
+
+    async def take() -> None:
+        await link.take_slot(client.name, total)
+
+    return SharedAdmission(admit, take, lambda: link.give_slot(client.name))

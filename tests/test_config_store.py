@@ -61,3 +61,13 @@ def test_the_password_comes_from_credentials_or_the_environment_and_stays_masked
     assert settings.store.url == URL  # the file's other store keys are kept beside it
     assert "sentinel-pw-42" not in json.dumps(settings.masked(), default=str)
     assert "sentinel-pw-42" not in repr(settings)
+
+
+def test_max_concurrency_total_needs_a_shared_store(tmp_path: Path) -> None:
+    path = tmp_path / "finappd.toml"
+    path.write_text("[providers.yahoo]\nmax_concurrency_total = 4\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.key == "providers.yahoo.max_concurrency_total"
+    path.write_text(f'[store]\nurl = "{URL}"\n[providers.yahoo]\nmax_concurrency_total = 4\n')
+    assert load_settings(path).providers["yahoo"].max_concurrency_total == 4

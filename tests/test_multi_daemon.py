@@ -43,6 +43,7 @@ rate = "5/minute"
 daily_quota = 25
 quota_reset_tz = "UTC"
 max_concurrency = 1
+max_concurrency_total = 1
 retries = 0
 [[flows]]
 name = "eod"
@@ -193,3 +194,49 @@ def test_shared_windows_and_quota_hold_under_three_racing_daemons(pg_server: PgS
         "d2",
     }
     assert rows(url, "SELECT requests FROM provider_usage WHERE provider = 'p'") == [(25,)]
+
+
+def test_max_concurrency_total_holds_across_daemons_and_frees_a_dead_ones_slots(
+    pg_server: PgServer,
+) -> None:
+    """Three coordinators sharing 2 request slots: never more than 2 held at once; a
+    coordinator that disconnects without giving its slot back (a crash) frees it."""
+    url = pg_server.create()
+    coordinators = [Coordinator(url, daemon=f"c{i}") for i in range(3)]
+    for coordinator in coordinators:
+        coordinator.open()
+    held = [0]
+    peak = [0]
+    lock = threading.Lock()
+
+    def work(coordinator: Coordinator) -> None:
+        for _ in range(15):
+            while not coordinator.take_slot("p", 2):
+                time.sleep(0.002)
+            with lock:
+                held[0] += 1
+                peak[0] = max(peak[0], held[0])
+            time.sleep(0.005)
+            with lock:
+                held[0] -= 1
+            coordinator.give_slot("p")
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in coordinators]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert peak[0] == 2
+        first, second, third = coordinators
+        assert first.take_slot("p", 2)
+        assert second.take_slot("p", 2)
+        assert not third.take_slot("p", 2)
+        first.close()  # dies holding its slot
+        deadline = time.monotonic() + 5
+        while not third.take_slot("p", 2):
+            assert time.monotonic() < deadline, "the dead coordinator's slot was never freed"
+            time.sleep(0.01)
+    finally:
+        for coordinator in coordinators:
+            coordinator.close()

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     def _cross_check(self) -> Settings:
         for name, provider in self.providers.items():
             provider.kind = provider.kind or name
+            if provider.max_concurrency_total is not None and self.store.url is None:
+                raise ValueError(
+                    f"providers.{name}.max_concurrency_total: a limit across daemons needs "
+                    "store.url (daemons sharing PostgreSQL); one daemon has max_concurrency"
+                )
         seen: set[str] = set()
         for i, flow in enumerate(self.flows):
             if flow.name in seen:

@@ -85,6 +85,8 @@ class ProviderSettings(_Model):
     base_url: str | None = None
     api_key: SecretStr | None = None
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    #: Requests in flight across all daemons sharing a PostgreSQL store (``store.url``).
+    max_concurrency_total: int | None = Field(default=None, ge=1, le=1000)
     rate: Rate | None = None  # shorthand for ``rates = [rate]``; explicit None: no windows
     rates: list[Rate] | None = None  # e.g. ["8/minute", "800/day"]; [] means no windows
     daily_quota: int | None = Field(default=None, ge=0)

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from finappd.errors import QuotaExhaustedError, RateLimitedError
 from finappd.providers._refusals import Refusals
 from finappd.providers.limits import RateWindows
 from finappd.providers.quota import QuotaLedger
 
-__all__ = ["Admission", "Pause", "Sleep"]
+__all__ = ["Admission", "Pause", "SharedAdmission", "Sleep"]
 
 #: ``asyncio.sleep``'s shape: tests pass one that moves their clock instead.
 Sleep = Callable[[float], Awaitable[None]]
@@ -65,6 +66,17 @@ class Pause:
             await self._sleep(remaining)
 
 
+@dataclass(frozen=True, slots=True)
+class SharedAdmission:
+    """The limits a provider shares with other daemons (``finappd.coord``): ``admit`` waits
+    for the shared rate windows and counts the shared quota; ``take``/``give`` hold one of
+    its ``max_concurrency_total`` request slots, when it has that limit."""
+
+    admit: Callable[[], Awaitable[None]]
+    take: Callable[[], Awaitable[None]] | None = None
+    give: Callable[[], None] | None = None
+
+
 class Admission:
     """Pause, semaphore, quota and rate windows of one provider, taken in that order."""
 
@@ -82,9 +94,9 @@ class Admission:
         self.ledger = ledger
         self.windows = windows
         self.semaphore = asyncio.Semaphore(max_concurrency)
-        #: The limits shared with other daemons (``finappd.coord``), taken after this
-        #: daemon's own: waits for the shared windows, counts the shared quota.
-        self.shared: Callable[[], Awaitable[None]] | None = None
+        #: The limits shared with other daemons (``finappd.coord``), each taken after
+        #: this daemon's own: the slot after the semaphore, the windows after its windows.
+        self.shared: SharedAdmission | None = None
 
     def __repr__(self) -> str:
         return f"<Admission {self.semaphore!r} {self.windows!r} {self.pause!r}>"
@@ -109,32 +121,48 @@ class Admission:
                     self.refusals.park_until_reset(self.ledger.spent() or "daily", str(exc))
                     raise exc from None
                 if counted:
-                    while True:
-                        await self.windows.acquire()
-                        await self._shared()
-                        if self.pause.remaining() <= 0:
-                            return
-                        # A 429 arrived while this caller waited: sleep it out, then queue
-                        # again for the windows so the callers released by the pause do
-                        # not burst.
-                        await self.pause.wait(symbol)
+                    if self.shared is not None and self.shared.take is not None:
+                        await self.shared.take()
+                    try:
+                        await self._windows(symbol)
+                    except BaseException:
+                        self._give()
+                        raise
+                    return
             except BaseException:
                 self.semaphore.release()
                 raise
             # The quota day turned while this caller waited: read it outside the semaphore.
             self.semaphore.release()
 
+    async def _windows(self, symbol: str | None) -> None:
+        """This daemon's rate windows, then the shared ones; after a 429, once more."""
+        while True:
+            await self.windows.acquire()
+            await self._shared()
+            if self.pause.remaining() <= 0:
+                return
+            # A 429 arrived while this caller waited: sleep it out, then queue again for
+            # the windows so the callers released by the pause do not burst.
+            await self.pause.wait(symbol)
+
+    def _give(self) -> None:
+        """Free the shared request slot, when the provider shares ``max_concurrency_total``."""
+        if self.shared is not None and self.shared.give is not None:
+            self.shared.give()
+
     async def _shared(self) -> None:
         """The shared limits' admission; a quota all daemons spent parks this provider."""
         if self.shared is None:
             return
         try:
-            await self.shared()
+            await self.shared.admit()
         except QuotaExhaustedError as exc:
             which = "monthly" if "monthly quota" in str(exc) else "daily"
             self.refusals.park_until_reset(which, str(exc))
             raise
 
     def release(self) -> None:
-        """Free the semaphore slot :meth:`acquire` took."""
+        """Free the semaphore slot (and the shared request slot) :meth:`acquire` took."""
+        self._give()
         self.semaphore.release()

@@ -98,6 +98,8 @@ class PoliteClient:
     ) -> None:
         self.name = name
         self.limits = limits
+        #: Requests in flight to this provider across every daemon sharing the store.
+        self.max_concurrency_total = settings.max_concurrency_total
         # A ledger handed over (the runtime's, one per provider name) keeps its counts.
         ledger.retune(daily=limits.daily(), monthly=limits.monthly(), tz=limits.quota_tz)
         self.ledger = ledger

@@ -69,7 +69,7 @@ _LATEST_CLOSE_V1 = """
 #: ``runs`` as version 1 created it (v5 added ``daemon`` and ``fire_at``), byte for byte.
 _RUNS_V1 = (
     "\nCREATE TABLE runs (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n"
-    "\tflow TEXT NOT NULL, \n\t\"trigger\" TEXT NOT NULL, \n\tstarted_at TEXT NOT NULL, \n"
+    '\tflow TEXT NOT NULL, \n\t"trigger" TEXT NOT NULL, \n\tstarted_at TEXT NOT NULL, \n'
     "\tfinished_at TEXT, \n\tstatus TEXT NOT NULL, \n\ttickers_total INTEGER, \n"
     "\ttickers_ok INTEGER, \n\ttickers_failed INTEGER, \n\trows_written INTEGER, \n"
     "\terror TEXT\n)\n\n",
