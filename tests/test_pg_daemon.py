@@ -172,3 +172,30 @@ async def test_a_reader_of_postgresql_sees_whole_tickers_only(
     assert len(final) == 1  # every ticker of this listing has the same days
     assert snapshots[0] > 5
     assert seen <= final, (seen, final)
+
+
+async def test_a_quota_on_postgresql_holds_across_runs_and_restarts(
+    pg_server: PgServer, sim_server: MakeServer
+) -> None:
+    """daily_quota = 5 on PostgreSQL: 5 of 8 tickers are fetched, 3 refused; a new runtime
+    (a restart) reads the spent day from the database and sends nothing more (the 5 have
+    their bars already: the incremental plan asks nothing for them)."""
+    sim = await sim_server(SimConfig())
+    assert sim.url is not None
+    url = pg_server.create()
+    settings = settings_for(url, sim.url)
+    settings.flows[0].tickers = [f"Q{i}" for i in range(8)]
+    settings.providers["yahoo"].daily_quota = 5
+    settings.providers["yahoo"].max_concurrency = 1
+    async with Runtime(settings) as runtime:
+        first = await runtime.run_flow("eod", "manual")
+    async with Runtime(settings) as runtime:
+        second = await runtime.run_flow("eod", "manual")
+    assert (first.tickers_ok, first.tickers_failed) == (5, 3)
+    assert (second.tickers_ok, second.tickers_failed) == (5, 3)
+    assert sim.stats.requests == 5
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        [(spent,)] = conn.execute("SELECT sum(requests) FROM provider_usage").fetchall()
+        kinds = conn.execute("SELECT kind, count(*) FROM fetch_errors GROUP BY kind").fetchall()
+    assert spent == 5
+    assert kinds == [("quota_exhausted", 6)]
