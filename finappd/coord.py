@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import structlog
 
 from finappd.errors import QuotaExhaustedError, StoreError
-from finappd.store.pg import PgConnection, redact_url
+from finappd.store.pg import PgConnection, pg_connect, redact_url
 from finappd.store.runs import utc_text
+from finappd.store.store import first_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -98,13 +99,8 @@ class Coordinator:
         """Connect, create the coordination tables, take this daemon's name lock."""
         import psycopg
 
-        extra: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout))}
-        if self.password is not None:
-            extra["password"] = self.password
-        try:
-            conn = PgConnection(psycopg.connect(self.url, autocommit=True, **extra))
-        except psycopg.Error as exc:
-            raise StoreError(f"coordination on {redact_url(self.url)}: {exc}") from exc
+        where = f"coordination on {redact_url(self.url)}"
+        conn = pg_connect(self.url, self.password, self.connect_timeout, where)
         try:
             conn.execute("BEGIN")
             conn.execute("SELECT pg_advisory_xact_lock(?, 0)", (_LOCKS,))
@@ -116,7 +112,7 @@ class Coordinator:
             ).fetchone()[0]
         except psycopg.Error as exc:
             conn.raw.close()
-            raise StoreError(f"coordination on {redact_url(self.url)}: {exc}") from exc
+            raise StoreError(f"{where} failed: {first_line(exc)}") from exc
         if not held:
             conn.raw.close()
             raise StoreError(

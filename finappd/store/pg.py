@@ -24,12 +24,12 @@ from finappd.store._mixin import Connection, Cursor, Dialect
 from finappd.store.bars import BAR_COLUMNS, UPSERT_BARS_ON_CONFLICT
 from finappd.store.runs import utc_text
 from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
-from finappd.store.store import Store
+from finappd.store.store import Store, first_line
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["PgConnection", "PgStore", "redact_url"]
+__all__ = ["PgConnection", "PgStore", "pg_connect", "redact_url"]
 
 #: The session lock every read-write PgStore holds shared while open (any fixed number).
 _OPEN_LOCK = 0x66696E617071
@@ -88,6 +88,23 @@ class PgConnection:
         return cursor
 
 
+def pg_connect(url: str, password: str | None, timeout: float, what: str) -> PgConnection:
+    """An autocommit connection to ``url``; a StoreError saying ``what`` failed, and why."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise StoreError(
+            f"{what}: store.url needs psycopg: pip install 'finappd[postgresql]'"
+        ) from exc
+    extra: dict[str, Any] = {"connect_timeout": max(1, round(timeout))}
+    if password is not None:
+        extra["password"] = password
+    try:
+        return PgConnection(psycopg.connect(url, autocommit=True, **extra))
+    except psycopg.Error as exc:
+        raise StoreError(f"{what} failed: {first_line(exc)}") from exc
+
+
 class PgStore(Store):
     """The finappd database on a PostgreSQL server."""
 
@@ -122,23 +139,12 @@ class PgStore(Store):
 
     def open(self, *, readonly: bool = False) -> Self:
         """Connect; read-write migrates and takes the open lock, read-only never writes."""
-        try:
-            import psycopg
-        except ImportError as exc:
-            raise StoreError(
-                f"store.url {self.where} needs psycopg: pip install 'finappd[postgresql]'"
-            ) from exc
+        import psycopg
 
         if self._pg is not None:
             raise StoreError(f"store {self.where} is already open")
-        extra: dict[str, Any] = {"connect_timeout": max(1, round(self.connect_timeout))}
-        if self.password is not None:
-            extra["password"] = self.password
-        try:
-            raw = psycopg.connect(self.url, autocommit=True, **extra)
-        except psycopg.Error as exc:
-            raise StoreError(f"open of {self.where} failed: {_reason(exc)}") from exc
-        conn = PgConnection(raw)
+        conn = pg_connect(self.url, self.password, self.connect_timeout, f"open of {self.where}")
+        raw = conn.raw
         try:
             # A statement blocked on a lock (another writer) gives up like SQLite's busy wait.
             conn.execute(f"SET lock_timeout = {round(self.busy_timeout * 1000):d}")
@@ -156,7 +162,7 @@ class PgStore(Store):
                 conn.execute(_BARS_IN)
         except psycopg.Error as exc:
             raw.close()
-            raise StoreError(f"open of {self.where} failed: {_reason(exc)}") from exc
+            raise StoreError(f"open of {self.where} failed: {first_line(exc)}") from exc
         except BaseException:
             raw.close()
             raise
@@ -169,33 +175,20 @@ class PgStore(Store):
         if conn is not None:
             conn.raw.close()
 
-    @contextmanager
-    def _guard(self, operation: str) -> Iterator[Connection]:
-        """Yield the connection; re-raise any ``psycopg.Error`` as ``StoreError``."""
+    _BEGIN = "BEGIN"
+
+    def _connection(self) -> Connection | None:
+        """The open connection, or None."""
+        return self._pg
+
+    def _driver_error(self) -> type[Exception]:
+        """psycopg's base exception."""
         import psycopg
 
-        if self._pg is None:
-            raise StoreError(f"{operation} on {self.where}: the store is not open")
-        try:
-            yield self._pg
-        except psycopg.Error as exc:
-            raise StoreError(f"{operation} on {self.where} failed: {_reason(exc)}") from exc
+        return psycopg.Error
 
-    @contextmanager
-    def _write(self, operation: str) -> Iterator[Connection]:
-        """``BEGIN`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
-        with self._guard(operation) as conn:
-            if conn.in_transaction:
-                yield conn
-                return
-            conn.execute("BEGIN")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+    def _after_commit(self, conn: Connection) -> None:
+        """Nothing: PostgreSQL has no WAL file of ours to bound."""
 
     @contextmanager
     def snapshot_cursor(
@@ -255,8 +248,3 @@ class PgStore(Store):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(?)", (_OPEN_LOCK,))
         return cursor.rowcount
-
-
-def _reason(exc: BaseException) -> str:
-    """The server's or libpq's message, first line only (no URL, no password)."""
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -48,6 +48,11 @@ _WAL_RETRY_S = 1.0
 _PRAGMAS = ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "user_version")
 
 
+def first_line(exc: BaseException) -> str:
+    """A driver error's message, first line only (PostgreSQL's detail lines say no more)."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class Store(RunsMixin, BarsMixin, UsageMixin):
     """The finappd SQLite database: open, migrate, write runs, bars and errors, read status."""
 
@@ -153,24 +158,36 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
         finally:
             conn.close()
 
+    #: How a write transaction begins: SQLite takes the write lock at once.
+    _BEGIN = "BEGIN IMMEDIATE"
+
+    def _connection(self) -> Connection | None:
+        """The open connection, or None."""
+        return self._conn
+
+    def _driver_error(self) -> type[Exception]:
+        """The database driver's base exception, re-raised as ``StoreError``."""
+        return sqlite3.Error
+
     @contextmanager
     def _guard(self, operation: str) -> Iterator[Connection]:
-        """Yield the connection; re-raise any ``sqlite3.Error`` as ``StoreError``."""
-        if self._conn is None:
-            raise StoreError(f"{operation} on {self.path}: the store is not open")
+        """Yield the connection; re-raise the driver's errors as ``StoreError``."""
+        conn = self._connection()
+        if conn is None:
+            raise StoreError(f"{operation} on {self.where}: the store is not open")
         try:
-            yield self._conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"{operation} on {self.path} failed: {exc}") from exc
+            yield conn
+        except self._driver_error() as exc:
+            raise StoreError(f"{operation} on {self.where} failed: {first_line(exc)}") from exc
 
     @contextmanager
     def _write(self, operation: str) -> Iterator[Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
+        """``BEGIN`` … ``COMMIT``, ``ROLLBACK`` on error; joins an open transaction."""
         with self._guard(operation) as conn:
             if conn.in_transaction:
                 yield conn
                 return
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(self._BEGIN)
             try:
                 yield conn
                 conn.execute("COMMIT")
@@ -179,7 +196,11 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            self._bound_wal(conn)
+            self._after_commit(conn)
+
+    def _after_commit(self, conn: Connection) -> None:
+        """What follows each commit: SQLite bounds its WAL."""
+        self._bound_wal(conn)
 
     def _bound_wal(self, conn: Connection) -> None:
         """After a commit, checkpoint and truncate a WAL file grown past ``WAL_LIMIT``.
