@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -237,9 +237,32 @@ class Coordinator:
         return False
 
     def give_slot(self, provider: str) -> None:
-        """Free one request slot of ``provider`` this daemon holds."""
-        slot = self._slots[provider].pop()
-        self._db().execute("SELECT pg_advisory_unlock(?, ?)", (_key(provider), slot))
+        """Free one request slot of ``provider`` this daemon holds (none after a reconnect:
+        the server freed them with the old session)."""
+        held = self._slots.get(provider)
+        if held:
+            self._db().execute("SELECT pg_advisory_unlock(?, ?)", (_key(provider), held.pop()))
+
+    def guarded(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)``, the driver's errors as StoreError; a lost connection
+        (a server restart, the network) is made again once, and ``fn`` tried again."""
+        import psycopg
+
+        where = f"coordination on {redact_url(self.url)}"
+        try:
+            return fn(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            if self._conn is None or not self._conn.raw.closed:
+                raise StoreError(f"{where} failed: {first_line(exc)}") from exc
+            log.warning("coord.reconnecting", error=first_line(exc))
+            self._conn, self._slots = None, {}
+            self.open()
+        except psycopg.Error as exc:
+            raise StoreError(f"{where} failed: {first_line(exc)}") from exc
+        try:
+            return fn(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise StoreError(f"{where} failed: {first_line(exc)}") from exc
 
     def interrupt_dead(self, now: datetime) -> int:
         """Mark ``running`` runs of daemons that hold no name lock ``interrupted``; how many.
@@ -291,9 +314,10 @@ class CoordLink:
         return f"<CoordLink {self.coordinator!r}>"
 
     async def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run ``fn(*args, **kwargs)`` on the coordination thread."""
+        """Run ``fn(*args, **kwargs)`` on the coordination thread (see ``guarded``)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        guarded = self.coordinator.guarded
+        return await loop.run_in_executor(self._executor, lambda: guarded(fn, *args, **kwargs))
 
     async def open(self) -> None:
         """Connect (on the coordination thread)."""

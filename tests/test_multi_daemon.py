@@ -240,3 +240,24 @@ def test_max_concurrency_total_holds_across_daemons_and_frees_a_dead_ones_slots(
     finally:
         for coordinator in coordinators:
             coordinator.close()
+
+
+def test_a_coordinator_whose_connection_dies_connects_again(pg_server: PgServer) -> None:
+    """A server restart or a network cut ends the session: the next call connects again
+    (taking the name lock anew) instead of failing every request from then on."""
+    url = pg_server.create()
+    PgStore(url).open().close()
+    coordinator = Coordinator(url, daemon="solo")
+    coordinator.open()
+    try:
+        day = datetime.now(UTC).date()
+        assert coordinator.guarded(coordinator.admit, "p", [], daily=10, monthly=None, day=day) == 0
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        assert coordinator.guarded(coordinator.admit, "p", [], daily=10, monthly=None, day=day) == 0
+        assert rows(url, "SELECT requests FROM provider_usage WHERE provider = 'p'") == [(2,)]
+    finally:
+        coordinator.close()
