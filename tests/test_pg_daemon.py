@@ -21,6 +21,7 @@ from finappd.snapshot import export_snapshot
 from finappd.status import status_report
 from finappd.store import Store
 from finappd.store.backend import open_readonly
+from finappd.store.pg import PgStore
 from tests.conftest import MakeServer
 from tests.pg import PgServer
 
@@ -199,3 +200,20 @@ async def test_a_quota_on_postgresql_holds_across_runs_and_restarts(
         kinds = conn.execute("SELECT kind, count(*) FROM fetch_errors GROUP BY kind").fetchall()
     assert spent == 5
     assert kinds == [("quota_exhausted", 6)]
+
+
+def test_the_postgresql_store_outlives_a_server_restart(pg_server: PgServer) -> None:
+    """A call on a session the server ended fails as StoreError (that batch is recorded
+    failed); the next call connects again and lands."""
+    url = pg_server.create()
+    with PgStore(url) as store:
+        run_id = store.start_run("eod", "schedule", 1, datetime.now(UTC))
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(StoreError):
+            store.record_error(run_id, "AAPL", "yahoo", "timeout", "slow", datetime.now(UTC))
+        store.record_error(run_id, "MSFT", "yahoo", "timeout", "slow", datetime.now(UTC))
+        assert [e[0] for e in store.errors_for_run(run_id)] == ["MSFT"]

@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
+import structlog
+
 from finappd.errors import StoreError
 from finappd.store._mixin import Connection, Cursor, Dialect
 from finappd.store.bars import BAR_COLUMNS, UPSERT_BARS_ON_CONFLICT
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     import psycopg
 
 __all__ = ["PgConnection", "PgStore", "pg_connect", "redact_url"]
+
+log = structlog.get_logger(__name__)
 
 #: The session lock every read-write PgStore holds shared while open (any fixed number).
 _OPEN_LOCK = 0x66696E617071
@@ -139,12 +143,17 @@ class PgStore(Store):
 
     def open(self, *, readonly: bool = False) -> Self:
         """Connect; read-write migrates and takes the open lock, read-only never writes."""
-        import psycopg
-
         if self._pg is not None:
             raise StoreError(f"store {self.where} is already open")
+        self._pg, self.readonly = self._connect(readonly), readonly
+        self.schema_version = SCHEMA_VERSION
+        return self
+
+    def _connect(self, readonly: bool) -> PgConnection:
+        """A session set up as :meth:`open` describes."""
+        import psycopg
+
         conn = pg_connect(self.url, self.password, self.connect_timeout, f"open of {self.where}")
-        raw = conn.raw
         try:
             # A statement blocked on a lock (another writer) gives up like SQLite's busy wait.
             conn.execute(f"SET lock_timeout = {round(self.busy_timeout * 1000):d}")
@@ -161,13 +170,12 @@ class PgStore(Store):
                 conn.execute("SELECT pg_advisory_lock_shared(?)", (_OPEN_LOCK,))
                 conn.execute(_BARS_IN)
         except psycopg.Error as exc:
-            raw.close()
+            conn.raw.close()
             raise StoreError(f"open of {self.where} failed: {first_line(exc)}") from exc
         except BaseException:
-            raw.close()
+            conn.raw.close()
             raise
-        self._pg, self.readonly, self.schema_version = conn, readonly, SCHEMA_VERSION
-        return self
+        return conn
 
     def close(self) -> None:
         """Close the connection (which drops its locks); closing twice is harmless."""
@@ -178,7 +186,11 @@ class PgStore(Store):
     _BEGIN = "BEGIN"
 
     def _connection(self) -> Connection | None:
-        """The open connection, or None."""
+        """The open connection, or None; one the server or the network ended (a failed
+        call said so) is made again first, so the store outlives a server restart."""
+        if self._pg is not None and self._pg.raw.closed:
+            log.warning("store.reconnecting", url=self.where)
+            self._pg = self._connect(self.readonly)
         return self._pg
 
     def _driver_error(self) -> type[Exception]:
