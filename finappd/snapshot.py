@@ -73,13 +73,12 @@ def export_snapshot(settings: StoreSettings, target: Path) -> Snapshot:
 
 def export_sqlite_snapshot(database: Path, target: Path, *, busy_timeout: float = 10.0) -> Snapshot:
     """Copy ``database`` consistently to ``target`` (atomically replaced); raise StoreError."""
-    started = time.monotonic()
     if not database.exists():
         raise StoreError(f"export-snapshot: no database at {database}")
     if target.absolute().resolve() == database.resolve():
         raise StoreError(f"export-snapshot: {target.absolute()} is the live database itself")
-    target, temp = _temp_for(target)
-    try:
+
+    def fill(temp: Path) -> None:
         source = sqlite3.connect(
             f"{database.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
         )
@@ -89,9 +88,19 @@ def export_sqlite_snapshot(database: Path, target: Path, *, busy_timeout: float 
             source.execute("VACUUM INTO ?", (str(temp),))
         finally:
             source.close()
+
+    return _export(str(database), target, fill)
+
+
+def _export(source: str, target: Path, fill: Callable[[Path], None]) -> Snapshot:
+    """``fill`` a temporary file beside ``target``, check it and rename it over ``target``."""
+    started = time.monotonic()
+    target, temp = _temp_for(target)
+    try:
+        fill(temp)
         _finish(temp, target)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"export-snapshot of {database} to {target} failed: {exc}") from exc
+        raise StoreError(f"export-snapshot of {source} to {target} failed: {exc}") from exc
     finally:
         temp.unlink(missing_ok=True)
     return Snapshot(target, target.stat().st_size, round(time.monotonic() - started, 3))
@@ -133,9 +142,7 @@ def export_pg_snapshot(store: PgStore, target: Path) -> Snapshot:
     ``target`` (atomically replaced); raise StoreError."""
     from finappd.store.tables import TABLE_NAMES
 
-    started = time.monotonic()
-    target, temp = _temp_for(target)
-    try:
+    def fill(temp: Path) -> None:
         copy = sqlite3.connect(temp, isolation_level=None)
         try:
             migrate(copy, str(temp))
@@ -146,12 +153,8 @@ def export_pg_snapshot(store: PgStore, target: Path) -> Snapshot:
             copy.execute("COMMIT")
         finally:
             copy.close()
-        _finish(temp, target)
-    except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"export-snapshot of {store.where} to {target} failed: {exc}") from exc
-    finally:
-        temp.unlink(missing_ok=True)
-    return Snapshot(target, target.stat().st_size, round(time.monotonic() - started, 3))
+
+    return _export(store.where, target, fill)
 
 
 def _copy_table(
