@@ -369,8 +369,9 @@ class CoordLink:
             await sleep(wait)
 
 
-def coord_link(settings: Settings) -> CoordLink | None:
-    """The coordination of ``settings``' daemon: with a PostgreSQL store only."""
+def coord_link(settings: Settings, name: str) -> CoordLink | None:
+    """The coordination of the process ``name`` (its lock, its claims and sends) on
+    ``settings``' store: with a PostgreSQL store only."""
     store = settings.store
     if store.url is None:
         return None
@@ -378,7 +379,7 @@ def coord_link(settings: Settings) -> CoordLink | None:
     return CoordLink(
         Coordinator(
             store.url,
-            daemon=settings.daemon_name,
+            daemon=name,
             password=password,
             connect_timeout=store.connect_timeout.total_seconds(),
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -45,12 +46,15 @@ USAGE_DRAIN_S = 10.0
 class Runtime:
     """Everything a flow run needs; an async context manager that cleans up after itself."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, daemon: bool = False) -> None:
         self.settings = check_settings(settings)  # a ConfigError before anything opens
+        #: Who runs what this runtime runs (``runs.daemon``): the daemon is ``daemon_name``;
+        #: a run by hand beside it (``run-once``, ``backfill``…) is ``daemon_name/<pid>``.
+        self.name = settings.daemon_name if daemon else f"{settings.daemon_name}/{os.getpid()}"
         self.store = store_for(settings.store)
         self.writer = Writer(self.store)
         #: The daemons sharing a PostgreSQL store (fires, quotas, windows); None on SQLite.
-        self.coord = coord_link(settings)
+        self.coord = coord_link(settings, self.name)
         # The providers' quota ledgers persist through the one writer thread (on a shared
         # store the coordinator counts each request as it admits it).
         usage = StoreUsage if self.coord is None else SharedUsage
@@ -181,7 +185,7 @@ class Runtime:
                 writer=self.writer,
                 instruments=book,
                 events=events,
-                daemon=self.settings.daemon_name,
+                daemon=self.name,
                 fire_at=fire_at,
             )
             await refetch_splits(

@@ -142,7 +142,7 @@ class Daemon:
             loop.add_signal_handler(sig, self.request_stop, sig.name)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            async with Runtime(self.settings) as runtime:
+            async with Runtime(self.settings, daemon=True) as runtime:
                 self._runtime = runtime
                 self._scheduler = AsyncIOScheduler(timezone=UTC)
                 self._scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)

@@ -4,6 +4,7 @@ is incremental, ``status`` reads it back, and the password never shows."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from finappd.config import Settings
+from finappd.coord import Coordinator
 from finappd.errors import StoreError
 from finappd.runtime import Runtime
 from finappd.sim import SimConfig
@@ -77,7 +79,8 @@ async def test_a_run_lands_in_postgresql_and_status_reads_it(
     assert report["store"] == url
     assert report["bars"]["symbols"] == len(TICKERS)
     assert [f["flow"] for f in report["flows"]] == ["eod"]
-    assert report["flows"][0]["last_run"]["daemon"] == settings.daemon_name  # who ran it
+    # Who ran it: a run by hand is this process, beside the daemon's own name.
+    assert report["flows"][0]["last_run"]["daemon"] == f"{settings.daemon_name}/{os.getpid()}"
 
 
 async def test_the_password_is_used_and_never_shown(
@@ -217,3 +220,28 @@ def test_the_postgresql_store_outlives_a_server_restart(pg_server: PgServer) -> 
             store.record_error(run_id, "AAPL", "yahoo", "timeout", "slow", datetime.now(UTC))
         store.record_error(run_id, "MSFT", "yahoo", "timeout", "slow", datetime.now(UTC))
         assert [e[0] for e in store.errors_for_run(run_id)] == ["MSFT"]
+
+
+async def test_a_run_by_hand_beside_the_daemon_shares_its_limits_not_its_name(
+    pg_server: PgServer, sim_server: MakeServer
+) -> None:
+    """`run-once` on the daemon's machine (same daemon_name) runs while the daemon holds the
+    name, counts in the same quota, and is never taken for the daemon's crashed run."""
+    sim = await sim_server(SimConfig())
+    assert sim.url is not None
+    url = pg_server.create()
+    settings = settings_for(url, sim.url)
+    settings.providers["yahoo"].daily_quota = 100
+    PgStore(url).open().close()
+    daemon = Coordinator(url, daemon=settings.daemon_name)
+    daemon.open()  # the daemon, holding its name
+    try:
+        async with Runtime(settings) as runtime:
+            summary = await runtime.run_flow("eod", "manual")
+        assert summary.status == "ok"
+        assert daemon.interrupt_dead(datetime.now(UTC)) == 0
+    finally:
+        daemon.close()
+    with psycopg.connect(url, connect_timeout=10) as conn:
+        [(spent,)] = conn.execute("SELECT sum(requests) FROM provider_usage").fetchall()
+    assert spent == len(TICKERS) == sim.stats.requests
