@@ -10,7 +10,7 @@ from finappd.records import Bar
 from finappd.store._mixin import Connection, StorePart
 from finappd.store.runs import utc_text
 
-__all__ = ["BAR_COLUMNS", "UPSERT_BARS_ON_CONFLICT", "BarsMixin"]
+__all__ = ["BAR_COLUMNS", "BAR_PARAMS", "UPSERT_BARS_ON_CONFLICT", "BarsMixin"]
 
 #: The columns ``write_bars`` writes, in the order of its parameters.
 BAR_COLUMNS = (
@@ -30,7 +30,8 @@ ON CONFLICT (symbol, interval, ts) DO UPDATE SET
 """
 #: The single-row upsert (what ``bench/upsert.py`` runs raw, with ``executemany``).
 _UPSERT_BARS = _UPSERT_BARS_INTO + _UPSERT_BARS_ROW + UPSERT_BARS_ON_CONFLICT
-_BAR_PARAMS = 14
+#: Parameters per row of ``BAR_COLUMNS``.
+BAR_PARAMS = 14
 #: Most rows one upsert statement carries (14 parameters each).
 _UPSERT_CHUNK = 256
 
@@ -95,7 +96,7 @@ class BarsMixin(StorePart):
             size = 1 << (min(count - done, _UPSERT_CHUNK).bit_length() - 1)
             conn.execute(
                 _upsert_bars_sql(size),
-                params[done * _BAR_PARAMS : (done + size) * _BAR_PARAMS],
+                params[done * BAR_PARAMS : (done + size) * BAR_PARAMS],
             )
             done += size
 

@@ -16,15 +16,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self, cast
 
 import structlog
 
 from finappd.errors import StoreError
 from finappd.store._mixin import Connection, Cursor, Dialect
-from finappd.store.bars import BAR_COLUMNS, UPSERT_BARS_ON_CONFLICT
-from finappd.store.runs import utc_text
+from finappd.store.bars import BAR_COLUMNS, BAR_PARAMS, UPSERT_BARS_ON_CONFLICT
 from finappd.store.schema import SCHEMA_VERSION, migrate, read_version
 from finappd.store.store import Store, first_line
 
@@ -50,7 +48,6 @@ _MERGE_BARS_IN = (
     f"SELECT DISTINCT ON (symbol, interval, ts) {BAR_COLUMNS} FROM _bars_in "
     f"ORDER BY symbol, interval, ts, seq DESC {UPSERT_BARS_ON_CONFLICT}"
 )
-_BAR_PARAMS = 14
 
 
 @functools.lru_cache(maxsize=1024)
@@ -135,11 +132,6 @@ class PgStore(Store):
     def __repr__(self) -> str:
         state = "closed" if self._pg is None else "read-only" if self.readonly else "open"
         return f"<PgStore {state} url={self.where!r} schema_version={self.schema_version}>"
-
-    def __enter__(self) -> Self:
-        if self._pg is None:
-            self.open()
-        return self
 
     def open(self, *, readonly: bool = False) -> Self:
         """Connect; read-write migrates and takes the open lock, read-only never writes."""
@@ -231,8 +223,8 @@ class PgStore(Store):
         raw = cast(PgConnection, conn).raw
         with raw.cursor() as cursor:
             with cursor.copy(_COPY_BARS_IN) as copy:
-                for i in range(0, count * _BAR_PARAMS, _BAR_PARAMS):
-                    copy.write_row(params[i : i + _BAR_PARAMS])
+                for i in range(0, count * BAR_PARAMS, BAR_PARAMS):
+                    copy.write_row(params[i : i + BAR_PARAMS])
             cursor.execute(_MERGE_BARS_IN)
             cursor.execute("DELETE FROM _bars_in")  # the next call of this transaction
 
@@ -240,23 +232,16 @@ class PgStore(Store):
         """SQLite's alone: a PostgreSQL store has none."""
         raise StoreError(f"pragmas on {self.where}: PostgreSQL has no PRAGMAs")
 
-    def mark_interrupted(self, now: datetime) -> int:
-        """Mark runs a crashed process left ``running`` as ``interrupted``; return how many.
-
-        Nothing is marked while another finappd has the database open read-write: a
-        session lock is held by every open store, and the server drops a dead client's.
-        """
+    def _alone(self) -> bool:
+        """Whether no other finappd has the database open read-write: every open store
+        holds the open lock shared, and the server drops a dead client's."""
         with self._guard("mark_interrupted") as conn:
-            alone = conn.execute("SELECT pg_try_advisory_lock(?)", (_OPEN_LOCK,)).fetchone()[0]
-            if not alone:
-                return 0
-            try:
-                with self._write("mark_interrupted") as tx:
-                    cursor = tx.execute(
-                        "UPDATE runs SET status = 'interrupted', finished_at = ? "
-                        "WHERE status = 'running'",
-                        (utc_text(now),),
-                    )
-            finally:
-                conn.execute("SELECT pg_advisory_unlock(?)", (_OPEN_LOCK,))
-        return cursor.rowcount
+            alone: bool = conn.execute("SELECT pg_try_advisory_lock(?)", (_OPEN_LOCK,)).fetchone()[
+                0
+            ]
+        return alone
+
+    def _end_alone(self) -> None:
+        """Give back the exclusive hold :meth:`_alone` took (the shared one stays)."""
+        with self._guard("mark_interrupted") as conn:
+            conn.execute("SELECT pg_advisory_unlock(?)", (_OPEN_LOCK,))

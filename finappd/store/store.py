@@ -82,7 +82,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
         return f"<Store {state} path={str(self.path)!r} schema_version={self.schema_version}>"
 
     def __enter__(self) -> Self:
-        if self._conn is None:
+        if self._connection() is None:
             self.open()
         return self
 
@@ -263,6 +263,11 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
             return False
         return True
 
+    def _end_alone(self) -> None:
+        """Undo :meth:`_alone`'s upgrade: back to the shared lock every open store holds."""
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_SH)
+
     def mark_interrupted(self, now: datetime) -> int:
         """Mark runs a crashed process left ``running`` as ``interrupted``; return how many.
 
@@ -278,6 +283,5 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
                     (utc_text(now),),
                 )
         finally:
-            if self._lock is not None:
-                fcntl.flock(self._lock, fcntl.LOCK_SH)
+            self._end_alone()
         return cursor.rowcount
