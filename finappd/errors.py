@@ -136,6 +136,19 @@ class QuotaExhaustedError(RefusedError):
     kind = "quota_exhausted"
     state = "parked"
 
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        symbol: str | None = None,
+        status: int | None = None,
+        period: str = "daily",
+    ) -> None:
+        super().__init__(message, provider=provider, symbol=symbol, status=status)
+        #: Which quota is spent, ``daily`` or ``monthly``: the provider is parked until it resets.
+        self.period = period
+
 
 class AuthError(RefusedError):
     """The API refused our credentials."""

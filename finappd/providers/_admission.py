@@ -69,10 +69,11 @@ class Pause:
 @dataclass(frozen=True, slots=True)
 class SharedAdmission:
     """The limits a provider shares with other daemons (``finappd.coord``): ``admit`` waits
-    for the shared rate windows and counts the shared quota; ``take``/``give`` hold one of
-    its ``max_concurrency_total`` request slots, when it has that limit."""
+    for the shared rate windows and counts the shared quota, when it has either;
+    ``take``/``give`` hold one of its ``max_concurrency_total`` request slots, when it has
+    that limit."""
 
-    admit: Callable[[], Awaitable[None]]
+    admit: Callable[[], Awaitable[None]] | None = None
     take: Callable[[], Awaitable[None]] | None = None
     give: Callable[[], None] | None = None
 
@@ -118,7 +119,7 @@ class Admission:
                 try:
                     counted = self.ledger.take_now(symbol)
                 except QuotaExhaustedError as exc:
-                    self.refusals.park_until_reset(self.ledger.spent() or "daily", str(exc))
+                    self.refusals.park_until_reset(exc.period, str(exc))
                     raise exc from None
                 if counted:
                     if self.shared is not None and self.shared.take is not None:
@@ -153,13 +154,12 @@ class Admission:
 
     async def _shared(self) -> None:
         """The shared limits' admission; a quota all daemons spent parks this provider."""
-        if self.shared is None:
+        if self.shared is None or self.shared.admit is None:
             return
         try:
             await self.shared.admit()
         except QuotaExhaustedError as exc:
-            which = "monthly" if "monthly quota" in str(exc) else "daily"
-            self.refusals.park_until_reset(which, str(exc))
+            self.refusals.park_until_reset(exc.period, str(exc))
             raise
 
     def release(self) -> None:

@@ -117,5 +117,7 @@ def judge(
     if verdict is Verdict.QUOTA_EXHAUSTED:
         which = "monthly" if "month" in reason.lower() else "daily"
         refusals.park_until_reset(which, reason, classified.retry_after)
-        raise QuotaExhaustedError(message, provider=name, symbol=symbol, status=status)
+        raise QuotaExhaustedError(
+            message, provider=name, symbol=symbol, status=status, period=which
+        )
     raise FINAL_ERRORS[verdict](message, provider=name, symbol=symbol, status=status)

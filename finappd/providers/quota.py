@@ -236,6 +236,7 @@ class QuotaLedger:
                 f"{self.resets_at(which).isoformat()}",
                 provider=self.provider,
                 symbol=symbol,
+                period=which,
             )
         self.day_used += 1
         self.month_used += 1
