@@ -24,22 +24,21 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import structlog
 
 from finappd.errors import QuotaExhaustedError, StoreError
-from finappd.store.pg import PgConnection, pg_connect, redact_url
+from finappd.store.pg import PgConnection, PgStore, pg_connect, redact_url
 from finappd.store.runs import utc_text
-from finappd.store.store import first_line
+from finappd.store.store import Store, first_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from finappd.config import Settings
     from finappd.providers._admission import SharedAdmission
     from finappd.providers._polite import PoliteClient
 
@@ -178,11 +177,13 @@ class Coordinator:
                     raise QuotaExhaustedError(
                         f"{provider}: daily quota of {daily} requests is spent (all daemons)",
                         provider=provider,
+                        period="daily",
                     )
                 if monthly is not None and month >= monthly:
                     raise QuotaExhaustedError(
                         f"{provider}: monthly quota of {monthly} requests is spent (all daemons)",
                         provider=provider,
+                        period="monthly",
                     )
             wait = 0.0
             for count, seconds in windows:
@@ -358,30 +359,26 @@ class CoordLink:
         daily: int | None,
         monthly: int | None,
         day: date,
-        sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         """Wait until the shared limits admit one request to ``provider``, counted."""
-        while (
+        # The server says how long until a window has room; other daemons' sends may take
+        # it first, so the wait is asked again, not signalled.
+        while (  # noqa: ASYNC110
             wait := await self.call(
                 self.coordinator.admit, provider, windows, daily=daily, monthly=monthly, day=day
             )
         ) > 0:
-            await sleep(wait)
+            await asyncio.sleep(wait)
 
 
-def coord_link(settings: Settings, name: str) -> CoordLink | None:
-    """The coordination of the process ``name`` (its lock, its claims and sends) on
-    ``settings``' store: with a PostgreSQL store only."""
-    store = settings.store
-    if store.url is None:
+def coord_link(store: Store, name: str) -> CoordLink | None:
+    """The coordination of the process ``name`` (its lock, its claims and sends) on the
+    database of ``store``: a PostgreSQL store only."""
+    if not isinstance(store, PgStore):
         return None
-    password = None if store.password is None else store.password.get_secret_value()
     return CoordLink(
         Coordinator(
-            store.url,
-            daemon=name,
-            password=password,
-            connect_timeout=store.connect_timeout.total_seconds(),
+            store.url, daemon=name, password=store.password, connect_timeout=store.connect_timeout
         )
     )
 
@@ -394,17 +391,16 @@ def shared_admission(link: CoordLink, client: PoliteClient) -> SharedAdmission |
     limits = client.limits
     windows = [(rate.count, rate.period * HEADROOM) for rate in limits.windows()]
     daily, monthly, total = limits.daily(), limits.monthly(), client.max_concurrency_total
-    if not windows and daily is None and monthly is None and total is None:
-        return None
+    admit: Callable[[], Awaitable[None]] | None = None
+    if windows or daily is not None or monthly is not None:
 
-    async def admit() -> None:
-        if windows or daily is not None or monthly is not None:
+        async def admit() -> None:
             await link.admit(
                 client.name, windows, daily=daily, monthly=monthly, day=client.ledger.today()
             )
 
     if total is None:
-        return SharedAdmission(admit)
+        return None if admit is None else SharedAdmission(admit)
 
     async def take() -> None:
         await link.take_slot(client.name, total)

@@ -54,7 +54,7 @@ class Runtime:
         self.store = store_for(settings.store)
         self.writer = Writer(self.store)
         #: The daemons sharing a PostgreSQL store (fires, quotas, windows); None on SQLite.
-        self.coord = coord_link(settings, self.name)
+        self.coord = coord_link(self.store, self.name)
         # The providers' quota ledgers persist through the one writer thread (on a shared
         # store the coordinator counts each request as it admits it).
         usage = StoreUsage if self.coord is None else SharedUsage

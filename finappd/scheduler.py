@@ -192,19 +192,18 @@ class Daemon:
         # Only ever pass a real time: APScheduler 3 adds a job with next_run_time=None *paused*.
         first: dict[str, datetime] = {}
         if isinstance(trigger, timedelta):
-            every = trigger
-            if self.settings.store.url is None:
-                if at_start:
-                    first["next_run_time"] = datetime.now(UTC)
-                trigger = IntervalTrigger(seconds=every.total_seconds(), timezone=UTC)
-            else:
-                # Daemons sharing a store must agree on the fire times: multiples of the
-                # interval since a fixed epoch; the run at start is the current one's.
-                if at_start:
-                    first["next_run_time"] = current_slot(every, datetime.now(UTC))
-                trigger = IntervalTrigger(
-                    seconds=every.total_seconds(), timezone=UTC, start_date=SLOT_EPOCH
-                )
+            # Daemons sharing a store must agree on the fire times: multiples of the interval
+            # since a fixed epoch, the run at start being the current one's. Alone, the
+            # interval counts from the start.
+            shared = self._runtime is not None and self._runtime.coord is not None
+            if at_start:
+                now = datetime.now(UTC)
+                first["next_run_time"] = current_slot(trigger, now) if shared else now
+            trigger = IntervalTrigger(
+                seconds=trigger.total_seconds(),
+                timezone=UTC,
+                start_date=SLOT_EPOCH if shared else None,
+            )
         self._scheduler.add_job(
             self._fire,
             trigger,

@@ -9,6 +9,9 @@ import pytest
 
 from finappd.config import load_settings
 from finappd.errors import ConfigError
+from finappd.store import Store
+from finappd.store.backend import store_for
+from finappd.store.pg import PgStore
 
 URL = "postgresql://finappd@db.example:5432/finance"
 
@@ -20,9 +23,12 @@ def write(tmp_path: Path, store: str) -> Path:
 
 
 def test_sqlite_is_the_default_and_url_selects_postgresql(tmp_path: Path) -> None:
-    assert load_settings(write(tmp_path, "")).store.backend == "sqlite"
+    default = load_settings(write(tmp_path, "")).store
+    assert default.url is None
+    assert type(store_for(default)) is Store
     store = load_settings(write(tmp_path, f'url = "{URL}"')).store
-    assert (store.backend, store.url, store.password) == ("postgresql", URL, None)
+    assert (store.url, store.password) == (URL, None)
+    assert type(store_for(store)) is PgStore
 
 
 @pytest.mark.parametrize(

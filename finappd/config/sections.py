@@ -58,11 +58,6 @@ class StoreSettings(_Model):
             )
         return value
 
-    @property
-    def backend(self) -> Literal["sqlite", "postgresql"]:
-        """Which database the store is: PostgreSQL when ``url`` is set, else SQLite."""
-        return "sqlite" if self.url is None else "postgresql"
-
     def resolved_path(self) -> Path:
         """The path, relative to ``$STATE_DIRECTORY`` (systemd) or the working directory."""
         if self.path.is_absolute():
