@@ -18,7 +18,7 @@ from finappd.config import Settings
 from finappd.coord import Coordinator
 from finappd.errors import StoreError
 from finappd.runtime import Runtime
-from finappd.sim import SimConfig
+from finappd.sim import SimConfig, SimServer
 from finappd.snapshot import export_snapshot
 from finappd.status import status_report
 from finappd.store import Store
@@ -30,7 +30,16 @@ from tests.pg import PgServer
 TICKERS = [f"T{i:03d}" for i in range(40)] + ["^GSPC", "VOD.L", "7203.T"]
 
 
-def settings_for(url: str, sim_url: str, password: str | None = None) -> Settings:
+async def simulator_and_database(
+    sim_server: MakeServer, pg_server: PgServer, config: SimConfig | None = None
+) -> tuple[SimServer, str]:
+    """A running simulator and the URL of a new database for one test."""
+    sim = await sim_server(config or SimConfig())
+    assert sim.url is not None
+    return sim, pg_server.create()
+
+
+def settings_for(url: str, sim: SimServer, password: str | None = None) -> Settings:
     """One hourly yahoo flow of TICKERS on the simulator, stored in PostgreSQL at ``url``."""
     store: dict[str, object] = {"url": url}
     if password is not None:
@@ -39,7 +48,7 @@ def settings_for(url: str, sim_url: str, password: str | None = None) -> Setting
         {
             "store": store,
             "providers": {
-                "yahoo": {"base_url": sim_url, "max_concurrency": 4, "rate": "10000/minute"}
+                "yahoo": {"base_url": sim.url, "max_concurrency": 4, "rate": "10000/minute"}
             },
             "flows": [
                 {"name": "eod", "provider": "yahoo", "tickers": TICKERS, "every": "1h"},
@@ -51,10 +60,8 @@ def settings_for(url: str, sim_url: str, password: str | None = None) -> Setting
 async def test_a_run_lands_in_postgresql_and_status_reads_it(
     pg_server: PgServer, sim_server: MakeServer
 ) -> None:
-    sim = await sim_server(SimConfig())
-    assert sim.url is not None
-    url = pg_server.create()
-    settings = settings_for(url, sim.url)
+    sim, url = await simulator_and_database(sim_server, pg_server)
+    settings = settings_for(url, sim)
     async with Runtime(settings) as runtime:
         first = await runtime.run_flow("eod", "manual")
         served = sim.stats.requests
@@ -87,9 +94,7 @@ async def test_the_password_is_used_and_never_shown(
     pg_server: PgServer, sim_server: MakeServer
 ) -> None:
     """A role with a password connects with store.password; no log line or error holds it."""
-    sim = await sim_server(SimConfig())
-    assert sim.url is not None
-    url = pg_server.create()
+    sim, url = await simulator_and_database(sim_server, pg_server)
     database = url.rsplit("/", 1)[1]
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         conn.execute("DROP ROLE IF EXISTS finappd_pw")
@@ -98,12 +103,12 @@ async def test_the_password_is_used_and_never_shown(
     host = url.split("@", 1)[1]
     role_url = f"postgresql://finappd_pw@{host}"
     with capture_logs() as logs:
-        async with Runtime(settings_for(role_url, sim.url, "sentinel-pw-42")) as runtime:
+        async with Runtime(settings_for(role_url, sim, "sentinel-pw-42")) as runtime:
             summary = await runtime.run_flow("eod", "manual")
     assert summary.status == "ok"
     assert "sentinel-pw-42" not in json.dumps(logs, default=str)
     with pytest.raises(StoreError, match="password authentication failed") as caught:
-        async with Runtime(settings_for(role_url, sim.url, "wrong-pw")):
+        async with Runtime(settings_for(role_url, sim, "wrong-pw")):
             pass
     assert "wrong-pw" not in str(caught.value)
 
@@ -112,10 +117,8 @@ async def test_export_snapshot_from_postgresql_writes_a_sqlite_file_to_open(
     pg_server: PgServer, sim_server: MakeServer, tmp_path: Path
 ) -> None:
     """`finappd export-snapshot` with store.url: a SQLite file of the same schema and rows."""
-    sim = await sim_server(SimConfig())
-    assert sim.url is not None
-    url = pg_server.create()
-    settings = settings_for(url, sim.url)
+    sim, url = await simulator_and_database(sim_server, pg_server)
+    settings = settings_for(url, sim)
     async with Runtime(settings) as runtime:
         await runtime.run_flow("eod", "manual")
     target = tmp_path / "copy.sqlite3"
@@ -145,11 +148,9 @@ async def test_a_reader_of_postgresql_sees_whole_tickers_only(
 ) -> None:
     """While a run writes 600 tickers, a reader querying in a loop never sees a ticker with
     fewer rows than one fetch has: a ticker's rows land in one transaction."""
-    sim = await sim_server(SimConfig(latency=0.002))
-    assert sim.url is not None
-    url = pg_server.create()
+    sim, url = await simulator_and_database(sim_server, pg_server, SimConfig(latency=0.002))
     tickers = [f"W{i:03d}" for i in range(600)]
-    settings = settings_for(url, sim.url)
+    settings = settings_for(url, sim)
     settings.flows[0].tickers = tickers
     stop = threading.Event()
     seen: set[int] = set()
@@ -184,10 +185,8 @@ async def test_a_quota_on_postgresql_holds_across_runs_and_restarts(
     """daily_quota = 5 on PostgreSQL: 5 of 8 tickers are fetched, 3 refused; a new runtime
     (a restart) reads the spent day from the database and sends nothing more (the 5 have
     their bars already: the incremental plan asks nothing for them)."""
-    sim = await sim_server(SimConfig())
-    assert sim.url is not None
-    url = pg_server.create()
-    settings = settings_for(url, sim.url)
+    sim, url = await simulator_and_database(sim_server, pg_server)
+    settings = settings_for(url, sim)
     settings.flows[0].tickers = [f"Q{i}" for i in range(8)]
     settings.providers["yahoo"].daily_quota = 5
     settings.providers["yahoo"].max_concurrency = 1
@@ -227,10 +226,8 @@ async def test_a_run_by_hand_beside_the_daemon_shares_its_limits_not_its_name(
 ) -> None:
     """`run-once` on the daemon's machine (same daemon_name) runs while the daemon holds the
     name, counts in the same quota, and is never taken for the daemon's crashed run."""
-    sim = await sim_server(SimConfig())
-    assert sim.url is not None
-    url = pg_server.create()
-    settings = settings_for(url, sim.url)
+    sim, url = await simulator_and_database(sim_server, pg_server)
+    settings = settings_for(url, sim)
     settings.providers["yahoo"].daily_quota = 100
     PgStore(url).open().close()
     daemon = Coordinator(url, daemon=settings.daemon_name)

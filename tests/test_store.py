@@ -285,50 +285,39 @@ def test_reader_sees_no_partial_batch(make_store: MakeStore) -> None:
     assert raw(store, "SELECT COUNT(*) FROM bars") == [(2,)]
 
 
-def test_second_writer_waits_for_busy_timeout(make_store: MakeStore, backend: str) -> None:
-    """A second writer waits for the first one's transaction instead of failing."""
-    sqlite_only(backend, "one writer at a time (PostgreSQL locks rows: see the next test)")
+def wait_beside_a_write(make_store: MakeStore, bar: Bar, locked: str) -> Store:
+    """While one store writes AAPL's 10 March in an open transaction, a writer of ``bar`` with
+    a 0.05 s busy timeout fails (``locked`` matches why) and one with 10 s waits, then lands
+    once the first commits. Returns the first store."""
     first = make_store()
     second = make_store(busy_timeout=10.0)
     impatient = make_store(busy_timeout=0.05)
     result: list[int] = []
     with first.transaction():
         first.write_bars([daily("AAPL", 10)], provider="sim", fetched_at=NOW)
-        with pytest.raises(StoreError, match="locked"):
-            impatient.write_bars([daily("MSFT", 10)], provider="sim", fetched_at=NOW)
+        with pytest.raises(StoreError, match=locked):
+            impatient.write_bars([bar], provider="sim", fetched_at=NOW)
         waiter = threading.Thread(
-            target=lambda: result.append(
-                second.write_bars([daily("MSFT", 10)], provider="sim", fetched_at=NOW)
-            )
+            target=lambda: result.append(second.write_bars([bar], provider="sim", fetched_at=NOW))
         )
         waiter.start()
         waiter.join(0.2)
         assert waiter.is_alive()
     waiter.join(5)
     assert result == [1]
+    return first
+
+
+def test_second_writer_waits_for_busy_timeout(make_store: MakeStore, backend: str) -> None:
+    """A second writer waits for the first one's transaction instead of failing."""
+    sqlite_only(backend, "one writer at a time (PostgreSQL locks rows: see the next test)")
+    first = wait_beside_a_write(make_store, daily("MSFT", 10), "locked")
     assert first.bar_counts() == {"AAPL": 1, "MSFT": 1}
 
 
 def test_writers_of_the_same_rows_wait_for_each_other(make_store: MakeStore) -> None:
     """A writer of rows another transaction is writing waits (up to its busy timeout)."""
-    first = make_store()
-    second = make_store(busy_timeout=10.0)
-    impatient = make_store(busy_timeout=0.05)
-    result: list[int] = []
-    with first.transaction():
-        first.write_bars([daily("AAPL", 10)], provider="sim", fetched_at=NOW)
-        with pytest.raises(StoreError, match=r"locked|lock timeout"):
-            impatient.write_bars([daily("AAPL", 10, 99.0)], provider="sim", fetched_at=NOW)
-        waiter = threading.Thread(
-            target=lambda: result.append(
-                second.write_bars([daily("AAPL", 10, 98.0)], provider="sim", fetched_at=NOW)
-            )
-        )
-        waiter.start()
-        waiter.join(0.2)
-        assert waiter.is_alive()
-    waiter.join(5)
-    assert result == [1]
+    first = wait_beside_a_write(make_store, daily("AAPL", 10, 98.0), r"locked|lock timeout")
     assert raw(first, "SELECT close FROM bars") == [(98.0,)]
 
 
