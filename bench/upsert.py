@@ -80,6 +80,14 @@ def positional(bars: list[list[Bar]], provider: str = "bench") -> list[tuple[obj
     ]
 
 
+def _raw_sqlite(path: Path) -> sqlite3.Connection:
+    """A plain connection to ``path`` in autocommit, WAL, ``synchronous = NORMAL`` as finappd's."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
 class SqliteTarget:
     """A fresh SQLite file per timing, with finappd's schema and the first half loaded."""
 
@@ -93,9 +101,7 @@ class SqliteTarget:
         """A new database holding the first half of every symbol's bars."""
         path = self.workdir / f"{uuid.uuid4().hex}.sqlite3"
         Store(path).open().close()
-        conn = sqlite3.connect(path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn = _raw_sqlite(path)
         conn.execute("BEGIN")
         conn.executemany(_UPSERT_BARS, positional([group[: DAYS // 2] for group in bars], "old"))
         conn.execute("COMMIT")
@@ -109,9 +115,7 @@ class SqliteTarget:
 
     def time_raw(self, where: Path, rows: list[tuple[object, ...]]) -> float:
         """Seconds for one positional ``executemany`` of every row in one transaction."""
-        conn = sqlite3.connect(where, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn = _raw_sqlite(where)
         started = time.perf_counter()
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(_UPSERT_BARS, rows)
