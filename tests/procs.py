@@ -12,13 +12,15 @@ import asyncio
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from multiprocessing import reduction
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,11 @@ from finappd.sim.prices import SimBar, bar_on, symbol_key, synthetic_bars
 from finappd.sim.yahoo import session_open
 
 __all__ = [
-    "STALLABLE_DAEMON",
+    "Child",
     "DaemonLog",
-    "ForkedCli",
     "assert_batches_whole",
     "blocked_span",
-    "fork_finappd",
+    "exec_finappd",
     "integrity",
     "notify_socket",
     "received",
@@ -40,36 +41,14 @@ __all__ = [
     "spawn_stallable",
 ]
 
-#: Children forked from a server that has imported finappd once: a real process each, minus
-#: the second or two a fresh interpreter spends importing (which touches no file).
+#: Children forked from a server that has imported finappd once: a real process each (its
+#: own pid, signals, exit code, file descriptors), minus the second of CPU a fresh interpreter
+#: spends importing, which touches no file. Tests of the real entry point (``python -m
+#: finappd``, the systemd unit, the import graph) still start fresh interpreters.
 _FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(["finappd.cli", "finappd.runtime", "tests.procs"])
-
-#: The daemon as `finappd run` starts it (logging JSON at the config's level), plus a
-#: test-only SIGUSR1 handler that blocks the event loop (as a stuck call would) for argv[2]
-#: seconds and writes to the marker file argv[3] when the block started and ended.
-STALLABLE_DAEMON = """
-import asyncio, signal, sys, time
-from pathlib import Path
-from finappd.config import load_settings
-from finappd.logging import configure_logging
-from finappd.scheduler import Daemon
-
-def block(seconds, marker):
-    Path(marker).write_text(f"{time.time()}\\n")
-    time.sleep(seconds)
-    with open(marker, "a") as f:
-        f.write(f"{time.time()}\\n")
-
-async def main():
-    settings = load_settings(Path(sys.argv[1]))
-    configure_logging(settings.logging.level, "json")
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, block, float(sys.argv[2]), sys.argv[3])
-    return await Daemon(settings).run()
-
-raise SystemExit(asyncio.run(main()))
-"""
+_FORKS.set_forkserver_preload(
+    ["finappd.cli", "finappd.runtime", "finappd.scheduler", "exchange_calendars", "tests.procs"]
+)
 
 
 @contextmanager
@@ -94,54 +73,117 @@ def received(sock: socket.socket) -> list[str]:
             return messages
 
 
-async def spawn_finappd(
-    *args: str, env: dict[str, str] | None = None, stdout: int | None = None
-) -> asyncio.subprocess.Process:
-    """Start ``python -m finappd ARGS`` as a child process (stdout piped unless given)."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "finappd",
-        *args,
-        stdout=asyncio.subprocess.PIPE if stdout is None else stdout,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
+def _stallable(argv: list[str]) -> int:
+    """The daemon as ``finappd run --config ARGV[0]`` starts it (logging JSON at the config's
+    level), plus a test-only SIGUSR1 handler that blocks the event loop (as a stuck call
+    would) for ARGV[1] seconds and writes to the marker file ARGV[2] when the block started
+    and ended."""
+    from finappd.config import load_settings
+    from finappd.logging import configure_logging
+    from finappd.scheduler import Daemon
+
+    def block(seconds: float, marker: str) -> None:
+        Path(marker).write_text(f"{time.time()}\n")
+        time.sleep(seconds)
+        with open(marker, "a") as f:
+            f.write(f"{time.time()}\n")
+
+    async def main() -> int:
+        settings = load_settings(Path(argv[0]))
+        configure_logging(settings.logging.level, "json")
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGUSR1, block, float(argv[1]), argv[2])
+        return await Daemon(settings).run()
+
+    return asyncio.run(main())
 
 
-def _cli_child(argv: list[str], output: str) -> None:
-    """A forked child's body: ``finappd ARGV``, stdout and stderr to ``output``."""
+def _cli(argv: list[str]) -> int:
+    """``finappd ARGV``."""
     from finappd import cli
 
-    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)  # sys.stdout and sys.stderr write to fds 1 and 2: now the file
-    code = cli.main(argv)
+    return cli.main(argv)
+
+
+class _Fd:
+    """A file descriptor handed to the forked child (the server passes it over its socket)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __reduce__(self) -> tuple[Callable[[Any], int], tuple[Any]]:
+        return _inherited, (reduction.DupFd(self.fd),)
+
+
+def _inherited(dup: Any) -> int:
+    fd: int = dup.detach()
+    return fd
+
+
+def _child(
+    main: Callable[[list[str]], int],
+    argv: list[str],
+    env: dict[str, str],
+    cwd: str,
+    stdout: int,
+    stderr: int,
+) -> None:
+    """A forked child's body: the caller's environment and directory, then ``main(argv)``
+    with stdout and stderr on the given descriptors, exiting with its code."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for fd, target in ((stdout, 1), (stderr, 2)):
+        os.dup2(fd, target)
+        os.close(fd)
+    code = main(argv)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
 
-class ForkedCli:
-    """``finappd ARGS`` in a process forked from a preloaded server (see :func:`fork_finappd`)."""
+class Child:
+    """A forked child (see :func:`spawn_finappd`), used as :class:`asyncio.subprocess.Process`
+    is: ``stdout``/``stderr`` stream readers when piped, ``wait``, ``communicate``, signals."""
 
-    def __init__(self, args: Sequence[str], output: Path) -> None:
-        self.output = output
-        self._process = _FORKS.Process(target=_cli_child, args=(list(args), str(output)))
-        self._process.start()
+    def __init__(
+        self,
+        process: multiprocessing.process.BaseProcess,
+        stdout: asyncio.StreamReader | None,
+        stderr: asyncio.StreamReader | None,
+    ) -> None:
+        self._process = process
+        self.stdout = stdout
+        self.stderr = stderr
+        self._code: int | None = None
 
     def __repr__(self) -> str:
-        return f"<ForkedCli pid={self._process.pid} returncode={self.returncode}>"
+        return f"<Child pid={self.pid} returncode={self.returncode}>"
+
+    @property
+    def pid(self) -> int:
+        pid = self._process.pid
+        assert pid is not None
+        return pid
 
     @property
     def returncode(self) -> int | None:
         """The exit code (negative: the signal that ended it), or None while it runs."""
-        return self._process.exitcode
+        if self._code is None:
+            self._code = self._process.exitcode
+            if self._code is not None:
+                self._process.close()
+        return self._code
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        """SIGKILL it."""
-        self._process.kill()
+        self.send_signal(signal.SIGKILL)
 
     async def wait(self) -> int:
         """Wait for it to end (its sentinel becomes readable); return its exit code."""
@@ -159,23 +201,97 @@ class ForkedCli:
                 await ended
             finally:
                 loop.remove_reader(sentinel)
-        code = self._process.exitcode
+        code = self.returncode
         assert code is not None
         return code
 
-    def close(self) -> None:
-        """Release the handle of the process, which has ended."""
-        self._process.close()
+    async def communicate(self) -> tuple[bytes, bytes]:
+        """Read stdout and stderr to their ends, wait for the exit; return what was read."""
 
-    def read_output(self) -> str:
-        """What it wrote to stdout and stderr."""
-        return self.output.read_text(encoding="utf-8", errors="replace")
+        async def read(stream: asyncio.StreamReader | None) -> bytes:
+            return b"" if stream is None else await stream.read()
+
+        out, err = await asyncio.gather(read(self.stdout), read(self.stderr))
+        await self.wait()
+        return out, err
 
 
-def fork_finappd(*args: str, output: Path) -> ForkedCli:
+async def _reader(fd: int) -> asyncio.StreamReader:
+    """A stream reader on the read end ``fd`` of a pipe (closed at its end of file)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    pipe = os.fdopen(fd, "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
+def _child_end(how: int) -> int:
+    """The descriptor a child writes to for ``how``: ``asyncio.subprocess.DEVNULL`` or a
+    descriptor of the caller's (duplicated: the caller keeps its own)."""
+    return os.open(os.devnull, os.O_WRONLY) if how == asyncio.subprocess.DEVNULL else os.dup(how)
+
+
+async def _fork(
+    main: Callable[[list[str]], int],
+    argv: Sequence[str],
+    env: dict[str, str] | None,
+    stdout: int | None,
+    stderr: int | None = None,
+) -> Child:
+    """Fork ``main(argv)`` from the preloaded server. stdout and stderr are piped unless
+    given: a descriptor, ``asyncio.subprocess.DEVNULL`` or (stderr) ``STDOUT``."""
+    readers: list[asyncio.StreamReader | None] = []
+    given: list[int] = []  # the child's ends, closed here once it has its copies
+    for how in (stdout, stderr):
+        if how == asyncio.subprocess.STDOUT:
+            readers.append(None)
+            given.append(os.dup(given[0]))
+        elif how is None:
+            r, w = os.pipe()
+            readers.append(await _reader(r))
+            given.append(w)
+        else:
+            readers.append(None)
+            given.append(_child_end(how))
+    process = _FORKS.Process(
+        target=_child,
+        args=(main, list(argv), {**os.environ, **(env or {})}, os.getcwd(), *map(_Fd, given)),
+    )
+    try:
+        # The first start waits for the server to import finappd: not on the event loop.
+        await asyncio.to_thread(process.start)
+    finally:
+        for fd in given:
+            os.close(fd)
+    return Child(process, *readers)
+
+
+async def exec_finappd(
+    *args: str, env: dict[str, str] | None = None, stdout: int | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``python -m finappd ARGS`` in a fresh interpreter (stdout piped unless given):
+    for the tests of the real entry point and of what a fresh process imports."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "finappd",
+        *args,
+        stdout=asyncio.subprocess.PIPE if stdout is None else stdout,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+async def spawn_finappd(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> Child:
     """Start ``finappd ARGS`` as a child process forked from a server that has already
-    imported finappd (the first call starts that server); its output goes to ``output``."""
-    return ForkedCli(args, output)
+    imported finappd (the first call starts that server); stdout and stderr piped unless
+    given (a descriptor, ``asyncio.subprocess.DEVNULL``, or ``STDOUT`` for stderr)."""
+    return await _fork(_cli, args, env, stdout, stderr)
 
 
 async def spawn_stallable(
@@ -184,19 +300,9 @@ async def spawn_stallable(
     marker: Path,
     env: dict[str, str] | None = None,
     stdout: int | None = None,
-) -> asyncio.subprocess.Process:
-    """Start :data:`STALLABLE_DAEMON` on ``config``; SIGUSR1 blocks its loop ``block_s``."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        STALLABLE_DAEMON,
-        str(config),
-        str(block_s),
-        str(marker),
-        stdout=asyncio.subprocess.PIPE if stdout is None else stdout,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
+) -> Child:
+    """Start the daemon on ``config`` under a harness whose SIGUSR1 blocks its loop ``block_s``."""
+    return await _fork(_stallable, [str(config), str(block_s), str(marker)], env, stdout)
 
 
 def _stamps(marker: Path) -> list[float]:

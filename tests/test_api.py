@@ -47,7 +47,7 @@ TOKEN = "s3cret-api-token-0123456789"
 class Daemon:
     """A ``finappd run`` child, its log file and where its API listens."""
 
-    proc: asyncio.subprocess.Process
+    proc: procs.Child
     log: Path
     db: Path
     socket: Path | None
@@ -95,7 +95,7 @@ def free_port() -> int:
 @pytest.fixture
 async def start_daemon(tmp_path: Path) -> AsyncIterator[StartDaemon]:
     """Factory of daemons with the API configured as asked; kills any left after the test."""
-    children: list[asyncio.subprocess.Process] = []
+    children: list[procs.Child] = []
 
     async def start(
         url: str,

@@ -8,6 +8,7 @@ import random
 import signal
 import sqlite3
 import time
+from asyncio.subprocess import STDOUT
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,10 +18,10 @@ from finappd.sim import SimConfig, SimStats
 from finappd.store import Store
 from tests.conftest import MakeServer
 from tests.procs import (
+    Child,
     DaemonLog,
-    ForkedCli,
     assert_batches_whole,
-    fork_finappd,
+    exec_finappd,
     integrity,
     notify_socket,
     received,
@@ -100,7 +101,7 @@ def runs(db: Path) -> list[tuple[int, str, int | None, int | None]]:
         ).fetchall()
 
 
-async def wait_served(proc: ForkedCli, served: int, stats: SimStats) -> None:
+async def wait_served(proc: Child, served: int, stats: SimStats) -> None:
     """Wait until the simulator has answered ``served`` requests or the process has ended."""
     async with asyncio.timeout(60):
         while stats.served < served and proc.returncode is None:
@@ -126,14 +127,16 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
     started = time.time()
     seeds: list[int] = []
     killed = finished_alone = 0
+    log = tmp_path / "run-once.log"
     for attempt in range(KILLS):
         # A new price universe per attempt: a torn batch would mix two of them.
         sim.config.seed = attempt + 1
         seeds.append(attempt + 1)
         sim.reset()
-        proc = fork_finappd(
-            "--config", str(config), "run-once", "eod", output=tmp_path / "run-once.log"
-        )
+        with log.open("wb") as output:
+            proc = await spawn_finappd(
+                "--config", str(config), "run-once", "eod", stdout=output.fileno(), stderr=STDOUT
+            )
         if rnd.random() < 0.25:
             # Early: while opening, migrating, marking or starting the run.
             await asyncio.sleep(rnd.uniform(0.0, 0.5))
@@ -144,18 +147,17 @@ async def test_kill_9_at_random_moments_never_tears_a_batch(
             proc.kill()
             killed += 1
         code = await proc.wait()
-        proc.close()
         if code == 0:
             finished_alone += 1
         else:
-            assert code == -signal.SIGKILL, proc.read_output()
+            assert code == -signal.SIGKILL, log.read_text(errors="replace")
         if db.exists():
             assert integrity(db) == "ok"
             assert_batches_whole(db, LOOKBACK, started, seeds=seeds, symbols=TICKERS)
     assert killed >= KILLS - 2  # the seeded moments are nearly all mid-run
 
     sim.config.seed = 0
-    last = await spawn_finappd("--config", str(config), "run-once", "eod")
+    last = await exec_finappd("--config", str(config), "run-once", "eod")
     out, err = await asyncio.wait_for(last.communicate(), timeout=120)
     assert last.returncode == 0, err.decode()
     summary = json.loads(out.decode().splitlines()[-1])

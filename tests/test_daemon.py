@@ -18,7 +18,7 @@ from finappd.sim import SimConfig
 from tests import procs
 from tests.conftest import MakeServer
 
-StartDaemon = Callable[[Path, dict[str, str]], Awaitable[asyncio.subprocess.Process]]
+StartDaemon = Callable[[Path, dict[str, str]], Awaitable[procs.Child]]
 
 CONFIG = """
 grace_period = "{grace}"
@@ -62,9 +62,9 @@ def write_config(tmp_path: Path, url: str, tickers: list[str], grace: str = "30s
 @pytest.fixture
 async def start_daemon() -> AsyncIterator[StartDaemon]:
     """Factory starting ``finappd run`` children; kills any still running after the test."""
-    children: list[asyncio.subprocess.Process] = []
+    children: list[procs.Child] = []
 
-    async def start(config: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
+    async def start(config: Path, env: dict[str, str]) -> procs.Child:
         proc = await procs.spawn_finappd("--config", str(config), "run", env=env)
         children.append(proc)
         return proc

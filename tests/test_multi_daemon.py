@@ -24,7 +24,7 @@ from finappd.sim import SimConfig
 from finappd.store.pg import PgStore
 from tests.conftest import MakeServer
 from tests.pg import PgServer
-from tests.procs import spawn_finappd
+from tests.procs import Child, spawn_finappd
 
 EVERY = 12  # seconds between fires
 #: Requests already counted today, so that 25/day leaves room for two more: the fires
@@ -68,7 +68,7 @@ async def test_three_daemons_run_each_fire_once_within_shared_limits_and_survive
     assert sim.url is not None
     url = pg_server.create()
     today = datetime.now(UTC).date().isoformat()
-    daemons: dict[str, asyncio.subprocess.Process] = {}
+    daemons: dict[str, Child] = {}
     logs = []
     try:
         for name in ("alpha", "beta", "gamma"):

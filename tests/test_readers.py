@@ -21,7 +21,7 @@ from finappd.sim.yahoo import session_open
 from finappd.store import Store
 from finappd.store.store import WAL_LIMIT
 from tests.conftest import MakeServer
-from tests.procs import DaemonLog, assert_batches_whole, integrity, spawn_finappd
+from tests.procs import Child, DaemonLog, assert_batches_whole, integrity, spawn_finappd
 
 LOOKBACK = 14
 TICKERS = [f"N{i:04d}" for i in range(5000)]
@@ -137,7 +137,7 @@ async def test_readers_never_locked_out_nor_see_half_a_ticker_and_wal_stays_boun
     daemon = await spawn_finappd("--config", str(config), "run")
     assert daemon.stdout is not None
     log = DaemonLog(daemon.stdout)
-    side: asyncio.subprocess.Process | None = None
+    side: Child | None = None
     try:
         await log.wait_for("run.started", flow="bulk")
         reader = await asyncio.create_subprocess_exec(

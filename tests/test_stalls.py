@@ -19,7 +19,7 @@ from finappd.scheduler import LATE_AFTER, late_by
 from finappd.sim import SimConfig
 from finappd.sim.faults import FaultPlan
 from tests.conftest import MakeServer
-from tests.procs import DaemonLog, blocked_span, spawn_stallable
+from tests.procs import Child, DaemonLog, blocked_span, spawn_stallable
 from tests.test_faults import outcome, settings_for
 
 CONFIG = """
@@ -39,7 +39,7 @@ tickers = ["AAPL", "MSFT", "^GSPC"]
 every = "{every}"
 """
 
-Spawn = Callable[[Path, str, str, float], Awaitable[tuple[asyncio.subprocess.Process, DaemonLog]]]
+Spawn = Callable[[Path, str, str, float], Awaitable[tuple[Child, DaemonLog]]]
 
 T0 = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
 
@@ -64,11 +64,9 @@ def test_late_by_reports_only_fires_beyond_the_tolerance(
 @pytest.fixture
 async def stallable(tmp_path: Path) -> AsyncIterator[Spawn]:
     """Factory starting daemons under the loop-blocking harness; kills any left at teardown."""
-    procs: list[asyncio.subprocess.Process] = []
+    procs: list[Child] = []
 
-    async def spawn(
-        db: Path, url: str, every: str, block_s: float
-    ) -> tuple[asyncio.subprocess.Process, DaemonLog]:
+    async def spawn(db: Path, url: str, every: str, block_s: float) -> tuple[Child, DaemonLog]:
         config = tmp_path / "finappd.toml"
         text = CONFIG.format(db=db, url=url, every=every)
         config.write_text(text, encoding="utf-8")
@@ -95,7 +93,7 @@ def runs(db: Path) -> list[tuple[float, float | None, str]]:
         return [(float(epoch(s) or 0), epoch(f), status) for s, f, status in rows]
 
 
-async def stop(proc: asyncio.subprocess.Process, log: DaemonLog) -> None:
+async def stop(proc: Child, log: DaemonLog) -> None:
     """SIGTERM the daemon, read the rest of its log and require a clean exit."""
     proc.send_signal(signal.SIGTERM)
     async with asyncio.timeout(60):

@@ -17,7 +17,7 @@ import pytest
 
 from finappd.sim import SimConfig
 from tests.conftest import MakeServer
-from tests.procs import blocked_span, spawn_stallable
+from tests.procs import Child, blocked_span, spawn_stallable
 
 CONFIG = """
 [store]
@@ -86,9 +86,7 @@ def listener(tmp_path: Path) -> Iterator[Listener]:
     sock.close()
 
 
-async def start_child(
-    tmp_path: Path, url: str, env: dict[str, str]
-) -> tuple[asyncio.subprocess.Process, Path]:
+async def start_child(tmp_path: Path, url: str, env: dict[str, str]) -> tuple[Child, Path]:
     """Start the daemon under the blocking harness; return it and its block marker file."""
     config = tmp_path / "finappd.toml"
     config.write_text(CONFIG.format(db=tmp_path / "w.sqlite3", url=url), encoding="utf-8")
@@ -97,7 +95,7 @@ async def start_child(
     return proc, marker
 
 
-async def stop_child(proc: asyncio.subprocess.Process) -> None:
+async def stop_child(proc: Child) -> None:
     """SIGTERM the daemon and require a clean exit."""
     proc.send_signal(signal.SIGTERM)
     _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
