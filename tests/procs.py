@@ -38,6 +38,7 @@ __all__ = [
     "notify_socket",
     "received",
     "spawn_finappd",
+    "spawn_main",
     "spawn_stallable",
 ]
 
@@ -231,15 +232,16 @@ def _child_end(how: int) -> int:
     return os.open(os.devnull, os.O_WRONLY) if how == asyncio.subprocess.DEVNULL else os.dup(how)
 
 
-async def _fork(
+async def spawn_main(
     main: Callable[[list[str]], int],
     argv: Sequence[str],
     env: dict[str, str] | None,
     stdout: int | None,
     stderr: int | None = None,
 ) -> Child:
-    """Fork ``main(argv)`` from the preloaded server. stdout and stderr are piped unless
-    given: a descriptor, ``asyncio.subprocess.DEVNULL`` or (stderr) ``STDOUT``."""
+    """Start ``main(argv)`` as a child process forked from the preloaded server (``main``: a
+    module-level function, found by name there). stdout and stderr are piped unless given:
+    a descriptor, ``asyncio.subprocess.DEVNULL`` or (stderr) ``STDOUT``."""
     readers: list[asyncio.StreamReader | None] = []
     given: list[int] = []  # the child's ends, closed here once it has its copies
     for how in (stdout, stderr):
@@ -291,7 +293,7 @@ async def spawn_finappd(
     """Start ``finappd ARGS`` as a child process forked from a server that has already
     imported finappd (the first call starts that server); stdout and stderr piped unless
     given (a descriptor, ``asyncio.subprocess.DEVNULL``, or ``STDOUT`` for stderr)."""
-    return await _fork(_cli, args, env, stdout, stderr)
+    return await spawn_main(_cli, args, env, stdout, stderr)
 
 
 async def spawn_stallable(
@@ -302,7 +304,7 @@ async def spawn_stallable(
     stdout: int | None = None,
 ) -> Child:
     """Start the daemon on ``config`` under a harness whose SIGUSR1 blocks its loop ``block_s``."""
-    return await _fork(_stallable, [str(config), str(block_s), str(marker)], env, stdout)
+    return await spawn_main(_stallable, [str(config), str(block_s), str(marker)], env, stdout)
 
 
 def _stamps(marker: Path) -> list[float]:

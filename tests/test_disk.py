@@ -3,66 +3,68 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from finappd.sim import SimConfig
-from tests.conftest import MakeServer
-from tests.procs import DaemonLog, integrity
-
-#: The daemon as `finappd run` starts it, plus test-only signals turning a storage fault on
-#: (SIGUSR1) and off (SIGUSR2) on the store's own connection, between two transactions:
-#: "full" pins PRAGMA max_page_count at the file's current size (SQLITE_FULL on growth,
-#: as a full disk gives), "readonly" sets PRAGMA query_only (every write refused). With
-#: "full-at-start" the disk is full from the moment the store is opened.
-CHILD = """
-import asyncio, signal, sys
-from pathlib import Path
 from finappd.config import load_settings
 from finappd.logging import configure_logging
 from finappd.runtime import Runtime
 from finappd.scheduler import Daemon
+from finappd.sim import SimConfig
+from finappd.store import Store
+from tests.conftest import MakeServer
+from tests.procs import Child, DaemonLog, integrity, spawn_main
 
-config, mode = Path(sys.argv[1]), sys.argv[2]
-runtimes = []
 
-def fault(store, on):
-    conn = store._conn
-    if mode.startswith("full"):
-        pages = conn.execute("PRAGMA page_count").fetchone()[0]
-        conn.execute(f"PRAGMA max_page_count = {pages if on else 1073741823}")
-    else:
-        conn.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
+def faulty_daemon(argv: list[str]) -> int:
+    """The daemon as `finappd run --config ARGV[0]` starts it, plus test-only signals turning
+    a storage fault on (SIGUSR1) and off (SIGUSR2) on the store's own connection, between two
+    transactions: "full" pins PRAGMA max_page_count at the file's current size (SQLITE_FULL
+    on growth, as a full disk gives), "readonly" sets PRAGMA query_only (every write
+    refused). With ARGV[1] "full-at-start" the disk is full from the moment the store opens.
+    It runs in a child process (:func:`start`): patching Runtime touches no test's."""
+    config, mode = Path(argv[0]), argv[1]
+    runtimes: list[Runtime] = []
 
-opened = Runtime.__aenter__
-async def aenter(self):
-    runtime = await opened(self)
-    runtimes.append(runtime)
-    if mode == "full-at-start":
-        await runtime.writer.call(fault, runtime.store, True)
-    return runtime
-Runtime.__aenter__ = aenter
+    def fault(store: Store, on: bool) -> None:
+        conn = store._conn
+        assert conn is not None
+        if mode.startswith("full"):
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages if on else 1073741823}")
+        else:
+            conn.execute(f"PRAGMA query_only = {'ON' if on else 'OFF'}")
 
-async def main():
-    settings = load_settings(config)
-    configure_logging("info", "json")
-    loop = asyncio.get_running_loop()
-    tasks = set()
-    def toggle(on):
-        task = asyncio.ensure_future(runtimes[0].writer.call(fault, runtimes[0].store, on))
-        tasks.add(task)
-    loop.add_signal_handler(signal.SIGUSR1, toggle, True)
-    loop.add_signal_handler(signal.SIGUSR2, toggle, False)
-    return await Daemon(settings).run()
+    opened = Runtime.__aenter__
 
-raise SystemExit(asyncio.run(main()))
-"""
+    async def aenter(self: Runtime) -> Runtime:
+        runtime = await opened(self)
+        runtimes.append(runtime)
+        if mode == "full-at-start":
+            await runtime.writer.call(fault, runtime.store, True)
+        return runtime
+
+    Runtime.__aenter__ = aenter  # type: ignore[method-assign]
+
+    async def main() -> int:
+        settings = load_settings(config)
+        configure_logging("info", "json")
+        loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Future[None]] = set()
+
+        def toggle(on: bool) -> None:
+            tasks.add(asyncio.ensure_future(runtimes[0].writer.call(fault, runtimes[0].store, on)))
+
+        loop.add_signal_handler(signal.SIGUSR1, toggle, True)
+        loop.add_signal_handler(signal.SIGUSR2, toggle, False)
+        return await Daemon(settings).run()
+
+    return asyncio.run(main())
+
 
 CONFIG = """
 [store]
@@ -83,7 +85,7 @@ num_workers = 8
 TICKERS = [f"D{i:02d}" for i in range(40)]
 
 
-async def start(tmp_path: Path, url: str, mode: str) -> tuple[asyncio.subprocess.Process, Path]:
+async def start(tmp_path: Path, url: str, mode: str) -> tuple[Child, Path]:
     """Start the daemon under the fault harness in ``mode``; return it and its DB path."""
     db = tmp_path / "disk.sqlite3"
     config = tmp_path / "finappd.toml"
@@ -91,16 +93,7 @@ async def start(tmp_path: Path, url: str, mode: str) -> tuple[asyncio.subprocess
         CONFIG.format(db=db, url=url, tickers=", ".join(f'"{t}"' for t in TICKERS)),
         encoding="utf-8",
     )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD,
-        str(config),
-        mode,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ),
-    )
+    proc = await spawn_main(faulty_daemon, [str(config), mode], None, None)
     return proc, db
 
 
@@ -112,7 +105,7 @@ def run_rows(db: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-async def stop(proc: asyncio.subprocess.Process, log: DaemonLog) -> list[dict[str, Any]]:
+async def stop(proc: Child, log: DaemonLog) -> list[dict[str, Any]]:
     """SIGTERM the daemon; require exit 0; return every log line."""
     proc.send_signal(signal.SIGTERM)
     events = await asyncio.wait_for(log.drain(), timeout=60)

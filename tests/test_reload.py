@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import socket
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,7 +50,7 @@ def notify_socket(tmp_path: Path) -> Iterator[socket.socket]:
 class DaemonProcess:
     """A ``finappd run`` child: its JSON log events and sd_notify messages as they arrive."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, notify: socket.socket) -> None:
+    def __init__(self, proc: procs.Child, notify: socket.socket) -> None:
         self.proc = proc
         self.notify = notify
         self.events: list[dict[str, Any]] = []
@@ -106,15 +104,8 @@ class DaemonProcess:
 @asynccontextmanager
 async def daemon(config: Path, notify: socket.socket) -> AsyncIterator[DaemonProcess]:
     """Run ``finappd --config CONFIG run`` with a notify socket; always stopped after."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "finappd",
-        "--config",
-        str(config),
-        "run",
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "NOTIFY_SOCKET": notify.getsockname()},
+    proc = await procs.spawn_finappd(
+        "--config", str(config), "run", env={"NOTIFY_SOCKET": notify.getsockname()}
     )
     running = DaemonProcess(proc, notify)
     try:
