@@ -192,9 +192,12 @@ async def test_an_unknown_symbol_is_not_found_in_one_request(
 async def test_windows_like_the_servers_never_see_its_rate_limit(
     contract: Contract, sim_server: MakeServer, make: MakeProvider
 ) -> None:
-    """A client holding the API's own window (plus jitter room) never meets its limit."""
-    sim = await sim_server(SimConfig(latency=0.005, provider_limits={contract.kind: (4, 0.15)}))
-    provider = make(sim, rates=[{"count": 4, "period": 0.25}], max_concurrency=3)
+    """A client holding the API's own window (plus jitter room) never meets its limit.
+
+    The room (0.3 s) covers requests that leave on time but reach the server late, bunched
+    with the next window's, as on a machine busy with other work."""
+    sim = await sim_server(SimConfig(latency=0.005, provider_limits={contract.kind: (4, 0.1)}))
+    provider = make(sim, rates=[{"count": 4, "period": 0.4}], max_concurrency=3)
     results = await contract.fetch_many(provider, 8)
     assert all(isinstance(r, list) and r for r in results), results
     assert (sim.stats.requests, sim.stats.api_refused) == (8, {})
