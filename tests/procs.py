@@ -42,14 +42,13 @@ __all__ = [
     "spawn_stallable",
 ]
 
-#: Children forked from a server that has imported finappd once: a real process each (its
-#: own pid, signals, exit code, file descriptors), minus the second of CPU a fresh interpreter
-#: spends importing, which touches no file. Tests of the real entry point (``python -m
-#: finappd``, the systemd unit, the import graph) still start fresh interpreters.
+#: Children forked from a server that has imported finappd once (:mod:`tests.preload`): a
+#: real process each (its own pid, signals, exit code, file descriptors), minus the second
+#: or so of CPU a fresh interpreter spends importing and filling first-use caches, which
+#: touches no file. Tests of the real entry point (``python -m finappd``, the systemd
+#: unit, the import graph) still start fresh interpreters (:func:`exec_finappd`).
 _FORKS = multiprocessing.get_context("forkserver")
-_FORKS.set_forkserver_preload(
-    ["finappd.cli", "finappd.runtime", "finappd.scheduler", "exchange_calendars", "tests.procs"]
-)
+_FORKS.set_forkserver_preload(["tests.preload", "tests.procs"])
 
 
 @contextmanager
