@@ -112,7 +112,7 @@ def _query(start: datetime, days: int, **extra: str) -> dict[str, str]:
         _query(datetime(2025, 6, 1, tzinfo=UTC), 30),  # wholly in the past
         _query(datetime(2026, 3, 7, tzinfo=UTC), 2),  # a weekend: meta only, or crypto bars
         _query(datetime(2026, 4, 1, tzinfo=UTC), 5),  # wholly in the future
-        _query(datetime(2020, 1, 1, tzinfo=UTC), 2000),  # longer than the cached span
+        _query(datetime(2024, 1, 1, tzinfo=UTC), 500),  # longer than the cached span (400 days)
         {"range": "5d"},
         {"period1": "1772000000"},  # no period2: up to now
         {"period1": "x", "period2": "1"},
