@@ -184,6 +184,7 @@ class RunOnce:
     summary: dict[str, Any]
     wall_s: float
     cpu_s: float
+    run_cpu_s: float  # of the run alone: not start-up nor exit
     maxrss_mb: float
 
     @property
@@ -193,9 +194,11 @@ class RunOnce:
         return value
 
 
-# ``python -m finappd`` with one addition: at exit, the peak RSS of its own address space
-# (VmHWM) goes to stderr. wait4's ru_maxrss cannot be used: Linux carries the parent's
-# RSS over fork/exec into the child's, so a big benchmark process would pollute it.
+# ``python -m finappd`` with two additions, both to stderr: the CPU the run itself used (all
+# threads, from the flow's start to its summary: not the imports, config, store and calendar
+# before it, nor the exit after), and at exit the peak RSS of its own address space (VmHWM).
+# wait4's ru_maxrss cannot be used: Linux carries the parent's RSS over fork/exec into the
+# child's, so a big benchmark process would pollute it.
 # Diagnostic only (``--skip-usage-writes``): with BENCH_SKIP_USAGE_WRITES set, the quota
 # ledger counts requests in memory but never writes them (its write-behind flush is a no-op).
 _WITH_PEAK_RSS = """\
@@ -209,6 +212,22 @@ if os.environ.get("BENCH_SKIP_USAGE_WRITES"):
         return True
 
     QuotaLedger.flush = _skip
+
+import finappd.runtime
+
+_run_flow_once = finappd.runtime.run_flow_once
+
+def _cpu():
+    t = os.times()
+    return t.user + t.system
+
+async def _timed_run(*args, **kwargs):
+    started = _cpu()
+    summary = await _run_flow_once(*args, **kwargs)
+    sys.stderr.write(f"BENCH-run-cpu-s {_cpu() - started}\\n")
+    return summary
+
+finappd.runtime.run_flow_once = _timed_run
 
 def _report_peak():
     with open("/proc/self/status") as status:
@@ -258,8 +277,11 @@ def run_once(config: Path, flow: str, *, skip_usage_writes: bool = False) -> Run
         tail = (out + err).decode()[-2000:]
         raise RuntimeError(f"run-once exited {proc.returncode}: {tail}")
     summary: dict[str, Any] = json.loads(out.decode().splitlines()[-1])
-    peak = [line for line in err.decode().splitlines() if line.startswith("BENCH-VmHWM-kB ")]
-    return RunOnce(summary, wall, usage.ru_utime + usage.ru_stime, int(peak[-1].split()[1]) / 1024)
+    lines = err.decode().splitlines()
+    [run_cpu] = [float(ln.split()[1]) for ln in lines if ln.startswith("BENCH-run-cpu-s ")]
+    peak = [line for line in lines if line.startswith("BENCH-VmHWM-kB ")]
+    cpu = usage.ru_utime + usage.ru_stime
+    return RunOnce(summary, wall, cpu, run_cpu, int(peak[-1].split()[1]) / 1024)
 
 
 def chart_urls(base_url: str, symbols: Sequence[str], now: datetime | None = None) -> list[str]:
@@ -340,7 +362,6 @@ class Comparison:
     finappd: RunOnce
     plain: PlainResult
     rejected_429: int
-    startup_cpu_s: float  # CPU of a one-ticker run-once: imports, opening, one run
     plain_sim_cpu_s: float
     finappd_sim_cpu_s: float
 
@@ -356,8 +377,8 @@ class Comparison:
 
     @property
     def finappd_cpu_us(self) -> float:
-        """CPU microseconds per ticker of the run-once process beyond its start-up."""
-        return (self.finappd.cpu_s - self.startup_cpu_s) / self.n * 1e6
+        """CPU microseconds per ticker of the run-once process's run (all its threads)."""
+        return self.finappd.run_cpu_s / self.n * 1e6
 
     @property
     def plain_cpu_us(self) -> float:
@@ -409,12 +430,7 @@ def compare(
         rejected += sim.stats()["rejected_429"]
     assert best_plain is not None
     assert best_run is not None
-    startup = run_once(
-        write_config(workdir / "n1", sim.url, {"bench": symbols[:1]}, limit=limit, workers=limit),
-        "bench",
-        skip_usage_writes=skip_usage_writes,
-    ).cpu_s
-    return Comparison(n, best_run, best_plain, rejected, startup, plain_sim_cpu, run_sim_cpu)
+    return Comparison(n, best_run, best_plain, rejected, plain_sim_cpu, run_sim_cpu)
 
 
 def warm_up(sim: Sim, n: int, limit: int) -> float:
