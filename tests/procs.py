@@ -152,7 +152,9 @@ class Child:
         stdout: asyncio.StreamReader | None,
         stderr: asyncio.StreamReader | None,
     ) -> None:
+        assert process.pid is not None  # started
         self._process = process
+        self.pid: int = process.pid
         self.stdout = stdout
         self.stderr = stderr
         self._code: int | None = None
@@ -161,14 +163,9 @@ class Child:
         return f"<Child pid={self.pid} returncode={self.returncode}>"
 
     @property
-    def pid(self) -> int:
-        pid = self._process.pid
-        assert pid is not None
-        return pid
-
-    @property
     def returncode(self) -> int | None:
-        """The exit code (negative: the signal that ended it), or None while it runs."""
+        """The exit code (negative: the signal that ended it), or None while it runs. Once
+        it is known, the process handle is released (its sentinel closed)."""
         if self._code is None:
             self._code = self._process.exitcode
             if self._code is not None:
@@ -234,8 +231,9 @@ def _child_end(how: int) -> int:
 async def spawn_main(
     main: Callable[[list[str]], int],
     argv: Sequence[str],
-    env: dict[str, str] | None,
-    stdout: int | None,
+    *,
+    env: dict[str, str] | None = None,
+    stdout: int | None = None,
     stderr: int | None = None,
 ) -> Child:
     """Start ``main(argv)`` as a child process forked from the preloaded server (``main``: a
@@ -292,7 +290,7 @@ async def spawn_finappd(
     """Start ``finappd ARGS`` as a child process forked from a server that has already
     imported finappd (the first call starts that server); stdout and stderr piped unless
     given (a descriptor, ``asyncio.subprocess.DEVNULL``, or ``STDOUT`` for stderr)."""
-    return await spawn_main(_cli, args, env, stdout, stderr)
+    return await spawn_main(_cli, args, env=env, stdout=stdout, stderr=stderr)
 
 
 async def spawn_stallable(
@@ -303,7 +301,8 @@ async def spawn_stallable(
     stdout: int | None = None,
 ) -> Child:
     """Start the daemon on ``config`` under a harness whose SIGUSR1 blocks its loop ``block_s``."""
-    return await spawn_main(_stallable, [str(config), str(block_s), str(marker)], env, stdout)
+    argv = [str(config), str(block_s), str(marker)]
+    return await spawn_main(_stallable, argv, env=env, stdout=stdout)
 
 
 def _stamps(marker: Path) -> list[float]:

@@ -93,7 +93,7 @@ async def start(tmp_path: Path, url: str, mode: str) -> tuple[Child, Path]:
         CONFIG.format(db=db, url=url, tickers=", ".join(f'"{t}"' for t in TICKERS)),
         encoding="utf-8",
     )
-    proc = await spawn_main(faulty_daemon, [str(config), mode], None, None)
+    proc = await spawn_main(faulty_daemon, [str(config), mode])
     return proc, db
 
 
