@@ -17,7 +17,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from multiprocessing import reduction
@@ -37,6 +37,7 @@ __all__ = [
     "integrity",
     "notify_socket",
     "received",
+    "run_daemon",
     "spawn_finappd",
     "spawn_main",
     "spawn_stallable",
@@ -73,29 +74,37 @@ def received(sock: socket.socket) -> list[str]:
             return messages
 
 
-def _stallable(argv: list[str]) -> int:
-    """The daemon as ``finappd run --config ARGV[0]`` starts it (logging JSON at the config's
-    level), plus a test-only SIGUSR1 handler that blocks the event loop (as a stuck call
-    would) for ARGV[1] seconds and writes to the marker file ARGV[2] when the block started
-    and ended."""
+def run_daemon(config: Path, handlers: Mapping[signal.Signals, Callable[[], None]]) -> int:
+    """The daemon as ``finappd run --config CONFIG`` starts it (logging JSON at the config's
+    level), plus test-only ``handlers`` of signals, run on its event loop."""
     from finappd.config import load_settings
     from finappd.logging import configure_logging
     from finappd.scheduler import Daemon
 
-    def block(seconds: float, marker: str) -> None:
-        Path(marker).write_text(f"{time.time()}\n")
-        time.sleep(seconds)
-        with open(marker, "a") as f:
-            f.write(f"{time.time()}\n")
-
     async def main() -> int:
-        settings = load_settings(Path(argv[0]))
+        settings = load_settings(config)
         configure_logging(settings.logging.level, "json")
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGUSR1, block, float(argv[1]), argv[2])
+        for sig, handler in handlers.items():
+            loop.add_signal_handler(sig, handler)
         return await Daemon(settings).run()
 
     return asyncio.run(main())
+
+
+def _stallable(argv: list[str]) -> int:
+    """:func:`run_daemon` on ARGV[0] with a SIGUSR1 handler that blocks the event loop (as a
+    stuck call would) for ARGV[1] seconds and writes to the marker file ARGV[2] when the
+    block started and ended."""
+
+    def block() -> None:
+        marker = Path(argv[2])
+        marker.write_text(f"{time.time()}\n")
+        time.sleep(float(argv[1]))
+        with marker.open("a") as f:
+            f.write(f"{time.time()}\n")
+
+    return run_daemon(Path(argv[0]), {signal.SIGUSR1: block})
 
 
 def _cli(argv: list[str]) -> int:

@@ -5,30 +5,29 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from finappd.config import load_settings
-from finappd.logging import configure_logging
 from finappd.runtime import Runtime
-from finappd.scheduler import Daemon
 from finappd.sim import SimConfig
 from finappd.store import Store
 from tests.conftest import MakeServer
-from tests.procs import Child, DaemonLog, integrity, spawn_main
+from tests.procs import Child, DaemonLog, integrity, run_daemon, spawn_main
 
 
 def faulty_daemon(argv: list[str]) -> int:
-    """The daemon as `finappd run --config ARGV[0]` starts it, plus test-only signals turning
-    a storage fault on (SIGUSR1) and off (SIGUSR2) on the store's own connection, between two
-    transactions: "full" pins PRAGMA max_page_count at the file's current size (SQLITE_FULL
-    on growth, as a full disk gives), "readonly" sets PRAGMA query_only (every write
-    refused). With ARGV[1] "full-at-start" the disk is full from the moment the store opens.
-    It runs in a child process (:func:`start`): patching Runtime touches no test's."""
+    """:func:`run_daemon` on ARGV[0] with test-only signals turning a storage fault on
+    (SIGUSR1) and off (SIGUSR2) on the store's own connection, between two transactions:
+    "full" pins PRAGMA max_page_count at the file's current size (SQLITE_FULL on growth, as
+    a full disk gives), "readonly" sets PRAGMA query_only (every write refused). With
+    ARGV[1] "full-at-start" the disk is full from the moment the store opens. It runs in a
+    child process (:func:`start`): patching Runtime touches no test's."""
     config, mode = Path(argv[0]), argv[1]
     runtimes: list[Runtime] = []
+    tasks: set[asyncio.Future[None]] = set()
 
     def fault(store: Store, on: bool) -> None:
         conn = store._conn
@@ -50,20 +49,11 @@ def faulty_daemon(argv: list[str]) -> int:
 
     Runtime.__aenter__ = aenter  # type: ignore[method-assign]
 
-    async def main() -> int:
-        settings = load_settings(config)
-        configure_logging("info", "json")
-        loop = asyncio.get_running_loop()
-        tasks: set[asyncio.Future[None]] = set()
+    def toggle(on: bool) -> None:
+        tasks.add(asyncio.ensure_future(runtimes[0].writer.call(fault, runtimes[0].store, on)))
 
-        def toggle(on: bool) -> None:
-            tasks.add(asyncio.ensure_future(runtimes[0].writer.call(fault, runtimes[0].store, on)))
-
-        loop.add_signal_handler(signal.SIGUSR1, toggle, True)
-        loop.add_signal_handler(signal.SIGUSR2, toggle, False)
-        return await Daemon(settings).run()
-
-    return asyncio.run(main())
+    handlers = {signal.SIGUSR1: partial(toggle, True), signal.SIGUSR2: partial(toggle, False)}
+    return run_daemon(config, handlers)
 
 
 CONFIG = """
