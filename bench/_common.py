@@ -201,7 +201,7 @@ class RunOnce:
 # child's, so a big benchmark process would pollute it.
 # Diagnostic only (``--skip-usage-writes``): with BENCH_SKIP_USAGE_WRITES set, the quota
 # ledger counts requests in memory but never writes them (its write-behind flush is a no-op).
-_WITH_PEAK_RSS = """\
+_MEASURED_FINAPPD = """\
 import atexit, os, runpy, sys
 
 if os.environ.get("BENCH_SKIP_USAGE_WRITES"):
@@ -261,7 +261,7 @@ def _read_all(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
 
 def run_once(config: Path, flow: str, *, skip_usage_writes: bool = False) -> RunOnce:
     """Run ``python -m finappd --config CONFIG run-once FLOW``: its summary, CPU and peak RSS."""
-    argv = [sys.executable, "-c", _WITH_PEAK_RSS, "--config", str(config), "run-once", flow]
+    argv = [sys.executable, "-c", _MEASURED_FINAPPD, "--config", str(config), "run-once", flow]
     env = dict(os.environ)
     if skip_usage_writes:
         env["BENCH_SKIP_USAGE_WRITES"] = "1"
