@@ -174,6 +174,16 @@ class InstrumentBook:
         self.policy = delisted or DelistedSettings()
         #: Whether ``not_found`` counts (False: a backfill, gap fill, split re-fetch).
         self.streaks = streaks
+        # What this book read of its tickers (their rows, newest closes, unitless bars), kept
+        # while the store says nothing else changed them (_recall): a run's tickers are read
+        # once, when ``describe`` gives them their rows, and its batches read nothing. On
+        # the writer thread, each read row by row wakes the busy event loop for the GIL.
+        # Bars are written only by a batch that settles their tickers first, which writes
+        # their rows (``store.writes`` moves), so a close kept here is never behind.
+        self._rows: dict[str, Instrument | None] = {}
+        self._closes: dict[str, float] = {}
+        self._unitless: set[tuple[str, str]] = set()
+        self._current: tuple[int, int, int] | None = None  # id(store), writes, data_version
 
     def __repr__(self) -> str:
         return (
@@ -184,7 +194,7 @@ class InstrumentBook:
     def describe(self, store: Store, tickers: Sequence[str], now: datetime) -> int:
         """Give each of a flow's ``tickers`` its row before any answer: what the ticker and
         the config say, over what is stored. Returns how many rows changed."""
-        stored = read_instruments(store, tickers)
+        version, stored = self._recall(store, tickers)
         changed = []
         for symbol in dict.fromkeys(tickers):
             before = stored.get(symbol)
@@ -192,7 +202,35 @@ class InstrumentBook:
             if row != before:
                 changed.append(row)
         record_described(store, changed, now)
+        self._rows.update((row.symbol, row) for row in changed)
+        self._keep(store, version)
         return len(changed)
+
+    def _recall(
+        self, store: Store, symbols: Sequence[str]
+    ) -> tuple[int | None, dict[str, Instrument]]:
+        """The store's ``data_version`` and the stored rows of ``symbols``; what this book
+        holds of them is read only when the store changed since (or cannot tell)."""
+        version = store.data_version()
+        if version is None or self._current != (id(store), store.writes, version):
+            self._rows.clear()
+            self._closes.clear()
+            self._unitless.clear()
+        missing = [s for s in dict.fromkeys(symbols) if s not in self._rows]
+        if missing:
+            stored = read_instruments(store, missing)
+            self._rows.update(dict.fromkeys(missing))
+            self._rows.update(stored)
+            self._closes.update(last_closes(store, stored))
+            # Only tickers stored before v4 with no unit yet can have unitless bars to convert.
+            pending = [s for s, row in stored.items() if row.quoted_unit is None]
+            if pending:
+                self._unitless |= unitless_bars(store, pending)
+        return version, {s: row for s in symbols if (row := self._rows[s]) is not None}
+
+    def _keep(self, store: Store, version: int | None) -> None:
+        """What this book holds is the store's as of now (its own writes are in it)."""
+        self._current = None if version is None else (id(store), store.writes, version)
 
     def settle(
         self, store: Store, symbol: str, provider: str, bars: Sequence[Bar], now: datetime
@@ -205,15 +243,13 @@ class InstrumentBook:
     ) -> list[list[Bar]]:
         """Each ``(symbol, provider, bars)``'s bars in major units; their rows upserted.
 
-        Three reads and one write per batch, whatever its size (a per-ticker statement
-        each made a run's writer ~10x slower).
+        Two writes per batch, whatever its size (a per-ticker statement each made a run's
+        writer ~10x slower), and reads only of tickers ``describe`` did not read or, when
+        the store changed meanwhile, of all of them.
         """
         symbols = [symbol for symbol, _, _ in items]
-        stored = read_instruments(store, symbols)
-        closes = last_closes(store, stored)
-        # Only tickers stored before v4 with no unit yet can have unitless bars to convert.
-        pending = [s for s in symbols if (row := stored.get(s)) and row.quoted_unit is None]
-        unitless = unitless_bars(store, pending) if pending else set()
+        version, stored = self._recall(store, symbols)
+        closes, unitless = self._closes, self._unitless
         changed: dict[str, Instrument] = {}
         same: list[str] = []
         settled: list[list[Bar]] = []
@@ -235,6 +271,13 @@ class InstrumentBook:
             settled.append(converted)
         record_found(store, list(changed.values()), now)
         record_seen(store, [s for s in same if s not in changed], now)
+        # Their rows, closes and bars have just changed: read again if they come back.
+        done = set(symbols)
+        for symbol in done:
+            self._rows.pop(symbol, None)
+            self._closes.pop(symbol, None)
+        self._unitless = {pair for pair in self._unitless if pair[0] not in done}
+        self._keep(store, version)
         return settled
 
     def _settle_one(
@@ -290,6 +333,7 @@ class InstrumentBook:
         """One more run found no ``symbol``; logs ``ticker.delisted`` when it is marked."""
         if not self.streaks:
             return
+        current = self._current
         streak = record_not_found(
             store,
             symbol,
@@ -298,6 +342,9 @@ class InstrumentBook:
             after_runs=self.policy.after_runs,
             recheck_every_s=self.policy.recheck_every.total_seconds(),
         )
+        self._rows.pop(symbol, None)  # it may have a row now
+        if current is not None and current[:2] == (id(store), store.writes - 1):
+            self._keep(store, current[2])  # this was the one write since: still current
         if streak.delisted:
             log.warning(
                 "ticker.delisted",

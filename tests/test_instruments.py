@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from finappd import instruments
 from finappd.config import Settings, load_settings
 from finappd.config.instruments import InstrumentSettings
 from finappd.errors import ConfigError
@@ -218,6 +221,70 @@ def test_a_unit_label_that_flips_is_caught_and_logged(tmp_path: Path) -> None:
     assert event["symbol"] == "VOD.L"
     assert event["log_level"] == "warning"
     assert event["reason"].startswith("unit_changed: the answer says GBP but its prices are in GBp")
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The symbols of every ``instruments`` read the book makes, in order."""
+    reads: list[list[str]] = []
+
+    def read(store: Store, symbols: Iterable[str] | None = None) -> dict[str, Instrument]:
+        reads.append(sorted(symbols or ()))
+        return read_instruments(store, symbols)
+
+    monkeypatch.setattr(instruments, "read_instruments", read)
+    return reads
+
+
+def test_a_runs_batches_settle_from_what_describe_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """describe reads the run's tickers once and their batches read nothing more; a row
+    another connection changes meanwhile is read again (PRAGMA data_version), so what
+    it wrote is merged over, not overwritten from a stale copy."""
+    reads = _counting_reads(monkeypatch)
+    book = InstrumentBook()
+    with Store(tmp_path / "s.sqlite3") as store:
+        with store.transaction():
+            book.describe(store, ["VOD.L", "BP.L", "SHEL.L"], NOW)
+        with store.transaction():
+            book.settle_batch(store, [("VOD.L", "yahoo", _bars([72.0], "GBp"))], NOW)
+        assert reads == [["BP.L", "SHEL.L", "VOD.L"]]
+        with sqlite3.connect(tmp_path / "s.sqlite3") as other:
+            other.execute("UPDATE instruments SET name = 'BP plc' WHERE symbol = 'BP.L'")
+        with store.transaction():
+            book.settle_batch(store, [("BP.L", "yahoo", _bars([480.0], "GBp"))], NOW)
+        assert reads[1:] == [["BP.L"]]
+        assert read_instruments(store)["BP.L"].name == "BP plc"
+
+
+def test_another_books_write_or_a_rollback_makes_the_book_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another flow's book (same store) writing a row, or a batch rolled back after the
+    book wrote, leaves the book's copy stale: it reads again instead of trusting it."""
+    reads = _counting_reads(monkeypatch)
+    book = InstrumentBook()
+    with Store(tmp_path / "s.sqlite3") as store:
+        with store.transaction():
+            book.describe(store, ["VOD.L", "BP.L"], NOW)
+        declared = InstrumentBook({"VOD.L": InstrumentSettings(name="Vodafone")})
+        with store.transaction():
+            declared.describe(store, ["VOD.L"], NOW)
+        with store.transaction():
+            book.settle_batch(store, [("VOD.L", "yahoo", _bars([72.0], "GBp"))], NOW)
+        assert reads[-1] == ["VOD.L"]
+        assert read_instruments(store)["VOD.L"].name == "Vodafone"
+
+        def describe_then_fail() -> None:
+            with store.transaction():
+                book.describe(store, ["RR.L"], NOW)
+                raise RuntimeError("the batch failed after the book wrote")
+
+        with pytest.raises(RuntimeError):
+            describe_then_fail()
+        with store.transaction():
+            book.describe(store, ["RR.L"], NOW)  # not "unchanged": its row was rolled back
+        assert "RR.L" in read_instruments(store)
 
 
 def _delisting_settings(tmp_path: Path, url: str) -> Settings:

@@ -7,11 +7,11 @@ they use, which :class:`finappd.store.pg.PgConnection` provides over psycopg.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-__all__ = ["Connection", "Cursor", "Dialect", "StorePart"]
+__all__ = ["Connection", "Cursor", "Dialect", "StorePart", "execute_rows"]
 
 #: Which database a store is.
 Dialect = Literal["sqlite", "postgresql"]
@@ -47,9 +47,31 @@ class StorePart:
     #: The database in messages: a file path, or a PostgreSQL URL (no password).
     where: str
     dialect: Dialect
+    #: Writes to ``instruments`` through this store, and rollbacks, so far: with
+    #: ``data_version()`` it tells whether rows copied earlier are still what is stored.
+    writes: int
 
     if TYPE_CHECKING:  # implemented by Store; declared here so the parts type-check alone
 
         def _guard(self, operation: str) -> AbstractContextManager[Connection]: ...
 
         def _write(self, operation: str) -> AbstractContextManager[Connection]: ...
+
+
+def execute_rows(
+    conn: Connection, statement: Callable[[int], str], params: Sequence[Any], width: int, most: int
+) -> None:
+    """Run ``statement(n)``, a multi-row ``VALUES`` of ``n`` rows of ``width`` parameters,
+    over ``params`` (the rows' parameters one after another), at most ``most`` rows a time.
+
+    One statement step per chunk, where ``executemany`` takes one per row: sqlite3 releases
+    and retakes the GIL around each step, and on the writer thread each retake waits for
+    the busy event loop. Power-of-two chunks: a few distinct sizes, so ``statement`` is
+    cached and sqlite3 keeps each compiled instead of compiling one per batch size.
+    """
+    count = len(params) // width
+    done = 0
+    while done < count:
+        size = 1 << (min(count - done, most).bit_length() - 1)
+        conn.execute(statement(size), params[done * width : (done + size) * width])
+        done += size

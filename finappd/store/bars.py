@@ -7,7 +7,7 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 
 from finappd.records import Bar
-from finappd.store._mixin import Connection, StorePart
+from finappd.store._mixin import Connection, StorePart, execute_rows
 from finappd.store.runs import utc_text
 
 __all__ = ["BAR_COLUMNS", "BAR_PARAMS", "UPSERT_BARS_ON_CONFLICT", "BarsMixin"]
@@ -65,11 +65,9 @@ class BarsMixin(StorePart):
         its ``currency`` as given: bars must already be in a major unit
         (``InstrumentBook.settle`` puts a run's bars there).
 
-        Multi-row ``VALUES`` rather than ``executemany``: sqlite3 releases and retakes
-        the GIL around every statement step, i.e. per row with ``executemany``, and on
-        the writer thread each retake has to wait for the busy event loop. One step
-        per chunk needs a few retakes per batch instead, and is also ~20 % faster on
-        its own (bench/upsert.py).
+        Multi-row ``VALUES`` rather than ``executemany`` (``execute_rows``): a few GIL
+        retakes per batch instead of one per row, and ~20 % faster on its own
+        (bench/upsert.py).
         """
         fetched = utc_text(fetched_at)
         params: list[object] = []
@@ -89,16 +87,7 @@ class BarsMixin(StorePart):
 
     def _upsert_bar_params(self, conn: Connection, params: list[object], count: int) -> None:
         """Upsert ``count`` rows whose 14 parameters each follow one another in ``params``."""
-        done = 0
-        while done < count:
-            # Power-of-two chunks: at most 9 distinct statements, all kept in
-            # sqlite3's statement cache instead of compiled afresh per size.
-            size = 1 << (min(count - done, _UPSERT_CHUNK).bit_length() - 1)
-            conn.execute(
-                _upsert_bars_sql(size),
-                params[done * BAR_PARAMS : (done + size) * BAR_PARAMS],
-            )
-            done += size
+        execute_rows(conn, _upsert_bars_sql, params, BAR_PARAMS, _UPSERT_CHUNK)
 
     def bar_counts(self) -> dict[str, int]:
         """Number of bars stored per symbol, all intervals together."""

@@ -10,9 +10,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import cache
 from operator import attrgetter
 
-from finappd.store._mixin import Connection
+from finappd.store._mixin import Connection, execute_rows
 from finappd.store.store import Store
 from finappd.units import Unit
 
@@ -70,6 +71,7 @@ def _text(moment: datetime) -> str:
 def _conn(store: Store, operation: str) -> Iterator[Connection]:
     # Store._write is the store's one transaction primitive (join-or-begin, StoreError).
     with store._write(operation) as conn:
+        store.writes += 1  # every write to instruments passes here
         yield conn
 
 
@@ -135,18 +137,29 @@ def record_seen(store: Store, symbols: Sequence[str], now: datetime) -> None:
 def record_found(store: Store, instruments: Sequence[Instrument], now: datetime) -> None:
     """Upsert ``instruments`` as seen at ``now``: last_seen moves, not-found streaks end."""
     at = _text(now)
-    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    params = [value for i in instruments for value in (*_row(i), at, at, at)]
     with _conn(store, f"record_found of {len(instruments)} instruments") as conn:
-        conn.executemany(
-            f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "  # noqa: S608
-            "not_found_runs, delisted, next_check, updated_at) "
-            f"VALUES ({', '.join('?' * len(_COLUMNS))}, ?, ?, 0, 0, NULL, ?) "
-            f"ON CONFLICT (symbol) DO UPDATE SET {updates}, "
-            "first_seen = COALESCE(instruments.first_seen, excluded.first_seen), "
-            "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
-            "next_check = NULL, updated_at = excluded.updated_at",
-            [(*_row(i), at, at, at) for i in instruments],
-        )
+        execute_rows(conn, _record_found_sql, params, _FOUND_PARAMS, _CHUNK)
+
+
+#: Parameters per row of :func:`record_found`'s upsert.
+_FOUND_PARAMS = len(_COLUMNS) + 3
+
+
+@cache
+def _record_found_sql(rows: int) -> str:
+    """:func:`record_found`'s upsert of ``rows`` rows in one multi-row ``VALUES``."""
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _COLUMNS[1:])
+    row = f"({', '.join('?' * len(_COLUMNS))}, ?, ?, 0, 0, NULL, ?)"
+    return (
+        f"INSERT INTO instruments ({', '.join(_COLUMNS)}, first_seen, last_seen, "  # noqa: S608
+        "not_found_runs, delisted, next_check, updated_at) "
+        f"VALUES {', '.join([row] * rows)} "
+        f"ON CONFLICT (symbol) DO UPDATE SET {updates}, "
+        "first_seen = COALESCE(instruments.first_seen, excluded.first_seen), "
+        "last_seen = excluded.last_seen, not_found_runs = 0, delisted = 0, "
+        "next_check = NULL, updated_at = excluded.updated_at"
+    )
 
 
 def record_described(store: Store, instruments: Sequence[Instrument], now: datetime) -> None:

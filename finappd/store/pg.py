@@ -128,6 +128,7 @@ class PgStore(Store):
         self.password = password
         self.connect_timeout = connect_timeout
         self._pg: PgConnection | None = None
+        self.writes = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._pg is None else "read-only" if self.readonly else "open"
@@ -193,6 +194,10 @@ class PgStore(Store):
 
     def _after_commit(self, conn: Connection) -> None:
         """Nothing: PostgreSQL has no WAL file of ours to bound."""
+
+    def data_version(self) -> None:
+        """None: other daemons commit to the server without a trace in this session."""
+        return None
 
     @contextmanager
     def snapshot_cursor(

@@ -76,6 +76,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
         self._conn: sqlite3.Connection | None = None
         self._lock: IO[bytes] | None = None
         self._wal_retry_at = 0.0  # time.monotonic() before which no checkpoint is tried
+        self.writes = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "read-only" if self.readonly else "open"
@@ -192,6 +193,7 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
+                self.writes += 1  # what was written is undone: copies of it are stale
                 # SQLite may already have rolled back (e.g. after SQLITE_FULL).
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -230,6 +232,16 @@ class Store(RunsMixin, BarsMixin, UsageMixin):
             conn.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000):d}")
         if busy:  # a reader's snapshot still needed the WAL: try again a little later
             self._wal_retry_at = time.monotonic() + _WAL_RETRY_S
+
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version``: it moves whenever another connection commits.
+
+        With :attr:`writes` it tells whether rows read earlier are still what is stored
+        (``InstrumentBook`` keeps a run's instruments so): None where it cannot tell.
+        """
+        with self._guard("data_version") as conn:
+            version: int = conn.execute("PRAGMA data_version").fetchone()[0]
+            return version
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
