@@ -14,6 +14,12 @@ Two measurements, each against its own baseline in the same run:
 
     python bench/engine.py              # N = 1k, 5k
     python bench/engine.py --quick      # N = 200
+    python bench/engine.py --instructions --sizes 420   # end-to-end, counted by valgrind
+
+``--instructions`` counts, instead of timing, the instructions per ticker of both clients
+end to end: each one's count at N less its count at N = 20, over N - 20, so start-up and
+per-run costs cancel. On a shared box CPU times vary by 20 % from one run to the next;
+the counts by 1 to 3 %.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
-from _common import Sim, compare, parse_size_args, tickers, warm_up
+from _common import Sim, compare, instructions, parse_size_args, tickers, warm_up, write_config
 
 from finappd.flows import TickerResult, run_flow_once
 from finappd.logging import configure_logging
@@ -34,6 +42,17 @@ from finappd.providers import BaseProvider
 from finappd.store import Store, Writer
 
 SIZES = (1000, 5000)
+#: ``--instructions``: the size each count is taken against.
+BASE_N = 20
+
+# The plain client of the end-to-end comparison, alone in a process (for valgrind).
+_PLAIN_CLIENT = """\
+import sys
+sys.path.insert(0, "bench")
+from _common import chart_urls, plain_fetch, tickers
+url, n, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+assert plain_fetch(chart_urls(url, tickers(n)), limit).ok == n
+"""
 
 
 class _NoProvider:
@@ -113,6 +132,40 @@ def engine_only(sizes: list[int], limit: int, repeat: int, workdir: Path) -> Non
         )
 
 
+def counted(sim: Sim, workdir: Path, sizes: list[int], limit: int) -> None:
+    """Print each size's instructions per ticker of the plain client and of ``run-once``."""
+
+    def plain(n: int) -> int:
+        return instructions([sys.executable, "-c", _PLAIN_CLIENT, sim.url, str(n), str(limit)])
+
+    def finappd(n: int) -> int:
+        config = write_config(
+            workdir / f"i{n}", sim.url, {"bench": tickers(n)}, limit=limit, workers=limit
+        )
+        return instructions(
+            [sys.executable, "-m", "finappd", "--config", str(config), "run-once", "bench"]
+        )
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # one core per count
+        base = {
+            name: pool.submit(count, BASE_N)
+            for name, count in (("plain", plain), ("finappd", finappd))
+        }
+        for n in sizes:
+            plain_n, finappd_n = pool.submit(plain, n), pool.submit(finappd, n)
+            per = {
+                name: (done.result() - base[name].result()) / (n - BASE_N) / 1e6
+                for name, done in (("plain", plain_n), ("finappd", finappd_n))
+            }
+            print(
+                f"engine part=instructions n={n} limit={limit} base_n={BASE_N} "
+                f"plain_minstr_per_ticker={per['plain']:.3f} "
+                f"finappd_minstr_per_ticker={per['finappd']:.3f} "
+                f"ratio={per['finappd'] / per['plain']:.2f}",
+                flush=True,
+            )
+
+
 def main() -> int:
     """Run the engine-overhead benchmark and print its table."""
     args = parse_size_args(
@@ -121,13 +174,20 @@ def main() -> int:
         limit_help="S = num_workers",
         repeat=3,
         quick_help="N = 200, once",
+        instructions=True,
     )
     sizes, repeat, note = args.sizes, args.repeat, args.note
+    how = f"instructions (valgrind) at N less at N = {BASE_N}" if args.instructions else None
     print(
-        f"# engine overhead: L = 0, S = {args.limit}, best of {repeat}{note}; "
+        f"# engine overhead: L = 0, S = {args.limit}, {how or f'best of {repeat}'}{note}; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     with tempfile.TemporaryDirectory(prefix="finappd-bench-") as tmp:
+        if args.instructions:
+            with Sim(latency=0.0, max_concurrency=args.limit) as sim:
+                warm_up(sim, max(sizes), args.limit)
+                counted(sim, Path(tmp), [n for n in sizes if n > BASE_N], args.limit)
+            return 0
         engine_only(sizes, args.limit, repeat, Path(tmp))
         with Sim(latency=0.0, max_concurrency=args.limit) as sim:
             warm_up(sim, max(sizes), args.limit)
