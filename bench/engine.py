@@ -177,6 +177,8 @@ def main() -> int:
         instructions=True,
     )
     sizes, repeat, note = args.sizes, args.repeat, args.note
+    if args.instructions and args.skip_usage_writes:
+        raise SystemExit("--instructions counts run-once as it is: no --skip-usage-writes")
     how = f"instructions (valgrind) at N less at N = {BASE_N}" if args.instructions else None
     print(
         f"# engine overhead: L = 0, S = {args.limit}, {how or f'best of {repeat}'}{note}; "

@@ -182,7 +182,7 @@ class InstrumentBook:
         # their rows (``store.writes`` moves), so a close kept here is never behind.
         self._rows: dict[str, Instrument | None] = {}
         self._closes: dict[str, float] = {}
-        self._unitless: set[tuple[str, str]] = set()
+        self._unitless: dict[str, set[str]] = {}  # symbol -> providers of its unitless bars
         self._current: tuple[int, int, int] | None = None  # id(store), writes, data_version
 
     def __repr__(self) -> str:
@@ -224,8 +224,8 @@ class InstrumentBook:
             self._closes.update(last_closes(store, stored))
             # Only tickers stored before v4 with no unit yet can have unitless bars to convert.
             pending = [s for s, row in stored.items() if row.quoted_unit is None]
-            if pending:
-                self._unitless |= unitless_bars(store, pending)
+            for symbol, provider in unitless_bars(store, pending) if pending else ():
+                self._unitless.setdefault(symbol, set()).add(provider)
         return version, {s: row for s in symbols if (row := self._rows[s]) is not None}
 
     def _keep(self, store: Store, version: int | None) -> None:
@@ -262,7 +262,7 @@ class InstrumentBook:
                 bars,
                 before,
                 closes.get(symbol),
-                unitless=(symbol, provider) in unitless,
+                unitless=provider in unitless.get(symbol, ()),
             )
             if row == before:
                 same.append(symbol)
@@ -272,11 +272,10 @@ class InstrumentBook:
         record_found(store, list(changed.values()), now)
         record_seen(store, [s for s in same if s not in changed], now)
         # Their rows, closes and bars have just changed: read again if they come back.
-        done = set(symbols)
-        for symbol in done:
+        for symbol in set(symbols):
             self._rows.pop(symbol, None)
             self._closes.pop(symbol, None)
-        self._unitless = {pair for pair in self._unitless if pair[0] not in done}
+            self._unitless.pop(symbol, None)
         self._keep(store, version)
         return settled
 
